@@ -1,0 +1,37 @@
+import fp from 'fastify-plugin'
+import { McpProxy } from '../src/proxy.js'
+import { PACKAGE } from '../src/version.js'
+
+/**
+ * The proxy: upstream connections (one undici pool per HTTP upstream, one process per stdio upstream), client
+ * sessions and the catalog, as `app.mcpProxy` — usable with no HTTP at all (`app.mcpProxy.callTool(...)`).
+ * Upstreams connect when the app is ready; shutdown ends client streams first so in-flight requests can drain,
+ * then closes every upstream.
+ */
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    mcpProxy: McpProxy
+  }
+}
+
+export default fp(async function mcpGatewayProxy (app) {
+  const metrics = app.mcpMetrics
+  const proxy = new McpProxy({
+    config: app.mcpConfig,
+    registry: app.mcpRegistry,
+    health: app.mcpHealth,
+    balancer: app.mcpBalancer,
+    log: app.log,
+    version: PACKAGE.version,
+    observer: metrics
+  })
+  app.decorate('mcpProxy', proxy)
+  app.addHook('onReady', () => proxy.start())
+  app.addHook('preClose', async () => { proxy.beginShutdown() })
+  app.addHook('onClose', () => proxy.close())
+}, {
+  name: 'mcp-gateway-proxy',
+  fastify: '5.x',
+  dependencies: ['mcp-gateway-config', 'mcp-gateway-registry', 'mcp-gateway-balancer', 'mcp-gateway-health', 'mcp-gateway-metrics']
+})

@@ -1,0 +1,30 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyInstance } from 'fastify'
+import { CallToolBody, CallToolReply, ErrorReply, ListBody, ResourcesListReply, ToolsListReply } from '../schemas/rest.js'
+
+/**
+ * Plain JSON over HTTP for scripts and clients without an MCP SDK: list tools and resources, call a tool.
+ * No session is needed; calls use the gateway's shared session with each service. Errors are Fastify's error
+ * shape with the status the failure deserves (404 unknown tool, 400 bad arguments, 502/503/504 upstream trouble).
+ */
+
+const errors = { 400: ErrorReply, 404: ErrorReply, 502: ErrorReply, 503: ErrorReply, 504: ErrorReply }
+
+export default async function restRoutes (fastify: FastifyInstance) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const proxy = app.mcpProxy
+
+  app.addHook('onRequest', app.mcpAuth.guardOrigin)
+
+  app.post('/mcp/tools/list', {
+    schema: { body: ListBody, response: { 200: ToolsListReply, ...errors } }
+  }, async (request) => proxy.listTools(request.body?.cursor))
+
+  app.post('/mcp/tools/call', {
+    schema: { body: CallToolBody, response: { 200: CallToolReply, ...errors } }
+  }, async (request) => proxy.callTool(request.body.name, request.body.arguments) as Promise<Record<string, unknown>>)
+
+  app.post('/mcp/resources/list', {
+    schema: { body: ListBody, response: { 200: ResourcesListReply, ...errors } }
+  }, async (request) => proxy.listResources(request.body?.cursor) as Promise<{ resources: Array<{ uri: string }> }>)
+}

@@ -1,0 +1,74 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyInstance } from 'fastify'
+import { HealthReply, InfoReply, StatusReply } from '../schemas/status.js'
+import type { SUPPORTED_PROTOCOL_VERSIONS } from '../src/protocol.js'
+
+/**
+ * Operational endpoints. /health answers 503 when no upstream is usable (what load balancers and Docker's
+ * HEALTHCHECK need); /status shows every upstream's state and why; /info describes this gateway.
+ */
+
+export interface StatusRoutesOptions {
+  version: string
+  startedAt: Date
+  protocolVersions: typeof SUPPORTED_PROTOCOL_VERSIONS
+}
+
+export default async function statusRoutes (fastify: FastifyInstance, opts: StatusRoutesOptions) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const proxy = app.mcpProxy
+  const config = app.mcpConfig
+
+  app.get('/health', { schema: { response: { 200: HealthReply, 503: HealthReply } } }, async (request, reply) => {
+    const servers = { total: 0, up: 0, down: 0, disabled: 0 }
+    for (const upstream of proxy.upstreams()) {
+      servers.total++
+      if (upstream.state === 'up') servers.up++
+      else if (upstream.state === 'disabled') servers.disabled++
+      else servers.down++
+    }
+    const status = servers.up === 0 ? 'unavailable' : servers.down > 0 ? 'degraded' : 'ok'
+    reply.code(servers.up === 0 ? 503 : 200)
+    return { status, servers, tools: proxy.catalog.tools.length } as const
+  })
+
+  app.get('/status', { schema: { response: { 200: StatusReply } } }, async () => {
+    const catalog = proxy.catalog
+    return {
+      name: config.name,
+      version: opts.version,
+      startedAt: opts.startedAt.toISOString(),
+      uptime: process.uptime(),
+      sessions: proxy.sessions.size,
+      catalog: {
+        tools: catalog.tools.length,
+        resources: catalog.resources.length,
+        resourceTemplates: catalog.templates.length,
+        prompts: catalog.prompts.length
+      },
+      collisions: catalog.collisions,
+      servers: proxy.upstreams()
+    }
+  })
+
+  app.get('/info', { schema: { response: { 200: InfoReply } } }, async (request) => {
+    const base = (request.routeOptions.url ?? '/info').slice(0, -'/info'.length)
+    return {
+      name: config.name,
+      version: opts.version,
+      protocolVersions: [...opts.protocolVersions],
+      transports: ['streamable-http'],
+      prefixMode: config.prefixMode,
+      separator: config.separator,
+      endpoints: {
+        mcp: base + '/mcp',
+        toolsList: base + '/mcp/tools/list',
+        toolsCall: base + '/mcp/tools/call',
+        resourcesList: base + '/mcp/resources/list',
+        health: base + '/health',
+        status: base + '/status',
+        metrics: base + '/metrics'
+      }
+    }
+  })
+}

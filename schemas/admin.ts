@@ -1,0 +1,23 @@
+import Type from 'typebox'
+import { ServerConfig, ServerId } from './config.js'
+
+/** The admin API: servers in the config file's `servers[]` shape, secrets redacted on the way out. */
+
+export const ServerIdParams = Type.Object({ id: ServerId })
+
+export const RegisterServerBody = ServerConfig
+
+/** PUT replaces the whole definition; the id comes from the path (a body id must match it). */
+export const UpdateServerBody = Type.Object({
+  ...ServerConfig.properties,
+  id: Type.Optional(ServerId)
+}, { additionalProperties: false })
+
+export const AdminServer = Type.Object({
+  id: Type.String(),
+  state: Type.String(),
+  reason: Type.Optional(Type.String()),
+  definition: Type.Unknown()
+})
+
+export const AdminServerList = Type.Object({ servers: Type.Array(AdminServer) })

@@ -1,0 +1,120 @@
+import Type, { type Static } from 'typebox'
+
+/**
+ * The gateway's configuration file. Every object is closed (`additionalProperties: false`) so a misspelt key is an
+ * error that names it, never a setting silently ignored. Defaults live in `src/config/normalize.ts`, not here, so
+ * the same schema validates both files and runtime registrations.
+ */
+
+const Milliseconds = (description: string) => Type.Integer({ minimum: 1, description })
+
+export const ServerId = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
+  description: 'Unique id of the upstream: letters, digits, "_", "-", "." (it becomes the tool prefix)'
+})
+
+export const Transport = Type.Union([Type.Literal('streamable-http'), Type.Literal('stdio')], {
+  description: 'How the gateway talks to the upstream; inferred from url/command when omitted'
+})
+
+export const NameFilter = Type.Object({
+  allow: Type.Optional(Type.Array(Type.String({ minLength: 1 }), {
+    description: 'Only these upstream names are exposed ("*" matches any run of characters)'
+  })),
+  deny: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'These upstream names are hidden' })),
+  rename: Type.Optional(Type.Record(Type.String(), Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }), {
+    description: 'Upstream name → exact name exposed to clients (not prefixed)'
+  })),
+  descriptions: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Upstream name → description shown instead' }))
+}, { additionalProperties: false })
+export type NameFilter = Static<typeof NameFilter>
+
+/** Fields every upstream entry may carry, in either list shape. */
+const upstreamFields = {
+  transport: Type.Optional(Transport),
+  url: Type.Optional(Type.String({ pattern: '^https?://', description: 'Streamable HTTP endpoint, e.g. http://127.0.0.1:3001/mcp' })),
+  command: Type.Optional(Type.String({ minLength: 1, description: 'Executable of a stdio server' })),
+  args: Type.Optional(Type.Array(Type.String())),
+  env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Environment of the stdio process (added to a minimal safe set)' })),
+  cwd: Type.Optional(Type.String({ minLength: 1 })),
+  service: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 64,
+    pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
+    description: 'Upstreams sharing a service are replicas of one logical server (default: the id)'
+  })),
+  weight: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+  maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, description: 'Size of the HTTP connection pool' })),
+  timeout: Type.Optional(Milliseconds('Deadline of one call to this upstream')),
+  headers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }), Type.String(), {
+    description: 'Sent on every HTTP request to this upstream (its credentials)',
+    additionalProperties: false
+  })),
+  enabled: Type.Optional(Type.Boolean()),
+  tags: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  stateless: Type.Optional(Type.Boolean({ description: 'All clients share one upstream session' })),
+  tools: Type.Optional(NameFilter),
+  prompts: Type.Optional(NameFilter)
+}
+
+export const ServerConfig = Type.Object({ id: ServerId, ...upstreamFields }, { additionalProperties: false })
+export type ServerConfig = Static<typeof ServerConfig>
+
+/** The map Claude Desktop, Cursor and VS Code use; `type` and `disabled` are their spellings. */
+export const McpServerEntry = Type.Object({
+  ...upstreamFields,
+  type: Type.Optional(Type.Union([
+    Type.Literal('stdio'), Type.Literal('http'), Type.Literal('streamable-http'), Type.Literal('streamableHttp')
+  ])),
+  disabled: Type.Optional(Type.Boolean())
+}, { additionalProperties: false })
+export type McpServerEntry = Static<typeof McpServerEntry>
+
+export const PrefixMode = Type.Union([Type.Literal('always'), Type.Literal('conditional'), Type.Literal('never')])
+export type PrefixMode = Static<typeof PrefixMode>
+
+export const GatewayConfigFile = Type.Object({
+  $schema: Type.Optional(Type.String()),
+  host: Type.Optional(Type.String({ minLength: 1 })),
+  port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)))),
+  name: Type.Optional(Type.String({ minLength: 1, description: 'serverInfo.name announced to clients' })),
+  instructions: Type.Optional(Type.String({ description: 'Instructions announced to clients at initialize' })),
+  prefixMode: Type.Optional(PrefixMode),
+  separator: Type.Optional(Type.String({ minLength: 1, maxLength: 4, pattern: '^[A-Za-z0-9_-]+$' })),
+  pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'Entries per page of a list answer' })),
+  allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1 }), {
+    description: 'Browser origins allowed besides the gateway\'s own; "*" allows any'
+  })),
+  allowedHosts: Type.Optional(Type.Array(Type.String({ minLength: 1 }), {
+    description: 'Host header values accepted; default: any when listening on all interfaces, loopback names otherwise'
+  })),
+  sessions: Type.Optional(Type.Object({
+    idleTimeout: Type.Optional(Milliseconds('A session unused this long is ended')),
+    max: Type.Optional(Type.Integer({ minimum: 1 }))
+  }, { additionalProperties: false })),
+  upstreamDefaults: Type.Optional(Type.Object({
+    timeout: Type.Optional(Milliseconds('Deadline of one upstream call')),
+    connectTimeout: Type.Optional(Milliseconds('Deadline of connecting and initializing an upstream')),
+    maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+    healthInterval: Type.Optional(Milliseconds('How often a connected upstream is pinged')),
+    reconnectMin: Type.Optional(Milliseconds('First delay before reconnecting a failed upstream')),
+    reconnectMax: Type.Optional(Milliseconds('Longest delay between reconnect attempts'))
+  }, { additionalProperties: false })),
+  startupWait: Type.Optional(Type.Integer({ minimum: 0, description: 'How long start-up waits for upstreams to connect (ms)' })),
+  shutdownTimeout: Type.Optional(Milliseconds('How long shutdown waits for in-flight calls')),
+  admin: Type.Optional(Type.Object({
+    apiKey: Type.Optional(Type.String({ minLength: 16, description: 'Enables /admin/*; at least 16 characters' }))
+  }, { additionalProperties: false })),
+  registryFile: Type.Optional(Type.String({ minLength: 1, description: 'Where runtime registry changes are persisted' })),
+  metrics: Type.Optional(Type.Object({
+    enabled: Type.Optional(Type.Boolean()),
+    prefix: Type.Optional(Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$' })),
+    defaultMetrics: Type.Optional(Type.Boolean({ description: 'Also export process metrics (CPU, memory, event loop)' }))
+  }, { additionalProperties: false })),
+  servers: Type.Optional(Type.Array(ServerConfig)),
+  mcpServers: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 64 }), McpServerEntry))
+}, { additionalProperties: false })
+export type GatewayConfigFile = Static<typeof GatewayConfigFile>

@@ -1,0 +1,60 @@
+import Type from 'typebox'
+
+/** Replies of the operational endpoints: /health (for load balancers), /status (for people), /info. */
+
+export const HealthReply = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded'), Type.Literal('unavailable')]),
+  servers: Type.Object({
+    total: Type.Integer(),
+    up: Type.Integer(),
+    down: Type.Integer(),
+    disabled: Type.Integer()
+  }),
+  tools: Type.Integer()
+})
+
+export const UpstreamStatus = Type.Object({
+  id: Type.String(),
+  service: Type.String(),
+  transport: Type.String(),
+  target: Type.String({ description: 'URL, or the command line of a stdio server' }),
+  state: Type.String(),
+  reason: Type.Optional(Type.String()),
+  since: Type.String({ format: 'date-time' }),
+  enabled: Type.Boolean(),
+  weight: Type.Integer(),
+  tags: Type.Array(Type.String()),
+  pid: Type.Optional(Type.Integer()),
+  server: Type.Optional(Type.Object({ name: Type.String(), version: Type.String() }, { additionalProperties: true })),
+  protocolVersion: Type.Optional(Type.String()),
+  tools: Type.Integer(),
+  resources: Type.Integer(),
+  resourceTemplates: Type.Integer(),
+  prompts: Type.Integer()
+})
+
+export const StatusReply = Type.Object({
+  name: Type.String(),
+  version: Type.String(),
+  startedAt: Type.String({ format: 'date-time' }),
+  uptime: Type.Number({ description: 'seconds' }),
+  sessions: Type.Integer(),
+  catalog: Type.Object({
+    tools: Type.Integer(),
+    resources: Type.Integer(),
+    resourceTemplates: Type.Integer(),
+    prompts: Type.Integer()
+  }),
+  collisions: Type.Unknown(),
+  servers: Type.Array(UpstreamStatus)
+})
+
+export const InfoReply = Type.Object({
+  name: Type.String(),
+  version: Type.String(),
+  protocolVersions: Type.Array(Type.String()),
+  transports: Type.Array(Type.String()),
+  prefixMode: Type.String(),
+  separator: Type.String(),
+  endpoints: Type.Record(Type.String(), Type.String())
+})

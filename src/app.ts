@@ -1,0 +1,69 @@
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Server } from 'node:http'
+import balancerPlugin from '../plugins/balancer.js'
+import configPlugin from '../plugins/config.js'
+import healthPlugin from '../plugins/health.js'
+import metricsPlugin from '../plugins/metrics.js'
+import proxyPlugin from '../plugins/proxy.js'
+import registryPlugin from '../plugins/registry.js'
+import securityPlugin from '../plugins/security.js'
+import adminRoutes from '../routes/admin.js'
+import mcpRoutes from '../routes/mcp.js'
+import metricsRoutes from '../routes/metrics.js'
+import restRoutes from '../routes/rest.js'
+import statusRoutes from '../routes/status.js'
+import type { GatewayConfig } from './config/types.js'
+import { SUPPORTED_PROTOCOL_VERSIONS } from './protocol.js'
+import { PACKAGE } from './version.js'
+
+/**
+ * Composition: the plugins in dependency order, then the routes. `gateway` is the plain plugin function; entry
+ * points wrap it (src/index.ts encapsulated for embedding, `buildApp` at the root for the standalone server and
+ * tests) so that `fp` never touches the same function twice.
+ */
+
+export interface GatewayOptions {
+  /** A config-file-shaped object, or the result of loadConfigFile/resolveConfig. */
+  config?: GatewayConfig | Record<string, unknown>
+  /** false: plugins and decorators only (the programmatic API), no HTTP routes. */
+  routes?: boolean
+}
+
+export async function gateway (app: FastifyInstance, opts: GatewayOptions): Promise<void> {
+  // Strict TypeBox validation without type coercion: a JSON-RPC id must come back exactly as the client sent it.
+  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+  await app.register(configPlugin, { config: opts.config })
+  await app.register(metricsPlugin)
+  await app.register(securityPlugin)
+  await app.register(registryPlugin)
+  await app.register(healthPlugin)
+  await app.register(balancerPlugin)
+  await app.register(proxyPlugin)
+  if (opts.routes === false) return
+  await app.register(mcpRoutes)
+  await app.register(restRoutes)
+  await app.register(statusRoutes, { version: PACKAGE.version, startedAt: new Date(), protocolVersions: SUPPORTED_PROTOCOL_VERSIONS })
+  if (app.mcpConfig.metrics.enabled) await app.register(metricsRoutes)
+  if (app.mcpAuth.adminEnabled) await app.register(adminRoutes)
+}
+
+/** Server options the standalone gateway uses: explicit timeouts, SDK-sized bodies, 503 while closing. */
+export const SERVER_OPTIONS = {
+  bodyLimit: 4 * 1024 * 1024,
+  connectionTimeout: 0,
+  keepAliveTimeout: 72_000,
+  requestTimeout: 120_000,
+  return503OnClosing: true,
+  forceCloseConnections: 'idle'
+} as const satisfies FastifyHttpOptions<Server>
+
+/** A Fastify instance with the gateway at its root, so `app.mcpProxy` and the other decorators are reachable. */
+export async function buildApp (options: GatewayOptions, fastifyOptions: FastifyHttpOptions<Server> = {}): Promise<FastifyInstance> {
+  const app = Fastify({ ...SERVER_OPTIONS, ...fastifyOptions })
+  await app.register(fp(async function mcpGatewayRoot (instance: FastifyInstance, opts: GatewayOptions) {
+    await gateway(instance, opts)
+  }, { name: 'mcp-gateway', fastify: '5.x' }), options)
+  return app
+}

@@ -1,0 +1,269 @@
+import { isDeepStrictEqual } from 'node:util'
+import type { GatewayConfigFile, McpServerEntry, ServerConfig } from '../../schemas/config.js'
+import { ServerId } from '../../schemas/config.js'
+import { kResolvedConfig } from '../symbols.js'
+import type { GatewayConfig, UpstreamDefaults, UpstreamDefinition, UpstreamTransport } from './types.js'
+
+/** Defaults and cross-field rules the JSON schema cannot express; every problem names its field. */
+
+export const DEFAULT_UPSTREAM: UpstreamDefaults = Object.freeze({
+  timeout: 60_000,
+  connectTimeout: 10_000,
+  maxConnections: 16,
+  healthInterval: 15_000,
+  reconnectMin: 500,
+  reconnectMax: 30_000
+})
+
+export const DEFAULTS = Object.freeze({
+  host: '127.0.0.1',
+  port: 3000,
+  logLevel: 'info',
+  name: 'fastify-mcp-gateway',
+  prefixMode: 'always' as const,
+  separator: '__',
+  pageSize: 500,
+  idleTimeout: 30 * 60_000,
+  maxSessions: 10_000,
+  startupWait: 10_000,
+  shutdownTimeout: 10_000,
+  metricsPrefix: 'mcp_gateway_'
+})
+
+const serverIdPattern = new RegExp((ServerId as { pattern?: string }).pattern as string)
+
+export function isResolvedConfig (value: unknown): value is GatewayConfig {
+  return value !== null && typeof value === 'object' && (value as Record<symbol, unknown>)[kResolvedConfig] === true
+}
+
+/** Raised with every problem found, so one run of the gateway reports them all. */
+export class ConfigProblems extends Error {
+  constructor (readonly problems: string[]) {
+    super(problems.join('; '))
+  }
+}
+
+export function normalizeConfig (file: GatewayConfigFile, expandEnv: (value: string, field: string) => string): GatewayConfig {
+  const problems: string[] = []
+  const defaults: UpstreamDefaults = { ...DEFAULT_UPSTREAM, ...file.upstreamDefaults }
+  if (defaults.reconnectMin > defaults.reconnectMax) {
+    problems.push('upstreamDefaults.reconnectMin: must not be larger than upstreamDefaults.reconnectMax')
+  }
+  const servers: UpstreamDefinition[] = []
+  const seen = new Map<string, string>()
+  const add = (input: ServerConfig, field: string) => {
+    const expanded = expandServerStrings(input, field, expandEnv, problems)
+    const server = tryNormalizeServer(expanded, defaults, field, problems)
+    if (server === undefined) return
+    const previous = seen.get(server.id)
+    if (previous !== undefined) {
+      problems.push(`${field}: id ${JSON.stringify(server.id)} is already used by ${previous}; ids must be unique`)
+      return
+    }
+    seen.set(server.id, field)
+    servers.push(server)
+  }
+  file.servers?.forEach((server, i) => add(server, `servers[${i}]`))
+  for (const [key, entry] of Object.entries(file.mcpServers ?? {})) {
+    const field = `mcpServers${/^[A-Za-z_$][\w$-]*$/.test(key) ? '.' + key : `[${JSON.stringify(key)}]`}`
+    if (!serverIdPattern.test(key)) {
+      problems.push(`${field}: the name must start with a letter or digit and use only letters, digits, "_", "-", "." ` +
+        '(it becomes the tool prefix)')
+      continue
+    }
+    const server = fromMcpServerEntry(key, entry, field, problems)
+    if (server !== undefined) add(server, field)
+  }
+  problems.push(...serviceConflicts(servers))
+  for (const [i, origin] of (file.allowedOrigins ?? []).entries()) {
+    if (origin !== '*' && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(origin)) {
+      problems.push(`allowedOrigins[${i}]: ${JSON.stringify(origin)} is not an origin like "https://app.example.com" or "*"`)
+    }
+  }
+  if (problems.length > 0) throw new ConfigProblems(problems)
+
+  const config: GatewayConfig = {
+    host: file.host ?? DEFAULTS.host,
+    port: file.port ?? DEFAULTS.port,
+    logLevel: file.logLevel ?? DEFAULTS.logLevel,
+    name: file.name ?? DEFAULTS.name,
+    ...(file.instructions !== undefined ? { instructions: file.instructions } : {}),
+    prefixMode: file.prefixMode ?? DEFAULTS.prefixMode,
+    separator: file.separator ?? DEFAULTS.separator,
+    pageSize: file.pageSize ?? DEFAULTS.pageSize,
+    allowedOrigins: (file.allowedOrigins ?? []).map(o => o === '*' ? o : o.toLowerCase()),
+    allowedHosts: file.allowedHosts?.map(h => h.toLowerCase()) ?? null,
+    sessions: {
+      idleTimeout: file.sessions?.idleTimeout ?? DEFAULTS.idleTimeout,
+      max: file.sessions?.max ?? DEFAULTS.maxSessions
+    },
+    upstreamDefaults: defaults,
+    startupWait: file.startupWait ?? DEFAULTS.startupWait,
+    shutdownTimeout: file.shutdownTimeout ?? DEFAULTS.shutdownTimeout,
+    admin: { apiKey: file.admin?.apiKey ?? null },
+    registryFile: file.registryFile ?? null,
+    metrics: {
+      enabled: file.metrics?.enabled ?? true,
+      prefix: file.metrics?.prefix ?? DEFAULTS.metricsPrefix,
+      defaultMetrics: file.metrics?.defaultMetrics ?? true
+    },
+    servers
+  }
+  Object.defineProperty(config, kResolvedConfig, { value: true })
+  return deepFreeze(config)
+}
+
+/** Normalizes one upstream (from the config file or the admin API); throws ConfigProblems. */
+export function normalizeServer (input: ServerConfig, defaults: UpstreamDefaults, field = 'server'): UpstreamDefinition {
+  const problems: string[] = []
+  const server = tryNormalizeServer(input, defaults, field, problems)
+  if (server === undefined) throw new ConfigProblems(problems)
+  return server
+}
+
+function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, field: string, problems: string[]): UpstreamDefinition | undefined {
+  const before = problems.length
+  if (input.url !== undefined && input.command !== undefined) {
+    problems.push(`${field}: set either url (an HTTP server) or command (a stdio server), not both`)
+  } else if (input.url === undefined && input.command === undefined) {
+    problems.push(`${field}: needs url (an HTTP server) or command (a stdio server)`)
+  }
+  const transport: UpstreamTransport = input.transport ?? (input.command !== undefined ? 'stdio' : 'streamable-http')
+  if (transport === 'stdio' && input.command === undefined && input.url !== undefined) {
+    problems.push(`${field}.transport: "stdio" needs command, but url is set`)
+  }
+  if (transport === 'streamable-http' && input.url === undefined && input.command !== undefined) {
+    problems.push(`${field}.transport: "streamable-http" needs url, but command is set`)
+  }
+  if (input.url !== undefined) {
+    try {
+      const url = new URL(input.url)
+      if (url.username !== '' || url.password !== '') {
+        problems.push(`${field}.url: put credentials in headers, not in the URL`)
+      }
+    } catch {
+      problems.push(`${field}.url: ${JSON.stringify(input.url)} is not a valid URL`)
+    }
+  }
+  if (transport === 'stdio' && input.headers !== undefined) {
+    problems.push(`${field}.headers: only HTTP upstreams send headers; use env for a stdio server`)
+  }
+  if (problems.length > before) return undefined
+
+  const server: UpstreamDefinition = {
+    id: input.id,
+    transport,
+    ...(input.url !== undefined ? { url: input.url } : {}),
+    ...(input.command !== undefined ? { command: input.command } : {}),
+    args: input.args ?? [],
+    env: input.env ?? {},
+    ...(input.cwd !== undefined ? { cwd: input.cwd } : {}),
+    service: input.service ?? input.id,
+    weight: input.weight ?? 1,
+    maxConnections: input.maxConnections ?? defaults.maxConnections,
+    timeout: input.timeout ?? defaults.timeout,
+    headers: input.headers ?? {},
+    enabled: input.enabled ?? true,
+    tags: input.tags ?? [],
+    stateless: input.stateless ?? false,
+    ...(input.tools !== undefined ? { tools: input.tools } : {}),
+    ...(input.prompts !== undefined ? { prompts: input.prompts } : {})
+  }
+  return server
+}
+
+function fromMcpServerEntry (id: string, entry: McpServerEntry, field: string, problems: string[]): ServerConfig | undefined {
+  const { type, disabled, ...rest } = entry
+  if (disabled !== undefined && rest.enabled !== undefined && disabled === rest.enabled) {
+    problems.push(`${field}: enabled and disabled contradict each other; keep one`)
+    return undefined
+  }
+  let transport = rest.transport
+  if (type !== undefined) {
+    const fromType: UpstreamTransport = type === 'stdio' ? 'stdio' : 'streamable-http'
+    if (transport !== undefined && transport !== fromType) {
+      problems.push(`${field}: type ${JSON.stringify(type)} and transport ${JSON.stringify(transport)} disagree; keep one`)
+      return undefined
+    }
+    transport = fromType
+  }
+  return {
+    id,
+    ...rest,
+    ...(transport !== undefined ? { transport } : {}),
+    ...(disabled !== undefined ? { enabled: !disabled } : {})
+  }
+}
+
+/**
+ * Replicas of one service are one logical server: service-wide options (stateless, tools, prompts) must agree
+ * wherever they are set. `candidate` checks one new definition against the others (the admin API).
+ */
+export function serviceConflicts (servers: readonly UpstreamDefinition[], candidate?: UpstreamDefinition): string[] {
+  const problems: string[] = []
+  const first = new Map<string, UpstreamDefinition>()
+  const check = (a: UpstreamDefinition, b: UpstreamDefinition) => {
+    for (const key of ['tools', 'prompts'] as const) {
+      if (a[key] !== undefined && b[key] !== undefined && !isDeepStrictEqual(a[key], b[key])) {
+        problems.push(`server ${JSON.stringify(b.id)}: its ${key} options differ from those of ${JSON.stringify(a.id)}, ` +
+          `another replica of service ${JSON.stringify(a.service)}; set them the same, or on one replica only`)
+      }
+    }
+    if (a.stateless !== b.stateless) {
+      problems.push(`server ${JSON.stringify(b.id)}: stateless differs from ${JSON.stringify(a.id)}, ` +
+        `another replica of service ${JSON.stringify(a.service)}; replicas must agree`)
+    }
+  }
+  if (candidate !== undefined) {
+    for (const other of servers) if (other.service === candidate.service && other.id !== candidate.id) check(other, candidate)
+    return problems
+  }
+  for (const server of servers) {
+    const head = first.get(server.service)
+    if (head === undefined) first.set(server.service, server)
+    else check(head, server)
+  }
+  return problems
+}
+
+/** `${NAME}` and `${NAME:-fallback}` in the strings a server definition passes on (so secrets stay out of files). */
+function expandServerStrings (input: ServerConfig, field: string, expand: (value: string, field: string) => string, problems: string[]): ServerConfig {
+  const one = (value: string, where: string) => {
+    try {
+      return expand(value, where)
+    } catch (err) {
+      problems.push((err as Error).message)
+      return value
+    }
+  }
+  const map = (record: Record<string, string> | undefined, where: string) => record === undefined
+    ? undefined
+    : Object.fromEntries(Object.entries(record).map(([k, v]) => [k, one(v, `${where}.${k}`)]))
+  const out: ServerConfig = { ...input }
+  if (input.url !== undefined) out.url = one(input.url, `${field}.url`)
+  if (input.command !== undefined) out.command = one(input.command, `${field}.command`)
+  if (input.cwd !== undefined) out.cwd = one(input.cwd, `${field}.cwd`)
+  if (input.args !== undefined) out.args = input.args.map((a, i) => one(a, `${field}.args[${i}]`))
+  const env = map(input.env, `${field}.env`)
+  if (env !== undefined) out.env = env
+  const headers = map(input.headers, `${field}.headers`)
+  if (headers !== undefined) out.headers = headers
+  return out
+}
+
+export function envExpander (env: NodeJS.ProcessEnv): (value: string, field: string) => string {
+  return (value, field) => value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, fallback?: string) => {
+    const found = env[name]
+    if (found !== undefined && found !== '') return found
+    if (fallback !== undefined) return fallback
+    throw new Error(`${field}: environment variable ${name} is not set (write \${${name}:-default} for a fallback)`)
+  })
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const inner of Object.values(value)) deepFreeze(inner)
+  }
+  return value
+}

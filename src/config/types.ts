@@ -1,0 +1,56 @@
+import type { NameFilter, PrefixMode } from '../../schemas/config.js'
+
+/** The configuration after validation and defaults: what every part of the gateway reads. Frozen. */
+
+export type UpstreamTransport = 'streamable-http' | 'stdio'
+
+export interface UpstreamDefinition {
+  readonly id: string
+  readonly transport: UpstreamTransport
+  readonly url?: string
+  readonly command?: string
+  readonly args: readonly string[]
+  readonly env: Readonly<Record<string, string>>
+  readonly cwd?: string
+  readonly service: string
+  readonly weight: number
+  readonly maxConnections: number
+  readonly timeout: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly enabled: boolean
+  readonly tags: readonly string[]
+  readonly stateless: boolean
+  readonly tools?: NameFilter
+  readonly prompts?: NameFilter
+}
+
+export interface UpstreamDefaults {
+  readonly timeout: number
+  readonly connectTimeout: number
+  readonly maxConnections: number
+  readonly healthInterval: number
+  readonly reconnectMin: number
+  readonly reconnectMax: number
+}
+
+export interface GatewayConfig {
+  readonly host: string
+  readonly port: number
+  readonly logLevel: string
+  readonly name: string
+  readonly instructions?: string
+  readonly prefixMode: PrefixMode
+  readonly separator: string
+  readonly pageSize: number
+  readonly allowedOrigins: readonly string[]
+  /** null: decided from the listening address (loopback names only when bound to loopback). */
+  readonly allowedHosts: readonly string[] | null
+  readonly sessions: { readonly idleTimeout: number, readonly max: number }
+  readonly upstreamDefaults: UpstreamDefaults
+  readonly startupWait: number
+  readonly shutdownTimeout: number
+  readonly admin: { readonly apiKey: string | null }
+  readonly registryFile: string | null
+  readonly metrics: { readonly enabled: boolean, readonly prefix: string, readonly defaultMetrics: boolean }
+  readonly servers: readonly UpstreamDefinition[]
+}

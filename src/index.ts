@@ -1,0 +1,38 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { gateway, type GatewayOptions } from './app.js'
+
+/**
+ * The library entry. `mcpGateway` is the whole gateway as one encapsulated plugin for an existing Fastify app:
+ * `app.register(mcpGateway, { prefix: '/gw', config })` — its routes, hooks, decorators and error handlers stay
+ * inside. The plugins, engine classes and types are exported for apps that compose their own gateway.
+ */
+
+export const mcpGateway = fp(async function mcpGateway (app: FastifyInstance, opts: GatewayOptions) {
+  await gateway(app, opts)
+}, { name: 'mcp-gateway', fastify: '5.x', encapsulate: true })
+
+export default mcpGateway
+
+export { buildApp, gateway, type GatewayOptions } from './app.js'
+export { default as balancerPlugin } from '../plugins/balancer.js'
+export { default as configPlugin } from '../plugins/config.js'
+export { default as healthPlugin } from '../plugins/health.js'
+export { default as metricsPlugin, type GatewayMetrics } from '../plugins/metrics.js'
+export { default as proxyPlugin } from '../plugins/proxy.js'
+export { default as registryPlugin } from '../plugins/registry.js'
+export { default as securityPlugin, type GatewayAuth } from '../plugins/security.js'
+
+export { loadConfigFile, resolveConfig, type ConfigOverrides } from './config/load.js'
+export type { GatewayConfig, UpstreamDefinition } from './config/types.js'
+export { McpProxy, type CallContext, type UpstreamReport } from './proxy.js'
+export { Registry, type RegistryChange } from './registry.js'
+export { HealthMonitor, type UpstreamHealth } from './health.js'
+export { RoundRobinBalancer, type Balancer } from './balancer.js'
+export { Catalog } from './catalog.js'
+export { UpstreamConnection, type UpstreamState } from './upstream/connection.js'
+export { HttpUpstream, HttpSession } from './upstream/http.js'
+export { StdioSession } from './upstream/stdio.js'
+export { UpstreamSession } from './upstream/session.js'
+export * from './errors.js'
+export { SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION } from './protocol.js'

@@ -1,0 +1,589 @@
+import { performance } from 'node:perf_hooks'
+import type { JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
+import type { Balancer } from './balancer.js'
+import { Catalog, type NamedEntry } from './catalog.js'
+import type { GatewayConfig } from './config/types.js'
+import { paginate } from './cursor.js'
+import {
+  ERR_INVALID_PARAMS, ERR_METHOD_NOT_FOUND, ERR_SHUTTING_DOWN, ERR_UNKNOWN_PROMPT, ERR_UNKNOWN_RESOURCE, ERR_UNKNOWN_TOOL,
+  ERR_UPSTREAM_UNAVAILABLE
+} from './errors.js'
+import type { HealthMonitor } from './health.js'
+import { notificationMessage, progressTokenOf } from './jsonrpc.js'
+import type { Logger } from './logger.js'
+import type { ListKind, Tool } from './mcp-types.js'
+import { negotiateProtocolVersion } from './protocol.js'
+import type { Registry, RegistryChange } from './registry.js'
+import { type ClientSession, SessionStore } from './sessions.js'
+import { StreamableHttpTransport } from './transport/streamable-http.js'
+import { UpstreamConnection } from './upstream/connection.js'
+import type { SessionHandlers, UpstreamSession } from './upstream/session.js'
+
+/**
+ * The gateway's engine: it keeps a connection to every upstream, merges what they offer into the catalog, holds
+ * the client sessions, and serves MCP requests — from the catalog when it can, by forwarding to the owning service
+ * (through the balancer) when it must. It knows nothing of HTTP: routes and the programmatic API both call it.
+ */
+
+export type CallOutcome = 'success' | 'tool_error' | 'rpc_error' | 'timeout' | 'cancelled' | 'unavailable' | 'failure'
+
+export interface ProxyObserver {
+  upstreamCall (server: string, method: string, outcome: CallOutcome, seconds: number): void
+  sessions (count: number): void
+}
+
+export interface ProxyOptions {
+  config: GatewayConfig
+  registry: Registry
+  health: HealthMonitor
+  balancer: Balancer
+  log: Logger
+  version: string
+  observer?: ProxyObserver
+}
+
+export interface CallContext {
+  /** Aborted when the client cancels the call. */
+  signal?: AbortSignal
+  /** Receives notifications that belong to this call (progress), for the stream that answers it. */
+  related?: (message: JsonRpcNotification) => void
+}
+
+export interface UpstreamReport {
+  id: string
+  service: string
+  transport: string
+  target: string
+  state: string
+  reason?: string
+  since: string
+  enabled: boolean
+  weight: number
+  tags: string[]
+  pid?: number
+  server?: { name: string, version: string }
+  protocolVersion?: string
+  tools: number
+  resources: number
+  resourceTemplates: number
+  prompts: number
+}
+
+export interface InitializeParams {
+  protocolVersion?: unknown
+  capabilities?: unknown
+  clientInfo?: unknown
+}
+
+const LIST_CHANGED: Record<ListKind, string> = {
+  tools: 'notifications/tools/list_changed',
+  resources: 'notifications/resources/list_changed',
+  prompts: 'notifications/prompts/list_changed'
+}
+
+const STREAM_KEEP_ALIVE = 15_000
+
+/** Errors that mean the request never reached the upstream: trying another replica is always safe. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'MCPGW_ERR_UPSTREAM_UNAVAILABLE'])
+/** Errors after which the upstream may be gone: its health is checked at once. */
+const SUSPICIOUS = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED',
+  'UND_ERR_HEADERS_TIMEOUT', 'MCPGW_ERR_UPSTREAM_CLOSED', 'MCPGW_ERR_UPSTREAM_TIMEOUT'
+])
+
+export class McpProxy {
+  readonly sessions: SessionStore
+  /** The client side of the Streamable HTTP transport, for the `/mcp` route. */
+  readonly streamableHttp: StreamableHttpTransport
+  readonly #connections = new Map<string, UpstreamConnection>()
+  readonly #config: GatewayConfig
+  readonly #registry: Registry
+  readonly #health: HealthMonitor
+  readonly #balancer: Balancer
+  readonly #log: Logger
+  readonly #observer: ProxyObserver | undefined
+  readonly #version: string
+  #catalog: Catalog
+  #dirty = false
+  #announcing = false
+  #announced: Record<ListKind, string>
+  #started = false
+  #closing = false
+  #unsubscribe: (() => void) | undefined
+
+  constructor (options: ProxyOptions) {
+    this.#config = options.config
+    this.#registry = options.registry
+    this.#health = options.health
+    this.#balancer = options.balancer
+    this.#log = options.log
+    this.#observer = options.observer
+    this.#version = options.version
+    this.#catalog = new Catalog([], this.#config)
+    this.#announced = this.#catalog.signatures
+    this.sessions = new SessionStore({
+      idleTimeout: this.#config.sessions.idleTimeout,
+      max: this.#config.sessions.max,
+      onEnd: (session) => this.#sessionEnded(session)
+    })
+    this.streamableHttp = new StreamableHttpTransport(this, { keepAliveInterval: STREAM_KEEP_ALIVE })
+  }
+
+  /** The merged catalog, rebuilt on first read after any upstream's listing changed. */
+  get catalog (): Catalog {
+    if (this.#dirty) {
+      this.#dirty = false
+      this.#catalog = this.#buildCatalog()
+    }
+    return this.#catalog
+  }
+
+  get connections (): ReadonlyMap<string, UpstreamConnection> {
+    return this.#connections
+  }
+
+  /**
+   * Connects every registered upstream. Resolves when each has connected or failed once, or after
+   * `startupWait` ms, whichever is first: a slow upstream joins the catalog later, it never delays start-up.
+   */
+  async start (): Promise<void> {
+    if (this.#started) return
+    this.#started = true
+    this.#unsubscribe = this.#registry.onChange((change) => this.#registryChanged(change))
+    const first = this.#registry.list().map(def => this.#connect(def))
+    this.sessions.startSweeper()
+    if (first.length === 0 || this.#config.startupWait === 0) return
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.all(first),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#config.startupWait) })
+    ])
+    clearTimeout(timer)
+  }
+
+  /** Refuses new sessions and calls, and ends every client stream so in-flight HTTP work can drain. */
+  beginShutdown (): void {
+    this.#closing = true
+    for (const session of this.sessions.all()) {
+      session.stream?.close()
+      session.stream = undefined
+    }
+  }
+
+  async close (): Promise<void> {
+    this.#closing = true
+    this.#unsubscribe?.()
+    this.sessions.closeAll()
+    await Promise.all([...this.#connections.values()].map(c => c.close()))
+    this.#connections.clear()
+  }
+
+  // --- MCP lifecycle -------------------------------------------------------------------------------------------
+
+  initialize (params: InitializeParams | undefined): { session: ClientSession, result: Record<string, unknown> } {
+    if (this.#closing) throw new ERR_SHUTTING_DOWN()
+    const protocolVersion = negotiateProtocolVersion(params?.protocolVersion)
+    const capabilities = isObject(params?.capabilities) ? params.capabilities : {}
+    const clientInfo = isObject(params?.clientInfo) && typeof params.clientInfo.name === 'string'
+      ? params.clientInfo as { name: string, version: string }
+      : { name: 'unknown-client', version: '0.0.0' }
+    const session = this.sessions.create({ protocolVersion, capabilities, clientInfo })
+    this.#observer?.sessions(this.sessions.size)
+    const result: Record<string, unknown> = {
+      protocolVersion,
+      capabilities: this.#capabilities(),
+      serverInfo: { name: this.#config.name, version: this.#version }
+    }
+    if (this.#config.instructions !== undefined) result.instructions = this.#config.instructions
+    return { session, result }
+  }
+
+  endSession (id: string): boolean {
+    const ended = this.sessions.delete(id)
+    if (ended) this.#observer?.sessions(this.sessions.size)
+    return ended
+  }
+
+  /** A notification from a client. */
+  notification (session: ClientSession, method: string, params: Params | undefined): void {
+    if (method === 'notifications/initialized') {
+      session.initialized = true
+    } else if (method === 'notifications/cancelled') {
+      const requestId = params?.requestId
+      if (typeof requestId === 'string' || typeof requestId === 'number') {
+        session.inFlight.get(requestId)?.abort(typeof params?.reason === 'string' ? params.reason : 'cancelled by the client')
+      }
+    }
+  }
+
+  /** Serves one client request; resolves the JSON-RPC result or throws a coded error. */
+  request (session: ClientSession | undefined, method: string, params: Params | undefined, context: CallContext = {}): Promise<unknown> {
+    if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
+    switch (method) {
+      case 'tools/call': return this.#callTool(session, params, context)
+      case 'tools/list': return this.#page('tools', params)
+      case 'resources/list': return this.#page('resources', params)
+      case 'resources/templates/list': return this.#page('resourceTemplates', params)
+      case 'prompts/list': return this.#page('prompts', params)
+      case 'resources/read': return this.#readResource(session, params, context)
+      case 'prompts/get': return this.#getPrompt(session, params, context)
+      case 'completion/complete': return this.#complete(session, params, context)
+      case 'ping': return Promise.resolve({})
+      default: return Promise.reject(new ERR_METHOD_NOT_FOUND(method))
+    }
+  }
+
+  // --- programmatic API ----------------------------------------------------------------------------------------
+
+  listTools (cursor?: string): Promise<{ tools: Tool[], nextCursor?: string }> {
+    return this.#page('tools', cursor === undefined ? undefined : { cursor }) as Promise<{ tools: Tool[], nextCursor?: string }>
+  }
+
+  callTool (name: string, args: Record<string, unknown> = {}, context: CallContext = {}): Promise<unknown> {
+    return this.request(undefined, 'tools/call', { name, arguments: args }, context)
+  }
+
+  listResources (cursor?: string): Promise<unknown> {
+    return this.#page('resources', cursor === undefined ? undefined : { cursor })
+  }
+
+  listResourceTemplates (cursor?: string): Promise<unknown> {
+    return this.#page('resourceTemplates', cursor === undefined ? undefined : { cursor })
+  }
+
+  readResource (uri: string, context: CallContext = {}): Promise<unknown> {
+    return this.request(undefined, 'resources/read', { uri }, context)
+  }
+
+  listPrompts (cursor?: string): Promise<unknown> {
+    return this.#page('prompts', cursor === undefined ? undefined : { cursor })
+  }
+
+  getPrompt (name: string, args: Record<string, string> = {}, context: CallContext = {}): Promise<unknown> {
+    return this.request(undefined, 'prompts/get', { name, arguments: args }, context)
+  }
+
+  // --- operations ----------------------------------------------------------------------------------------------
+
+  /** Every registered upstream as /status and the admin API show it (no credentials). */
+  upstreams (): UpstreamReport[] {
+    return this.#registry.list().map((definition) => {
+      const connection = this.#connections.get(definition.id)
+      const listing = connection?.listing
+      const report: UpstreamReport = {
+        id: definition.id,
+        service: definition.service,
+        transport: definition.transport,
+        target: definition.url ?? [definition.command, ...definition.args].join(' '),
+        state: connection?.state ?? 'stopped',
+        since: new Date(connection?.since ?? Date.now()).toISOString(),
+        enabled: definition.enabled,
+        weight: definition.weight,
+        tags: [...definition.tags],
+        tools: listing?.tools.length ?? 0,
+        resources: listing?.resources.length ?? 0,
+        resourceTemplates: listing?.resourceTemplates.length ?? 0,
+        prompts: listing?.prompts.length ?? 0
+      }
+      if (connection?.reason !== undefined) report.reason = connection.reason
+      if (connection?.pid !== undefined) report.pid = connection.pid
+      if (listing !== undefined) {
+        report.server = listing.serverInfo
+        report.protocolVersion = listing.protocolVersion
+      }
+      return report
+    })
+  }
+
+  // --- serving ---------------------------------------------------------------------------------------------------
+
+  #page (list: 'tools' | 'resources' | 'resourceTemplates' | 'prompts', params: Params | undefined): Promise<unknown> {
+    try {
+      const catalog = this.catalog
+      const cursor = params?.cursor
+      const size = this.#config.pageSize
+      const out: Record<string, unknown> = {}
+      let next: string | undefined
+      if (list === 'tools' || list === 'prompts') {
+        const { page, nextCursor } = paginate<NamedEntry<unknown>>(list, catalog[list], e => e.name, cursor, size)
+        out[list] = page.map(e => e.definition)
+        next = nextCursor
+      } else {
+        const entries = list === 'resources' ? catalog.resources : catalog.templates
+        const { page, nextCursor } = paginate<{ key: string, definition: unknown }>(list, entries, e => e.key, cursor, size)
+        out[list] = page.map(e => e.definition)
+        next = nextCursor
+      }
+      if (next !== undefined) out.nextCursor = next
+      return Promise.resolve(out)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  #callTool (session: ClientSession | undefined, params: Params | undefined, context: CallContext): Promise<unknown> {
+    const name = params?.name
+    if (typeof name !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('tools/call needs params.name, the name of a tool from tools/list'))
+    const entry = this.catalog.tool(name)
+    if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_TOOL(name))
+    const annotations = entry.definition.annotations
+    const idempotent = annotations?.readOnlyHint === true || annotations?.idempotentHint === true
+    return this.#forward(session, entry.service, 'tools/call', { ...params, name: entry.originalName }, context, idempotent)
+  }
+
+  #readResource (session: ClientSession | undefined, params: Params | undefined, context: CallContext): Promise<unknown> {
+    const uri = params?.uri
+    if (typeof uri !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('resources/read needs params.uri'))
+    const service = this.catalog.resourceOwner(uri)
+    if (service === undefined) return Promise.reject(new ERR_UNKNOWN_RESOURCE(uri))
+    return this.#forward(session, service, 'resources/read', params as Params, context, true)
+  }
+
+  #getPrompt (session: ClientSession | undefined, params: Params | undefined, context: CallContext): Promise<unknown> {
+    const name = params?.name
+    if (typeof name !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('prompts/get needs params.name, the name of a prompt from prompts/list'))
+    const entry = this.catalog.prompt(name)
+    if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_PROMPT(name))
+    return this.#forward(session, entry.service, 'prompts/get', { ...params, name: entry.originalName }, context, true)
+  }
+
+  #complete (session: ClientSession | undefined, params: Params | undefined, context: CallContext): Promise<unknown> {
+    const ref = params?.ref as { type?: unknown, name?: unknown, uri?: unknown } | undefined
+    if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
+      const entry = this.catalog.prompt(ref.name)
+      if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_PROMPT(ref.name))
+      return this.#forward(session, entry.service, 'completion/complete', { ...params, ref: { ...ref, name: entry.originalName } }, context, true)
+    }
+    if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
+      const service = this.catalog.template(ref.uri)?.service ?? this.catalog.resourceOwner(ref.uri)
+      if (service === undefined) return Promise.reject(new ERR_UNKNOWN_RESOURCE(ref.uri))
+      return this.#forward(session, service, 'completion/complete', params as Params, context, true)
+    }
+    return Promise.reject(new ERR_INVALID_PARAMS('completion/complete needs params.ref: {type:"ref/prompt",name} or {type:"ref/resource",uri}'))
+  }
+
+  /**
+   * Sends a request to a replica of `service`. A replica that fails before the request reached it is skipped for
+   * the next one; one that fails after is retried elsewhere only when `idempotent` (read-only or idempotent tool,
+   * reads of resources and prompts).
+   */
+  async #forward (session: ClientSession | undefined, service: string, method: string, params: Params, context: CallContext, idempotent: boolean): Promise<unknown> {
+    const token = progressTokenOf(params)
+    let onProgress: ((p: Params) => void) | undefined
+    if (token !== undefined) {
+      const related = context.related
+      if (related !== undefined) {
+        onProgress = (p) => related(notificationMessage('notifications/progress', { ...p, progressToken: token }))
+      } else {
+        // Nobody can receive progress: do not let the client's token reach a session others share.
+        const { progressToken: _, ...meta } = params._meta as Params
+        params = { ...params, _meta: meta }
+      }
+    }
+    let tried: Set<string> | undefined
+    for (;;) {
+      const replica = this.#balancer.pick(service, tried)
+      if (replica === undefined) {
+        throw new ERR_UPSTREAM_UNAVAILABLE(service, tried === undefined ? this.#whyUnavailable(service) : 'every replica failed this call')
+      }
+      const connection = this.#connections.get(replica.id) as UpstreamConnection
+      const started = performance.now()
+      let upstream: UpstreamSession | undefined
+      try {
+        upstream = await this.#sessionFor(session, connection)
+        const result = await upstream.request(method, params, { timeout: replica.timeout, signal: context.signal, onProgress })
+        this.#observe(replica.id, method, (result as { isError?: unknown } | undefined)?.isError === true ? 'tool_error' : 'success', started)
+        return result
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? ''
+        this.#observe(replica.id, method, outcomeOf(err), started)
+        if (SUSPICIOUS.has(code) || (code === 'MCPGW_ERR_UPSTREAM_HTTP' && (err as { statusCode?: number }).statusCode === 502)) connection.suspect()
+        if (session !== undefined && upstream !== undefined && upstream.closed && upstream !== connection.control) {
+          session.upstreams.delete(replica.id)
+        }
+        const notSent = upstream === undefined || NOT_SENT.has(code)
+        const mayRetry = notSent || (idempotent && SUSPICIOUS.has(code) && code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')
+        if (!mayRetry || context.signal?.aborted === true || this.#registry.replicas(service).length < 2) throw wrapNetworkError(err, replica.id)
+        tried ??= new Set()
+        tried.add(replica.id)
+      }
+    }
+  }
+
+  /** The upstream session a client's calls use on this replica: its own (opened on first use) or the shared one. */
+  #sessionFor (session: ClientSession | undefined, connection: UpstreamConnection): Promise<UpstreamSession> | UpstreamSession {
+    if (session === undefined || connection.shared) {
+      const control = connection.control
+      if (control === undefined || connection.state !== 'up') {
+        return Promise.reject(new ERR_UPSTREAM_UNAVAILABLE(connection.definition.service, `upstream ${connection.id} is ${connection.state}`))
+      }
+      return control
+    }
+    let opening = session.upstreams.get(connection.id)
+    if (opening === undefined) {
+      opening = connection.openSession({
+        capabilities: {},
+        clientInfo: session.init.clientInfo,
+        protocolVersion: session.protocolVersion
+      }).then((upstream) => {
+        upstream.handlers = clientSessionHandlers
+        if (session.closed) upstream.close('the client session ended').catch(() => {})
+        return upstream
+      })
+      session.upstreams.set(connection.id, opening)
+      opening.catch(() => { if (session.upstreams.get(connection.id) === opening) session.upstreams.delete(connection.id) })
+    }
+    return opening
+  }
+
+  #observe (server: string, method: string, outcome: CallOutcome, started: number): void {
+    this.#observer?.upstreamCall(server, method, outcome, (performance.now() - started) / 1000)
+  }
+
+  #capabilities (): Record<string, unknown> {
+    const capabilities: Record<string, unknown> = {
+      tools: { listChanged: true },
+      resources: { listChanged: true },
+      prompts: { listChanged: true }
+    }
+    for (const connection of this.#connections.values()) {
+      if (connection.listing?.capabilities.completions !== undefined) {
+        capabilities.completions = {}
+        break
+      }
+    }
+    return capabilities
+  }
+
+  #whyUnavailable (service: string): string {
+    const replicas = this.#registry.replicas(service)
+    if (replicas.length === 0) return 'it is not registered'
+    return replicas.map(r => {
+      const c = this.#connections.get(r.id)
+      return r.weight === 0 ? `${r.id} is drained (weight 0)` : `${r.id} is ${c?.state ?? 'stopped'}${c?.reason !== undefined ? ` (${c.reason})` : ''}`
+    }).join('; ')
+  }
+
+  // --- upstream bookkeeping --------------------------------------------------------------------------------------
+
+  #connect (definition: GatewayConfig['servers'][number]): Promise<void> {
+    const connection = new UpstreamConnection(definition, {
+      defaults: this.#config.upstreamDefaults,
+      clientInfo: { name: this.#config.name, version: this.#version },
+      log: this.#log,
+      observer: {
+        state: (c) => {
+          if (this.#connections.get(c.id) !== c) return
+          this.#health.update({ id: c.id, service: c.definition.service, state: c.state, reason: c.reason, since: c.since })
+          this.#listingChanged()
+        },
+        listing: (c) => { if (this.#connections.get(c.id) === c) this.#listingChanged() }
+      }
+    })
+    this.#connections.set(definition.id, connection)
+    return connection.start()
+  }
+
+  async #disconnect (id: string): Promise<void> {
+    const connection = this.#connections.get(id)
+    if (connection === undefined) return
+    this.#connections.delete(id)
+    this.#health.remove(id)
+    for (const session of this.sessions.all()) {
+      const opening = session.upstreams.get(id)
+      if (opening === undefined) continue
+      session.upstreams.delete(id)
+      opening.then(u => u.close('the upstream was removed'), () => {}).catch(() => {})
+    }
+    this.#listingChanged()
+    await connection.close()
+  }
+
+  #registryChanged (change: RegistryChange): void {
+    const id = change.server.id
+    this.#log.info({ upstream: id, change: change.type }, 'registry changed')
+    if (change.type === 'added') {
+      this.#connect(change.server).catch(() => {})
+    } else if (change.type === 'removed') {
+      this.#disconnect(id).catch(() => {})
+    } else {
+      this.#disconnect(id).then(() => this.#connect(change.server)).catch(() => {})
+    }
+  }
+
+  #sessionEnded (session: ClientSession): void {
+    for (const [id, opening] of session.upstreams) {
+      const connection = this.#connections.get(id)
+      opening.then((upstream) => { if (upstream !== connection?.control) return upstream.close('the client session ended') }, () => {}).catch(() => {})
+    }
+    session.upstreams.clear()
+  }
+
+  /** Marks the catalog stale and, once the current burst of changes is over, tells clients what changed. */
+  #listingChanged (): void {
+    this.#dirty = true
+    if (this.#announcing) return
+    this.#announcing = true
+    setImmediate(() => {
+      this.#announcing = false
+      const signatures = this.catalog.signatures
+      for (const kind of ['tools', 'resources', 'prompts'] as const) {
+        if (signatures[kind] === this.#announced[kind]) continue
+        const message = JSON.stringify(notificationMessage(LIST_CHANGED[kind]))
+        for (const session of this.sessions.all()) session.push(message)
+      }
+      this.#announced = signatures
+    })
+  }
+
+  #buildCatalog (): Catalog {
+    const sources = []
+    for (const service of this.#registry.services()) {
+      const replica = this.#registry.replicas(service).find(r => this.#connections.get(r.id)?.state === 'up')
+      const listing = replica === undefined ? undefined : this.#connections.get(replica.id)?.listing
+      if (listing === undefined) continue
+      const options = this.#registry.serviceOptions(service)
+      sources.push({ service, listing, tools: options.tools, prompts: options.prompts })
+    }
+    const catalog = new Catalog(sources, this.#config)
+    const collisions = catalog.collisions
+    if (collisions.tools.length + collisions.prompts.length + collisions.resources.length > 0) {
+      this.#log.warn({ collisions }, 'name collisions in the catalog were resolved (see /status)')
+    }
+    return catalog
+  }
+}
+
+/** Server→client requests on a client's own upstream session: answered for it until they are forwarded to it. */
+const clientSessionHandlers: SessionHandlers = {
+  onNotification () {},
+  onRequest (message) {
+    if (message.method === 'ping') return Promise.resolve({})
+    return Promise.reject(Object.assign(new Error('unsupported'), {
+      rpcError: { code: -32601, message: `Method not found: ${message.method} (not forwarded by the gateway)` }
+    }))
+  }
+}
+
+function outcomeOf (err: unknown): CallOutcome {
+  const e = err as { code?: string, rpcError?: unknown }
+  if (e.rpcError !== undefined) return 'rpc_error'
+  switch (e.code) {
+    case 'MCPGW_ERR_UPSTREAM_TIMEOUT': return 'timeout'
+    case 'MCPGW_ERR_REQUEST_CANCELLED': return 'cancelled'
+    case 'MCPGW_ERR_UPSTREAM_UNAVAILABLE': case 'ECONNREFUSED': return 'unavailable'
+    default: return 'failure'
+  }
+}
+
+/** Raw socket errors become coded errors that name the upstream. */
+function wrapNetworkError (err: unknown, serverId: string): unknown {
+  const code = (err as { code?: string }).code
+  if (typeof code === 'string' && code.startsWith('MCPGW_ERR_')) return err
+  if ((err as { rpcError?: unknown }).rpcError !== undefined) return err
+  return new ERR_UPSTREAM_UNAVAILABLE(serverId, `${(err as Error).message}${code !== undefined ? ` (${code})` : ''}`)
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}

@@ -1,0 +1,179 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { ServerConfig } from '../schemas/config.js'
+import { ConfigProblems, normalizeServer, serviceConflicts } from './config/normalize.js'
+import type { UpstreamDefaults, UpstreamDefinition } from './config/types.js'
+import { schemaProblems } from './config/validate.js'
+import { ERR_SERVER_EXISTS, ERR_SERVER_INVALID, ERR_SERVER_NOT_FOUND } from './errors.js'
+import type { Logger } from './logger.js'
+
+/**
+ * The upstream definitions and the services they form. Changes made at run time (the admin API) are announced to
+ * listeners and, when a registry file is configured, persisted as an overlay on the configuration: on the next
+ * start the configured servers are read first, then the overlay adds, replaces or removes by id.
+ */
+
+export type RegistryChange =
+  | { type: 'added', server: UpstreamDefinition }
+  | { type: 'updated', server: UpstreamDefinition, previous: UpstreamDefinition }
+  | { type: 'removed', server: UpstreamDefinition }
+
+export interface ServiceOptions {
+  stateless: boolean
+  tools: UpstreamDefinition['tools']
+  prompts: UpstreamDefinition['prompts']
+}
+
+export interface RegistryOptions {
+  defaults: UpstreamDefaults
+  /** Where runtime changes are persisted; null keeps them in memory. */
+  file: string | null
+  log: Logger
+}
+
+type Overlay = Record<string, UpstreamDefinition | null>
+
+export class Registry {
+  readonly #servers = new Map<string, UpstreamDefinition>()
+  readonly #listeners = new Set<(change: RegistryChange) => void>()
+  #replicas = new Map<string, UpstreamDefinition[]>()
+  #overlay: Overlay = {}
+  #writing: Promise<void> = Promise.resolve()
+
+  constructor (servers: readonly UpstreamDefinition[], private readonly options: RegistryOptions) {
+    for (const server of servers) this.#servers.set(server.id, server)
+    this.#index()
+  }
+
+  /** Applies the persisted overlay, if the registry file exists. Call before anything listens. */
+  async load (): Promise<void> {
+    const file = this.options.file
+    if (file === null) return
+    let text: string
+    try {
+      text = await readFile(file, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw err
+    }
+    const overlay = (JSON.parse(text) as { servers?: Overlay }).servers ?? {}
+    for (const [id, server] of Object.entries(overlay)) {
+      if (server === null) this.#servers.delete(id)
+      else this.#servers.set(id, this.#validate({ ...server, id }, `${file}: servers.${id}`))
+    }
+    this.#overlay = overlay
+    this.#index()
+  }
+
+  list (): UpstreamDefinition[] {
+    return [...this.#servers.values()]
+  }
+
+  get (id: string): UpstreamDefinition | undefined {
+    return this.#servers.get(id)
+  }
+
+  /** Replicas of a service, in registration order. */
+  replicas (service: string): readonly UpstreamDefinition[] {
+    return this.#replicas.get(service) ?? []
+  }
+
+  services (): string[] {
+    return [...this.#replicas.keys()]
+  }
+
+  serviceOptions (service: string): ServiceOptions {
+    const replicas = this.replicas(service)
+    return {
+      stateless: replicas.some(r => r.stateless),
+      tools: replicas.find(r => r.tools !== undefined)?.tools,
+      prompts: replicas.find(r => r.prompts !== undefined)?.prompts
+    }
+  }
+
+  /** Validates and adds a server given in the config file's `servers[]` shape. */
+  add (input: unknown): UpstreamDefinition {
+    const server = this.#validate(input, 'server')
+    if (this.#servers.has(server.id)) throw new ERR_SERVER_EXISTS(server.id, server.id)
+    this.#checkService(server)
+    this.#servers.set(server.id, server)
+    this.#changed({ type: 'added', server })
+    return server
+  }
+
+  update (id: string, input: unknown): UpstreamDefinition {
+    const previous = this.#servers.get(id)
+    if (previous === undefined) throw new ERR_SERVER_NOT_FOUND(id)
+    const server = this.#validate({ ...(input as object), id }, 'server')
+    this.#checkService(server)
+    this.#servers.set(id, server)
+    this.#changed({ type: 'updated', server, previous })
+    return server
+  }
+
+  remove (id: string): UpstreamDefinition {
+    const server = this.#servers.get(id)
+    if (server === undefined) throw new ERR_SERVER_NOT_FOUND(id)
+    this.#servers.delete(id)
+    this.#changed({ type: 'removed', server })
+    return server
+  }
+
+  onChange (listener: (change: RegistryChange) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** Resolves once every change so far is on disk. */
+  flush (): Promise<void> {
+    return this.#writing
+  }
+
+  #validate (input: unknown, field: string): UpstreamDefinition {
+    const problems = schemaProblems(ServerConfig, input, field)
+    if (problems.length > 0) throw new ERR_SERVER_INVALID(problems.join('; '))
+    try {
+      return normalizeServer(input as ServerConfig, this.options.defaults, field)
+    } catch (err) {
+      if (err instanceof ConfigProblems) throw new ERR_SERVER_INVALID(err.problems.join('; '))
+      throw err
+    }
+  }
+
+  #checkService (server: UpstreamDefinition): void {
+    const problems = serviceConflicts(this.list(), server)
+    if (problems.length > 0) throw new ERR_SERVER_INVALID(problems.join('; '))
+  }
+
+  #changed (change: RegistryChange): void {
+    this.#index()
+    this.#overlay[change.server.id] = change.type === 'removed' ? null : change.server
+    this.#persist()
+    for (const listener of this.#listeners) listener(change)
+  }
+
+  #index (): void {
+    const replicas = new Map<string, UpstreamDefinition[]>()
+    for (const server of this.#servers.values()) {
+      const list = replicas.get(server.service)
+      if (list === undefined) replicas.set(server.service, [server])
+      else list.push(server)
+    }
+    this.#replicas = replicas
+  }
+
+  /** Writes the overlay atomically (temporary file, then rename), one write at a time. */
+  #persist (): void {
+    const file = this.options.file
+    if (file === null) return
+    const text = JSON.stringify({ servers: this.#overlay }, null, 2) + '\n'
+    this.#writing = this.#writing.then(async () => {
+      await mkdir(dirname(file), { recursive: true })
+      const temporary = `${file}.${process.pid}.tmp`
+      await writeFile(temporary, text, { mode: 0o600 })
+      await rename(temporary, file)
+    }).catch((err: Error) => {
+      this.options.log.error({ err, file }, 'could not persist the registry: runtime changes will be lost on restart')
+    })
+  }
+}

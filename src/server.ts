@@ -1,0 +1,31 @@
+import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import { buildApp } from './app.js'
+import { type ConfigOverrides, loadConfigFile } from './config/load.js'
+
+/**
+ * The standalone gateway: load and validate the config (nothing listens if it is invalid), build the app, listen,
+ * and shut down gracefully on SIGTERM/SIGINT — stop accepting, let in-flight calls finish up to `shutdownTimeout`,
+ * close every upstream (stdio servers included), then exit.
+ */
+
+export interface StartOptions {
+  configPath: string
+  overrides?: ConfigOverrides
+  env?: NodeJS.ProcessEnv
+}
+
+export async function startServer ({ configPath, overrides = {}, env = process.env }: StartOptions): Promise<FastifyInstance> {
+  const config = await loadConfigFile(configPath, env, overrides)
+  const logger = pino({ level: config.logLevel, name: config.name })
+  const app = await buildApp({ config }, { loggerInstance: logger })
+  closeWithGrace({ delay: config.shutdownTimeout, logger }, async ({ signal, err }) => {
+    if (err !== undefined) logger.error({ err }, 'shutting down after an uncaught error')
+    else logger.info({ signal }, 'shutting down')
+    await app.close()
+  })
+  await app.listen({ host: config.host, port: config.port })
+  logger.info({ mcp: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as { port: number }).port}/mcp` }, 'gateway ready')
+  return app
+}

@@ -1,0 +1,114 @@
+/**
+ * Server-Sent Events: an incremental parser for the streams upstreams answer with, and the encoder for the
+ * streams the gateway writes. Follows the WHATWG event-stream rules (CR, LF or CRLF line ends, comments, multi-line
+ * data), which is what the MCP Streamable HTTP and legacy SSE transports use.
+ */
+
+export interface SseEvent {
+  event: string
+  data: string
+  id: string | undefined
+}
+
+export class SseParser {
+  #buffer = ''
+  #event = ''
+  #data: string[] = []
+  #id: string | undefined
+  /** The last `id:` seen, including on events without data (the MCP priming event). */
+  lastEventId: string | undefined
+  /** The last `retry:` the server asked for, in milliseconds. */
+  retry: number | undefined
+
+  constructor (private readonly onEvent: (event: SseEvent) => void) {}
+
+  push (chunk: string): void {
+    let text = this.#buffer + chunk
+    let start = 0
+    for (;;) {
+      let end = -1
+      let next = -1
+      for (let i = start; i < text.length; i++) {
+        const c = text.charCodeAt(i)
+        if (c === 10) { end = i; next = i + 1; break }
+        if (c === 13) {
+          // A CR at the very end may be the first half of a CRLF split across chunks: wait for more.
+          if (i + 1 === text.length) break
+          end = i
+          next = text.charCodeAt(i + 1) === 10 ? i + 2 : i + 1
+          break
+        }
+      }
+      if (end === -1) break
+      this.#line(text.slice(start, end))
+      start = next
+    }
+    text = text.slice(start)
+    this.#buffer = text
+  }
+
+  /** Dispatches a final event that was not followed by a blank line. */
+  end (): void {
+    if (this.#buffer.length > 0) {
+      this.#line(this.#buffer)
+      this.#buffer = ''
+    }
+    this.#line('')
+  }
+
+  #line (line: string): void {
+    if (line.length === 0) {
+      if (this.#data.length > 0) {
+        const data = this.#data.join('\n')
+        const event = this.#event === '' ? 'message' : this.#event
+        this.#data = []
+        this.#event = ''
+        const id = this.#id
+        this.#id = undefined
+        this.onEvent({ event, data, id })
+      } else {
+        this.#event = ''
+        this.#id = undefined
+      }
+      return
+    }
+    if (line.charCodeAt(0) === 58) return // ':' comment (keep-alive)
+    const colon = line.indexOf(':')
+    const field = colon === -1 ? line : line.slice(0, colon)
+    let value = colon === -1 ? '' : line.slice(colon + 1)
+    if (value.charCodeAt(0) === 32) value = value.slice(1)
+    switch (field) {
+      case 'data':
+        if (value.length > 0 || this.#data.length > 0) this.#data.push(value)
+        break
+      case 'event':
+        this.#event = value
+        break
+      case 'id':
+        if (!value.includes('\0')) {
+          this.#id = value
+          this.lastEventId = value
+        }
+        break
+      case 'retry':
+        if (/^\d+$/.test(value)) this.retry = Number(value)
+        break
+    }
+  }
+}
+
+/** One `message` event carrying a JSON-RPC message; `data` must not contain raw newlines (JSON.stringify output). */
+export function sseMessage (data: string, id?: string): string {
+  return id === undefined
+    ? 'event: message\ndata: ' + data + '\n\n'
+    : 'event: message\nid: ' + id + '\ndata: ' + data + '\n\n'
+}
+
+export const SSE_KEEP_ALIVE = ': keep-alive\n\n'
+
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no'
+} as const

@@ -1,0 +1,314 @@
+import { createHash } from 'node:crypto'
+import type { Params } from '../../schemas/jsonrpc.js'
+import type { UpstreamDefaults, UpstreamDefinition } from '../config/types.js'
+import { backoffDelay, jittered } from '../backoff.js'
+import { ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_UNAVAILABLE } from '../errors.js'
+import type { Logger } from '../logger.js'
+import type { ListKind, ServiceListing } from '../mcp-types.js'
+import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
+import { HttpUpstream } from './http.js'
+import type { ClientIdentity, UpstreamSession } from './session.js'
+import { StdioSession } from './stdio.js'
+
+/**
+ * The gateway's own, long-lived relationship with one upstream: connect and initialize it, list what it offers,
+ * keep that listing fresh (list_changed, re-initialization), ping it, and reconnect with backoff when it fails.
+ * Clients' calls use sessions opened from here (`openSession`) but never wait on the reconnect loop.
+ */
+
+export type UpstreamState = 'connecting' | 'up' | 'down' | 'disabled' | 'stopped'
+
+export interface ConnectionObserver {
+  state (connection: UpstreamConnection): void
+  listing (connection: UpstreamConnection): void
+}
+
+export interface ConnectionOptions {
+  defaults: UpstreamDefaults
+  clientInfo: { name: string, version: string }
+  log: Logger
+  observer: ConnectionObserver
+  /** Wait between the steps of stopping a stdio server (stdin closed, SIGTERM, SIGKILL). */
+  stopGrace?: number
+}
+
+const MAX_PAGES = 1000
+const LIST_CHANGED: Record<string, ListKind> = {
+  'notifications/tools/list_changed': 'tools',
+  'notifications/resources/list_changed': 'resources',
+  'notifications/prompts/list_changed': 'prompts'
+}
+
+export class UpstreamConnection {
+  state: UpstreamState = 'stopped'
+  /** Why the upstream is not up (the last failure), for logs, /status and errors. */
+  reason: string | undefined
+  since = Date.now()
+  listing: ServiceListing | undefined
+  /** The gateway's own session; for stdio and stateless upstreams also the one every client shares. */
+  control: UpstreamSession | undefined
+  readonly #log: Logger
+  #http: HttpUpstream | undefined
+  #attempts = 0
+  #timer: NodeJS.Timeout | undefined
+  #stopped = true
+  #checking: Promise<void> | undefined
+  #relisting: Promise<void> = Promise.resolve()
+
+  constructor (readonly definition: UpstreamDefinition, private readonly options: ConnectionOptions) {
+    this.#log = options.log.child({ upstream: definition.id })
+  }
+
+  get id (): string {
+    return this.definition.id
+  }
+
+  /** One session serves every client: a stdio process is a single session, and `stateless` asks for sharing. */
+  get shared (): boolean {
+    return this.definition.transport === 'stdio' || this.definition.stateless
+  }
+
+  /** The process id of a stdio upstream while it runs. */
+  get pid (): number | undefined {
+    return this.control instanceof StdioSession ? this.control.pid : undefined
+  }
+
+  /** Starts connecting; resolves once the first attempt has succeeded or failed (it never rejects). */
+  start (): Promise<void> {
+    if (!this.definition.enabled) {
+      this.#setState('disabled', 'disabled in the configuration')
+      return Promise.resolve()
+    }
+    this.#stopped = false
+    return this.#connect()
+  }
+
+  /** A session for one client: a new upstream session, or the shared one. */
+  async openSession (identity: ClientIdentity): Promise<UpstreamSession> {
+    if (this.state !== 'up' || this.control === undefined) {
+      throw new ERR_UPSTREAM_UNAVAILABLE(this.definition.service, `upstream ${this.id} is ${this.state}: ${this.reason ?? 'not connected'}`)
+    }
+    if (this.shared) return this.control
+    const session = (this.#http as HttpUpstream).createSession()
+    await session.initialize(identity, this.options.defaults.connectTimeout)
+    return session
+  }
+
+  /**
+   * A client's call failed in a way that may mean the upstream is gone: check now instead of at the next ping,
+   * so the catalog and the balancer learn it in one round trip.
+   */
+  suspect (): void {
+    if (this.state === 'up') this.#check()
+  }
+
+  async close (): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    const control = this.control
+    this.control = undefined
+    this.listing = undefined
+    this.#setState('stopped', 'stopped')
+    await control?.close('the gateway is stopping this upstream')
+    await this.#http?.close()
+    this.#http = undefined
+  }
+
+  async #connect (): Promise<void> {
+    this.#setState('connecting', this.reason)
+    let session: UpstreamSession | undefined
+    try {
+      session = this.#createSession()
+      await session.initialize({
+        capabilities: {},
+        clientInfo: this.options.clientInfo,
+        protocolVersion: LATEST_PROTOCOL_VERSION
+      }, this.options.defaults.connectTimeout)
+      const listing = await this.#list(session)
+      if (this.#stopped) {
+        await session.close('the gateway is stopping this upstream')
+        return
+      }
+      this.control = session
+      this.listing = listing
+      this.#attempts = 0
+      if (session instanceof StdioSession) {
+        const stdio = session
+        stdio.exited.then((reason) => { if (this.control === stdio) this.#lost(reason) })
+      } else {
+        const http = session as ReturnType<HttpUpstream['createSession']>
+        http.onReinitialized = () => this.#relist(['tools', 'resources', 'prompts'])
+        http.listen()
+      }
+      this.#setState('up', undefined)
+      this.#log.info({ tools: listing.tools.length, resources: listing.resources.length, prompts: listing.prompts.length, server: listing.serverInfo }, 'upstream is up')
+      this.options.observer.listing(this)
+      this.#schedule(jittered(this.options.defaults.healthInterval), () => this.#check())
+    } catch (err) {
+      const reason = (err as Error).message
+      await session?.close(reason)
+      this.#fail(reason)
+    }
+  }
+
+  #createSession (): UpstreamSession {
+    let session: UpstreamSession
+    if (this.definition.transport === 'stdio') {
+      session = new StdioSession(this.definition, this.#log, { stopGrace: this.options.stopGrace ?? 2000 })
+    } else {
+      this.#http ??= new HttpUpstream(this.definition, {
+        connectTimeout: this.options.defaults.connectTimeout,
+        streamRetry: this.options.defaults.reconnectMin
+      })
+      session = this.#http.createSession()
+    }
+    session.handlers = {
+      onNotification: (message) => {
+        const kind = LIST_CHANGED[message.method]
+        if (kind !== undefined) this.#relist([kind])
+      },
+      onRequest: (message) => message.method === 'ping'
+        ? Promise.resolve({})
+        : Promise.reject(Object.assign(new Error('unsupported'), {
+          rpcError: { code: -32601, message: `Method not found: ${message.method} (the gateway's own session declares no client capabilities)` }
+        }))
+    }
+    return session
+  }
+
+  #fail (reason: string): void {
+    this.control = undefined
+    this.listing = undefined
+    if (this.#stopped) return
+    const delay = backoffDelay(this.#attempts++, this.options.defaults.reconnectMin, this.options.defaults.reconnectMax)
+    this.#setState('down', reason)
+    this.#log.warn({ reason, retryInMs: delay }, 'upstream is down')
+    this.#schedule(delay, () => { this.#connect().catch(() => {}) })
+  }
+
+  #lost (reason: string): void {
+    if (this.state !== 'up') return
+    const control = this.control
+    this.control = undefined
+    control?.close(reason).catch(() => {})
+    this.#fail(reason)
+  }
+
+  #check (): void {
+    this.#checking ??= this.#ping().finally(() => { this.#checking = undefined })
+  }
+
+  async #ping (): Promise<void> {
+    const control = this.control
+    if (this.state !== 'up' || control === undefined) return
+    const { connectTimeout, healthInterval } = this.options.defaults
+    try {
+      await control.request('ping', undefined, { timeout: Math.min(connectTimeout, healthInterval) })
+    } catch (err) {
+      // A server that does not implement ping still answered: it is alive.
+      if ((err as { rpcError?: unknown }).rpcError === undefined && this.control === control) {
+        this.#lost(`health check failed: ${(err as Error).message}`)
+        return
+      }
+    }
+    if (this.control === control) this.#schedule(jittered(healthInterval), () => this.#check())
+  }
+
+  #relist (kinds: ListKind[]): void {
+    this.#relisting = this.#relisting.then(async () => {
+      const control = this.control
+      const listing = this.listing
+      if (control === undefined || listing === undefined) return
+      try {
+        const fresh = await this.#list(control, kinds)
+        if (this.control !== control) return
+        const changed = kinds.filter(k => fresh.digests[k] !== listing.digests[k])
+        if (changed.length === 0) return
+        this.listing = fresh
+        this.#log.info({ changed }, 'upstream lists changed')
+        this.options.observer.listing(this)
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message, kinds }, 'could not refresh upstream lists')
+      }
+    })
+  }
+
+  /** Lists what the server offers (every page), per the capabilities it declared; `kinds` limits a refresh. */
+  async #list (session: UpstreamSession, kinds: ListKind[] = ['tools', 'resources', 'prompts']): Promise<ServiceListing> {
+    const init = session.initializeResult
+    if (init === undefined) throw new ERR_UPSTREAM_PROTOCOL(this.id, 'listing before initialize')
+    const caps = init.capabilities ?? {}
+    const previous = this.listing
+    const want = (kind: ListKind) => kinds.includes(kind) && caps[kind] !== undefined
+    const [tools, resources, resourceTemplates, prompts] = await Promise.all([
+      want('tools') ? this.#drain(session, 'tools/list', 'tools') : keep(previous?.tools, kinds, 'tools'),
+      want('resources') ? this.#drain(session, 'resources/list', 'resources') : keep(previous?.resources, kinds, 'resources'),
+      want('resources') ? this.#drain(session, 'resources/templates/list', 'resourceTemplates') : keep(previous?.resourceTemplates, kinds, 'resources'),
+      want('prompts') ? this.#drain(session, 'prompts/list', 'prompts') : keep(previous?.prompts, kinds, 'prompts')
+    ])
+    return {
+      tools: tools as ServiceListing['tools'],
+      resources: resources as ServiceListing['resources'],
+      resourceTemplates: resourceTemplates as ServiceListing['resourceTemplates'],
+      prompts: prompts as ServiceListing['prompts'],
+      digests: {
+        tools: digest(tools),
+        resources: digest([resources, resourceTemplates]),
+        prompts: digest(prompts)
+      },
+      capabilities: caps,
+      serverInfo: init.serverInfo,
+      protocolVersion: init.protocolVersion
+    }
+  }
+
+  async #drain (session: UpstreamSession, method: string, key: string): Promise<unknown[]> {
+    const items: unknown[] = []
+    const identity = key === 'resources' ? 'uri' : key === 'resourceTemplates' ? 'uriTemplate' : 'name'
+    let cursor: unknown
+    for (let page = 0; page < MAX_PAGES; page++) {
+      let result: Params
+      try {
+        result = await session.request(method, cursor === undefined ? undefined : { cursor }, { timeout: this.options.defaults.connectTimeout }) as Params
+      } catch (err) {
+        // The server declared the capability but cannot list it: show nothing of that kind rather than nothing at all.
+        if ((err as { rpcError?: unknown }).rpcError === undefined) throw err
+        this.#log.warn({ method, err: (err as Error).message }, 'upstream failed a list request; treating it as empty')
+        return items
+      }
+      const list = result?.[key]
+      if (!Array.isArray(list)) throw new ERR_UPSTREAM_PROTOCOL(this.id, `${method} answered without a ${key} array`)
+      for (const item of list) {
+        if (item !== null && typeof item === 'object' && typeof (item as Record<string, unknown>)[identity] === 'string') items.push(item)
+        else this.#log.warn({ method, item }, `upstream listed an entry without a ${identity}; skipped`)
+      }
+      cursor = result.nextCursor
+      if (typeof cursor !== 'string' || cursor === '') return items
+    }
+    this.#log.warn({ method, pages: MAX_PAGES }, 'upstream list has too many pages; the rest is ignored')
+    return items
+  }
+
+  #setState (state: UpstreamState, reason: string | undefined): void {
+    if (this.state === state && this.reason === reason) return
+    this.state = state
+    this.reason = reason
+    this.since = Date.now()
+    this.options.observer.state(this)
+  }
+
+  #schedule (ms: number, fn: () => void): void {
+    clearTimeout(this.#timer)
+    if (this.#stopped) return
+    this.#timer = setTimeout(fn, ms)
+    this.#timer.unref()
+  }
+}
+
+function keep (previous: unknown[] | undefined, kinds: ListKind[], kind: ListKind): unknown[] {
+  return kinds.includes(kind) ? [] : previous ?? []
+}
+
+function digest (value: unknown): string {
+  return createHash('sha1').update(JSON.stringify(value)).digest('base64')
+}

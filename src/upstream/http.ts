@@ -1,0 +1,258 @@
+import { Pool } from 'undici'
+import type { Dispatcher } from 'undici'
+import type { UpstreamDefinition } from '../config/types.js'
+import { ERR_UPSTREAM_HTTP, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_SESSION_EXPIRED } from '../errors.js'
+import type { Params } from '../../schemas/jsonrpc.js'
+import { SseParser } from '../sse.js'
+import { type ClientIdentity, type Pending, type RequestOptions, UpstreamSession } from './session.js'
+
+/**
+ * The Streamable HTTP transport to one upstream. `HttpUpstream` owns the connection pools (created here, destroyed
+ * in `close`); each `HttpSession` is one MCP session (`Mcp-Session-Id`) carried over them. Answers are read as they
+ * come, JSON or SSE, and handed to the session without re-validation.
+ */
+
+const ERROR_BODY_LIMIT = 2048
+const DELETE_TIMEOUT = 2000
+
+export interface HttpUpstreamOptions {
+  connectTimeout: number
+  /** Delay before the GET stream is opened again after it dropped. */
+  streamRetry: number
+}
+
+export class HttpUpstream {
+  /** Requests: bounded by `maxConnections`, kept alive. */
+  readonly pool: Pool
+  /**
+   * Long-lived GET streams get their own pool so they can never take all of the request connections.
+   * It connects lazily: an upstream without GET streams never opens a socket here.
+   */
+  readonly streamPool: Pool
+  readonly path: string
+  readonly baseHeaders: Readonly<Record<string, string>>
+
+  constructor (readonly definition: UpstreamDefinition, readonly options: HttpUpstreamOptions) {
+    const url = new URL(definition.url as string)
+    this.path = url.pathname + url.search
+    const connect = { timeout: options.connectTimeout }
+    this.pool = new Pool(url.origin, {
+      connections: definition.maxConnections,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      connect
+    })
+    this.streamPool = new Pool(url.origin, { connections: null, pipelining: 1, connect })
+    const headers: Record<string, string> = {}
+    for (const [name, value] of Object.entries(definition.headers)) headers[name.toLowerCase()] = value
+    headers['content-type'] = 'application/json'
+    headers.accept = 'application/json, text/event-stream'
+    this.baseHeaders = headers
+  }
+
+  createSession (): HttpSession {
+    return new HttpSession(this)
+  }
+
+  async close (): Promise<void> {
+    await Promise.all([this.pool.destroy(), this.streamPool.destroy()])
+  }
+}
+
+export class HttpSession extends UpstreamSession {
+  sessionId: string | undefined
+  #headers: Record<string, string>
+  #identity: ClientIdentity | undefined
+  #reinitializing: Promise<void> | undefined
+  #stream: AbortController | undefined
+  /** Called after the session was re-established because the upstream forgot it (the catalog may have changed). */
+  onReinitialized: (() => void) | undefined
+
+  constructor (readonly upstream: HttpUpstream) {
+    super(upstream.definition.id)
+    this.#headers = { ...upstream.baseHeaders }
+  }
+
+  override async initialize (identity: ClientIdentity, timeout: number) {
+    this.#identity = identity
+    this.sessionId = undefined
+    this.#headers = { ...this.upstream.baseHeaders }
+    const result = await super.initialize(identity, timeout)
+    this.#headers['mcp-protocol-version'] = result.protocolVersion
+    return result
+  }
+
+  /** A request that meets a forgotten session re-initializes once and is sent again: it never reached the server. */
+  override async request (method: string, params: Params | undefined, options: RequestOptions): Promise<unknown> {
+    try {
+      return await super.request(method, params, options)
+    } catch (err) {
+      if ((err as { code?: string }).code !== ERR_UPSTREAM_SESSION_EXPIRED.prototype.code || method === 'initialize') throw err
+      await this.#reinitialize(options.timeout)
+      return super.request(method, params, options)
+    }
+  }
+
+  protected async transmit (message: string, pending: Pending | undefined): Promise<void> {
+    let signal: AbortSignal | undefined
+    if (pending !== undefined) {
+      pending.abort = new AbortController()
+      signal = pending.abort.signal
+    }
+    const timeout = this.upstream.definition.timeout
+    const res = await this.upstream.pool.request({
+      path: this.upstream.path,
+      method: 'POST',
+      headers: this.#headers,
+      body: message,
+      signal,
+      headersTimeout: timeout,
+      bodyTimeout: timeout
+    })
+    const sid = res.headers['mcp-session-id']
+    if (this.sessionId === undefined && typeof sid === 'string' && sid !== '') {
+      this.sessionId = sid
+      this.#headers['mcp-session-id'] = sid
+    }
+    const status = res.statusCode
+    if (status >= 400) throw await this.#httpError(res)
+    if (status === 202 || status === 204) await res.body.dump()
+    else await this.#consume(res, pending?.method ?? 'message')
+    if (pending !== undefined && this.pending.get(pending.id) === pending) {
+      throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `the answer to ${pending.method} ended without a response (HTTP ${status})`)
+    }
+  }
+
+  /** Opens the standalone GET stream for notifications the server sends on its own (list_changed, …). */
+  listen (): void {
+    if (this.#stream !== undefined || this.closed) return
+    this.#stream = new AbortController()
+    this.#listenLoop(this.#stream.signal).catch(() => {})
+  }
+
+  async close (reason = 'session closed'): Promise<void> {
+    if (this.closed) return
+    this.failAll(reason)
+    this.#stream?.abort()
+    if (this.sessionId === undefined) return
+    try {
+      const res = await this.upstream.pool.request({
+        path: this.upstream.path,
+        method: 'DELETE',
+        headers: this.#headers,
+        headersTimeout: DELETE_TIMEOUT,
+        bodyTimeout: DELETE_TIMEOUT,
+        signal: AbortSignal.timeout(DELETE_TIMEOUT)
+      })
+      await res.body.dump()
+    } catch {
+      // Ending the session upstream is a courtesy: the server expires it on its own.
+    }
+  }
+
+  async #consume (res: Dispatcher.ResponseData, method: string): Promise<void> {
+    const type = String(res.headers['content-type'] ?? '')
+    if (type.startsWith('application/json')) {
+      this.receive(await res.body.json())
+      return
+    }
+    if (type.startsWith('text/event-stream')) {
+      await this.#readEvents(res.body)
+      return
+    }
+    await res.body.dump()
+    throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `answered ${method} with content-type ${JSON.stringify(type)} ` +
+      '(expected application/json or text/event-stream)')
+  }
+
+  async #readEvents (body: Dispatcher.ResponseData['body'], parser?: SseParser): Promise<SseParser> {
+    const sse = parser ?? new SseParser((event) => {
+      if (event.event !== 'message') return
+      let message: unknown
+      try {
+        message = JSON.parse(event.data)
+      } catch {
+        throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `sent an SSE event that is not JSON: ${event.data.slice(0, 200)}`)
+      }
+      this.receive(message)
+    })
+    const decoder = new TextDecoder()
+    for await (const chunk of body) sse.push(decoder.decode(chunk as Buffer, { stream: true }))
+    sse.end()
+    return sse
+  }
+
+  async #httpError (res: Dispatcher.ResponseData): Promise<Error> {
+    let text = ''
+    try {
+      text = (await res.body.text()).slice(0, ERROR_BODY_LIMIT)
+    } catch {}
+    // The spec answers a forgotten session with 404; some servers (server-everything among them) use 400.
+    if (this.sessionId !== undefined && (res.statusCode === 404 || (res.statusCode === 400 && /session/i.test(text)))) {
+      return new ERR_UPSTREAM_SESSION_EXPIRED(this.serverId, this.sessionId)
+    }
+    let detail = text.trim()
+    try {
+      const body = JSON.parse(text) as { error?: { message?: string } }
+      if (typeof body.error?.message === 'string') detail = body.error.message
+    } catch {}
+    return new ERR_UPSTREAM_HTTP(this.serverId, res.statusCode, detail === '' ? '(empty body)' : detail)
+  }
+
+  #reinitialize (timeout: number): Promise<void> {
+    const identity = this.#identity
+    if (identity === undefined) return Promise.reject(new ERR_UPSTREAM_SESSION_EXPIRED(this.serverId, this.sessionId))
+    this.#reinitializing ??= this.initialize(identity, timeout).then(() => {
+      this.#reinitializing = undefined
+      this.onReinitialized?.()
+    }, (err: unknown) => {
+      this.#reinitializing = undefined
+      throw err
+    })
+    return this.#reinitializing
+  }
+
+  async #listenLoop (signal: AbortSignal): Promise<void> {
+    let parser: SseParser | undefined
+    while (!signal.aborted && !this.closed) {
+      try {
+        const headers: Record<string, string> = { ...this.#headers, accept: 'text/event-stream' }
+        delete headers['content-type']
+        if (parser?.lastEventId !== undefined) headers['last-event-id'] = parser.lastEventId
+        const res = await this.upstream.streamPool.request({
+          path: this.upstream.path,
+          method: 'GET',
+          headers,
+          signal,
+          headersTimeout: this.upstream.options.connectTimeout,
+          bodyTimeout: 0
+        })
+        if (res.statusCode === 405) { // the server offers no GET stream: nothing to listen to
+          await res.body.dump()
+          return
+        }
+        if (res.statusCode !== 200) {
+          await res.body.dump()
+        } else {
+          parser = await this.#readEvents(res.body, parser)
+        }
+      } catch {
+        if (signal.aborted) return
+      }
+      await sleep(parser?.retry ?? this.upstream.options.streamRetry, signal)
+    }
+  }
+}
+
+function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    timer.unref()
+    function done () {
+      signal.removeEventListener('abort', done)
+      clearTimeout(timer)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+  })
+}

@@ -1,0 +1,211 @@
+import type { JsonRpcId, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse, Params } from '../../schemas/jsonrpc.js'
+import {
+  ERR_REQUEST_CANCELLED, ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_TIMEOUT, RpcCode,
+  type RpcErrorObject, toRpcError, upstreamRpcError
+} from '../errors.js'
+import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
+
+/**
+ * One MCP session with an upstream server, whatever carries it: request ids, deadlines, cancellation, progress,
+ * and dispatch of what the server sends on its own. Transports (HTTP, stdio) only move messages; they extend this
+ * class with `transmit` and feed every message they receive to `receive`.
+ */
+
+export interface InitializeResult {
+  protocolVersion: string
+  capabilities: Record<string, unknown>
+  serverInfo: { name: string, version: string, [key: string]: unknown }
+  instructions?: string
+}
+
+export interface ClientIdentity {
+  capabilities: Record<string, unknown>
+  clientInfo: { name: string, version: string, [key: string]: unknown }
+  protocolVersion?: string
+}
+
+export interface RequestOptions {
+  /** Deadline in ms; the upstream gets `notifications/cancelled` when it passes. */
+  timeout: number
+  /** Aborting it cancels the call upstream (the downstream client cancelled). */
+  signal?: AbortSignal
+  /** Asks the upstream for progress and receives each `notifications/progress` params. */
+  onProgress?: (params: Params) => void
+}
+
+/** What the server sends that is not an answer to one of our requests. */
+export interface SessionHandlers {
+  onNotification (message: JsonRpcNotification): void
+  /** Resolves the result, or rejects with an error carrying `rpcError` (or a coded error). */
+  onRequest (message: JsonRpcRequest): Promise<unknown>
+}
+
+export interface Pending {
+  readonly id: number
+  readonly method: string
+  resolve: (result: unknown) => void
+  reject: (err: Error) => void
+  timer: NodeJS.Timeout | undefined
+  onProgress: ((params: Params) => void) | undefined
+  /** Set by HTTP transports: aborts the POST carrying this request. */
+  abort: AbortController | undefined
+}
+
+const noHandlers: SessionHandlers = {
+  onNotification () {},
+  onRequest (message) {
+    return message.method === 'ping'
+      ? Promise.resolve({})
+      : Promise.reject(Object.assign(new Error('unsupported'), {
+        rpcError: { code: RpcCode.MethodNotFound, message: `Method not found: ${message.method}` }
+      }))
+  }
+}
+
+export abstract class UpstreamSession {
+  protocolVersion: string | undefined
+  initializeResult: InitializeResult | undefined
+  handlers: SessionHandlers = noHandlers
+  /** Set once the session is closed (by us or by the upstream); nothing is sent after. */
+  closedReason: string | undefined
+  protected readonly pending = new Map<JsonRpcId, Pending>()
+  #nextId = 0
+
+  constructor (readonly serverId: string) {}
+
+  get closed (): boolean {
+    return this.closedReason !== undefined
+  }
+
+  get inFlight (): number {
+    return this.pending.size
+  }
+
+  /**
+   * Sends one serialized message. A transport that learns the request can no longer be answered (its answer stream
+   * ended without the response) rejects; the call then fails with that error.
+   */
+  protected abstract transmit (message: string, pending: Pending | undefined): Promise<void>
+
+  /** Releases the transport; pending calls fail with MCPGW_ERR_UPSTREAM_CLOSED. */
+  abstract close (reason?: string): Promise<void>
+
+  async initialize (identity: ClientIdentity, timeout: number): Promise<InitializeResult> {
+    const result = await this.request('initialize', {
+      protocolVersion: identity.protocolVersion ?? LATEST_PROTOCOL_VERSION,
+      capabilities: identity.capabilities,
+      clientInfo: identity.clientInfo
+    }, { timeout }) as InitializeResult
+    if (result === null || typeof result !== 'object' || typeof result.protocolVersion !== 'string') {
+      throw new ERR_UPSTREAM_PROTOCOL(this.serverId, 'initialize answered without a protocolVersion')
+    }
+    this.protocolVersion = result.protocolVersion
+    this.initializeResult = result
+    await this.notify('notifications/initialized')
+    return result
+  }
+
+  request (method: string, params: Params | undefined, options: RequestOptions): Promise<unknown> {
+    if (this.closedReason !== undefined) return Promise.reject(new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason))
+    if (options.signal?.aborted === true) return Promise.reject(new ERR_REQUEST_CANCELLED(String(options.signal.reason ?? 'by the client')))
+    const id = ++this.#nextId
+    let outgoing = params
+    if (options.onProgress !== undefined) {
+      outgoing = { ...params, _meta: { ...(params?._meta as Params | undefined), progressToken: id } }
+    }
+    const message = outgoing === undefined
+      ? '{"jsonrpc":"2.0","id":' + id + ',"method":' + JSON.stringify(method) + '}'
+      : '{"jsonrpc":"2.0","id":' + id + ',"method":' + JSON.stringify(method) + ',"params":' + JSON.stringify(outgoing) + '}'
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { id, method, resolve, reject, timer: undefined, onProgress: options.onProgress, abort: undefined }
+      const signal = options.signal
+      const onAbort = signal === undefined
+        ? undefined
+        : () => this.#cancel(pending, new ERR_REQUEST_CANCELLED(String(signal.reason ?? 'by the client')))
+      pending.resolve = (result) => {
+        this.#settle(pending, signal, onAbort)
+        resolve(result)
+      }
+      pending.reject = (err) => {
+        this.#settle(pending, signal, onAbort)
+        reject(err)
+      }
+      pending.timer = setTimeout(() => {
+        this.#cancel(pending, new ERR_UPSTREAM_TIMEOUT(this.serverId, method, options.timeout))
+      }, options.timeout)
+      signal?.addEventListener('abort', onAbort as () => void, { once: true })
+      this.pending.set(id, pending)
+      this.transmit(message, pending).catch((err: Error) => {
+        if (this.pending.get(id) === pending) pending.reject(err)
+      })
+    })
+  }
+
+  notify (method: string, params?: Params): Promise<void> {
+    if (this.closedReason !== undefined) return Promise.resolve()
+    const message = params === undefined
+      ? '{"jsonrpc":"2.0","method":' + JSON.stringify(method) + '}'
+      : '{"jsonrpc":"2.0","method":' + JSON.stringify(method) + ',"params":' + JSON.stringify(params) + '}'
+    return this.transmit(message, undefined)
+  }
+
+  /** Dispatches one message from the upstream. Transports call it for everything they read. */
+  protected receive (message: unknown): void {
+    if (Array.isArray(message)) {
+      for (const m of message) this.receive(m)
+      return
+    }
+    if (message === null || typeof message !== 'object') return
+    const msg = message as JsonRpcResponse & JsonRpcRequest
+    if (msg.method === undefined) {
+      const pending = msg.id === null || msg.id === undefined ? undefined : this.pending.get(msg.id)
+      if (pending === undefined) return // late answer to a request we already gave up on
+      if (msg.error !== undefined) pending.reject(upstreamRpcError(this.serverId, pending.method, msg.error))
+      else pending.resolve(msg.result)
+      return
+    }
+    if (msg.id === undefined) {
+      if (msg.method === 'notifications/progress') {
+        const token = (msg.params as Params | undefined)?.progressToken
+        const pending = typeof token === 'number' || typeof token === 'string' ? this.pending.get(token) : undefined
+        if (pending?.onProgress !== undefined) pending.onProgress(msg.params as Params)
+        return
+      }
+      this.handlers.onNotification(msg)
+      return
+    }
+    this.#answer(msg)
+  }
+
+  /** Fails every call in flight; transports call it when their connection is gone. */
+  protected failAll (reason: string): void {
+    this.closedReason ??= reason
+    for (const pending of [...this.pending.values()]) pending.reject(new ERR_UPSTREAM_CLOSED(this.serverId, reason))
+  }
+
+  #answer (request: JsonRpcRequest): void {
+    this.handlers.onRequest(request).then(
+      (result) => '{"jsonrpc":"2.0","id":' + JSON.stringify(request.id) + ',"result":' + JSON.stringify(result ?? {}) + '}',
+      (err: unknown) => {
+        const error: RpcErrorObject = toRpcError(err)
+        return '{"jsonrpc":"2.0","id":' + JSON.stringify(request.id) + ',"error":' + JSON.stringify(error) + '}'
+      }
+    ).then((answer) => this.closedReason === undefined ? this.transmit(answer, undefined) : undefined)
+      .catch(() => {}) // the upstream is gone; its own request dies with it
+  }
+
+  #cancel (pending: Pending, err: Error): void {
+    if (this.pending.get(pending.id) !== pending) return
+    pending.reject(err)
+    pending.abort?.abort(err)
+    // The spec forbids cancelling initialize; for anything else the upstream may stop working on it.
+    if (pending.method === 'initialize') return
+    this.notify('notifications/cancelled', { requestId: pending.id, reason: err.message }).catch(() => {})
+  }
+
+  #settle (pending: Pending, signal: AbortSignal | undefined, onAbort: (() => void) | undefined): void {
+    this.pending.delete(pending.id)
+    clearTimeout(pending.timer)
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
+  }
+}

@@ -1,0 +1,179 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import type { UpstreamDefinition } from '../config/types.js'
+import { ERR_UPSTREAM_CLOSED } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { type Pending, UpstreamSession } from './session.js'
+
+/**
+ * The stdio transport: one child process is one MCP session, newline-delimited JSON-RPC on stdin/stdout, stderr
+ * to the log. The child leads its own process group so that `npx`-style wrappers and their children stop together;
+ * shutdown closes stdin, then sends SIGTERM, then SIGKILL. Whatever is still running when the gateway process exits
+ * is killed synchronously, so no server outlives the gateway.
+ */
+
+/** Passed through from the gateway's environment (as MCP hosts do); everything else comes from `env`. */
+const INHERITED_ENV = [
+  'HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ',
+  'NODE_EXTRA_CA_CERTS', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy'
+]
+
+const STDERR_TAIL_LINES = 5
+
+export interface StdioOptions {
+  /** Each shutdown step (stdin closed, SIGTERM) waits this long before the next. */
+  stopGrace: number
+}
+
+const liveGroups = new Set<number>()
+let exitHookInstalled = false
+
+function installExitHook (): void {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.once('exit', () => {
+    for (const pid of liveGroups) killGroup(pid, 'SIGKILL')
+  })
+}
+
+function killGroup (pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal)
+  } catch {
+    // The group is already gone.
+  }
+}
+
+export class StdioSession extends UpstreamSession {
+  readonly child: ChildProcessWithoutNullStreams
+  /** Resolves when the process has exited, with the reason. */
+  readonly exited: Promise<string>
+  #stdout = ''
+  #stderr = ''
+  readonly #stderrTail: string[] = []
+  #stopping: Promise<void> | undefined
+
+  constructor (readonly definition: UpstreamDefinition, private readonly log: Logger, private readonly options: StdioOptions) {
+    super(definition.id)
+    installExitHook()
+    const env: Record<string, string> = {}
+    for (const key of INHERITED_ENV) {
+      const value = process.env[key]
+      if (value !== undefined) env[key] = value
+    }
+    Object.assign(env, definition.env)
+    this.child = spawn(definition.command as string, definition.args as string[], {
+      env,
+      cwd: definition.cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+      windowsHide: true
+    })
+    const pid = this.child.pid
+    if (pid !== undefined) liveGroups.add(pid)
+    this.child.stdout.setEncoding('utf8')
+    this.child.stderr.setEncoding('utf8')
+    this.child.stdout.on('data', (chunk: string) => this.#onStdout(chunk))
+    this.child.stderr.on('data', (chunk: string) => this.#onStderr(chunk))
+    this.child.stdin.on('error', () => {}) // EPIPE when the child dies first: reported by 'exit'
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (err: NodeJS.ErrnoException) => {
+        const reason = err.code === 'ENOENT'
+          ? `cannot start ${JSON.stringify(definition.command)}: command not found (check command and PATH)`
+          : `cannot start ${JSON.stringify(definition.command)}: ${err.message}`
+        this.#exit(reason, pid)
+        resolve(reason)
+      })
+      this.child.once('exit', (code, signal) => {
+        const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`
+        const tail = this.#stderrTail.length > 0 ? ` (stderr: ${this.#stderrTail.join(' | ')})` : ''
+        const reason = `process ${how}${code !== 0 && signal === null ? tail : ''}`
+        this.#exit(reason, pid)
+        resolve(reason)
+      })
+    })
+  }
+
+  get pid (): number | undefined {
+    return this.child.pid
+  }
+
+  protected transmit (message: string, _pending: Pending | undefined): Promise<void> {
+    if (this.closed || !this.child.stdin.writable) {
+      return Promise.reject(new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason ?? 'stdin is closed'))
+    }
+    this.child.stdin.write(message + '\n')
+    return Promise.resolve()
+  }
+
+  /** Stops the process: stdin closed → SIGTERM → SIGKILL, `stopGrace` apart. Resolves once it has exited. */
+  close (reason = 'stopped by the gateway'): Promise<void> {
+    this.#stopping ??= this.#stop(reason)
+    return this.#stopping
+  }
+
+  async #stop (reason: string): Promise<void> {
+    this.failAll(reason)
+    const pid = this.child.pid
+    if (pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return
+    this.child.stdin.end()
+    if (await this.#exitsWithin(this.options.stopGrace)) return
+    killGroup(pid, 'SIGTERM')
+    if (await this.#exitsWithin(this.options.stopGrace)) return
+    killGroup(pid, 'SIGKILL')
+    await this.exited
+  }
+
+  #exitsWithin (ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms)
+      this.exited.then(() => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+    })
+  }
+
+  #exit (reason: string, pid: number | undefined): void {
+    if (pid !== undefined) {
+      // Children the server left behind in its group (an npx wrapper's node process) go with it.
+      killGroup(pid, 'SIGTERM')
+      liveGroups.delete(pid)
+    }
+    this.failAll(reason)
+  }
+
+  #onStdout (chunk: string): void {
+    let text = this.#stdout + chunk
+    let newline = text.indexOf('\n')
+    while (newline !== -1) {
+      const line = text.slice(0, newline).trim()
+      text = text.slice(newline + 1)
+      if (line.length > 0) this.#line(line)
+      newline = text.indexOf('\n')
+    }
+    this.#stdout = text
+  }
+
+  #line (line: string): void {
+    let message: unknown
+    try {
+      message = JSON.parse(line)
+    } catch {
+      this.log.warn({ line: line.slice(0, 500) }, 'upstream wrote a line to stdout that is not JSON-RPC; ignored')
+      return
+    }
+    this.receive(message)
+  }
+
+  #onStderr (chunk: string): void {
+    const lines = (this.#stderr + chunk).split('\n')
+    this.#stderr = lines.pop() as string
+    for (const raw of lines) {
+      const line = raw.trimEnd()
+      if (line.length === 0) continue
+      this.#stderrTail.push(line.slice(0, 300))
+      if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift()
+      this.log.info({ stderr: line }, 'upstream stderr')
+    }
+  }
+}
