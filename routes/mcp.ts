@@ -1,5 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { JsonRpcBody } from '../schemas/jsonrpc.js'
 import type { HttpAnswer } from '../src/transport/streamable-http.js'
 
@@ -20,6 +20,8 @@ export default async function mcpRoutes (fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const transport = app.mcpProxy.streamableHttp
 
+  // MCP bodies are JSON only: without Fastify's text/plain parser, any other type is a 415 (as the spec's SDK does).
+  app.removeContentTypeParser('text/plain')
   app.addHook('onRequest', app.mcpAuth.guardOrigin)
   app.setErrorHandler<FastifyError>(async (err, request, reply) => {
     if (typeof err.statusCode !== 'number' || err.statusCode >= 500) request.log.error({ err }, 'MCP request failed')
@@ -34,11 +36,10 @@ export default async function mcpRoutes (fastify: FastifyInstance) {
 
   app.delete('/mcp', async (request, reply) => send(reply, transport.delete(request.headers)))
 
-  app.route({
-    method: ['PUT', 'PATCH'],
-    url: '/mcp',
-    handler: async (request, reply) => send(reply, transport.requestError({ statusCode: 405, message: 'method not allowed' }, request.method))
-  })
+  // Answered before body parsing, so a PUT is a 405 whatever its body.
+  const methodNotAllowed = async (request: FastifyRequest, reply: FastifyReply) =>
+    send(reply, transport.requestError({ statusCode: 405, message: 'method not allowed' }, request.method))
+  app.route({ method: ['PUT', 'PATCH'], url: '/mcp', onRequest: methodNotAllowed, handler: methodNotAllowed })
 }
 
 function send (reply: FastifyReply, answer: HttpAnswer): FastifyReply {

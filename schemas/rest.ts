@@ -8,9 +8,13 @@ import Type, { type Static } from 'typebox'
 const Open = <P extends Record<string, import('typebox').TSchema>>(properties: P, description?: string) =>
   Type.Object(properties, { additionalProperties: true, ...(description !== undefined ? { description } : {}) })
 
-export const ListBody = Type.Object({
-  cursor: Type.Optional(Type.String({ minLength: 1, description: 'nextCursor of the previous page' }))
-}, { additionalProperties: false })
+/** The body may be omitted (a bare POST lists the first page). */
+export const ListBody = Type.Union([
+  Type.Object({
+    cursor: Type.Optional(Type.String({ minLength: 1, description: 'nextCursor of the previous page' }))
+  }, { additionalProperties: false }),
+  Type.Undefined()
+])
 export type ListBody = Static<typeof ListBody>
 
 export const CallToolBody = Type.Object({

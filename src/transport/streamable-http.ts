@@ -136,7 +136,7 @@ export class StreamableHttpTransport {
       const answer = this.error(new ERR_METHOD_NOT_ALLOWED(method))
       return { ...answer, headers: { allow: 'GET, POST, DELETE' } }
     }
-    if (err.statusCode === 400 && (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY')) {
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError) {
       return this.error(new ERR_PARSE(err.message))
     }
     if (typeof err.statusCode === 'number' && err.statusCode < 500) {
