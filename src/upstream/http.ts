@@ -87,7 +87,7 @@ export class HttpSession extends UpstreamSession {
     try {
       return await super.request(method, params, options)
     } catch (err) {
-      if ((err as { code?: string }).code !== ERR_UPSTREAM_SESSION_EXPIRED.prototype.code || method === 'initialize') throw err
+      if ((err as { code?: string }).code !== 'MCPGW_ERR_UPSTREAM_SESSION_EXPIRED' || method === 'initialize') throw err
       await this.#reinitialize(options.timeout)
       return super.request(method, params, options)
     }

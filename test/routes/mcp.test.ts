@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { request } from 'undici'
 import { startGateway } from '../helper.js'
-import { startHttpFixture } from '../fixtures/mcp-server.js'
+import { sleep, startHttpFixture } from '../fixtures/mcp-server.js'
 
 /**
  * The Streamable HTTP endpoint at the wire level: sessions, status codes and JSON-RPC error codes per the MCP
@@ -17,8 +17,8 @@ async function setup (t: Parameters<Parameters<typeof test>[1]>[0], config: Reco
     name: 'fx',
     tools: Array.from({ length: 12 }, (_, i) => ({ name: `tool_${String(i).padStart(2, '0')}` })).concat([{
       name: 'slow',
-      handler: async (args) => {
-        await new Promise(resolve => setTimeout(resolve, Number(args.ms ?? 50)))
+      handler: async (args, signal) => {
+        await sleep(Number(args.ms ?? 50), signal)
         return { content: [{ type: 'text', text: 'done' }] }
       }
     }])

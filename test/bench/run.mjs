@@ -1,0 +1,182 @@
+// `npm run bench`: tools/call throughput and latency through the gateway, next to the same call sent to its
+// upstream directly and through a bare Fastify + undici forwarding proxy — the three measured one after the other on
+// this machine, in one run, so their ratios are comparable. Every process it starts is its own child, stopped by PID
+// however the run ends. It exits 1 only when something failed functionally (a wrong answer, errors or non-2xx
+// answers under load, a child that died); the numbers never fail it.
+// Settings: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS (default 32).
+import autocannon from 'autocannon'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import { join, relative } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { Child, freePort } from './children.mjs'
+import { callBody, checkCall, openSession } from './session.mjs'
+import { formatTable, summarize } from './table.mjs'
+
+const file = (path) => fileURLToPath(new URL(path, import.meta.url))
+const GATEWAY_CLI = file('../../dist/src/cli.js')
+const UPSTREAM = file('./upstream.mjs')
+const BARE_PROXY = file('./bare-proxy.mjs')
+const RESULTS_DIR = file('./results/')
+const READY_TIMEOUT = 20_000
+
+const children = []
+let configDir
+let cleaning
+
+async function main () {
+  const settings = {
+    duration: positiveInt('BENCH_DURATION', 10),
+    warmup: positiveInt('BENCH_WARMUP', 3),
+    connections: positiveInt('BENCH_CONNECTIONS', 32)
+  }
+  const loadBefore = os.loadavg()
+
+  const upstream = start('upstream', UPSTREAM, [])
+  const upstreamUrl = `http://127.0.0.1:${(await upstream.firstMessage(READY_TIMEOUT)).port}/mcp`
+  const bare = start('bare proxy', BARE_PROXY, [upstreamUrl])
+  const gatewayUrl = await startGateway(upstreamUrl)
+  const bareUrl = `http://127.0.0.1:${(await bare.firstMessage(READY_TIMEOUT)).port}/mcp`
+
+  const targets = [
+    { name: 'direct', url: upstreamUrl, tool: 'echo' },
+    { name: 'bare proxy', url: bareUrl, tool: 'echo' },
+    { name: 'gateway', url: gatewayUrl, tool: 'bench__echo' }
+  ]
+  for (const target of targets) {
+    target.headers = await openSession(target.name, target.url)
+    target.body = callBody(target.tool)
+    target.expected = await checkCall(target.name, target.url, target.headers, target.body)
+  }
+
+  console.log(`bench: ${settings.warmup} s warm-up + ${settings.duration} s per target, ${settings.connections} connections, ` +
+    `node ${process.version}, ${os.cpus().length} CPUs, load ${loadBefore.map(l => l.toFixed(2)).join(' ')}`)
+  const rows = []
+  for (const target of targets) {
+    process.stdout.write(`  ${target.name}…`)
+    await load(target, settings.warmup, settings.connections)
+    const row = summarize(target.name, target.url, await load(target, settings.duration, settings.connections))
+    rows.push(row)
+    console.log(` ${row.callsPerSecond.toFixed(0)} calls/s`)
+  }
+  const direct = rows[0].callsPerSecond
+  for (const row of rows) row.ratio = direct > 0 ? row.callsPerSecond / direct : 0
+
+  const failures = []
+  for (const row of rows) {
+    if (row.errors + row.non2xx + row.mismatches > 0) {
+      failures.push(`${row.target}: ${row.errors} errors (${row.timeouts} timeouts), ${row.non2xx} non-2xx, ` +
+        `${row.mismatches} answers unlike the verified one; status codes ${JSON.stringify(row.statusCodes)}`)
+    }
+  }
+  for (const target of targets) {
+    try {
+      await checkCall(target.name, target.url, target.headers, target.body)
+    } catch (err) {
+      failures.push(`after the load, ${err.message}`)
+    }
+  }
+  for (const child of children) if (child.exited) failures.push(`died during the run: ${child.describe()}`)
+
+  console.log('\n' + formatTable(rows) + '\n')
+  console.log(`gateway/direct ${rows[2].ratio.toFixed(2)}, bare proxy/direct ${rows[1].ratio.toFixed(2)}, ` +
+    `gateway/bare proxy ${(rows[2].callsPerSecond / rows[1].callsPerSecond).toFixed(2)}`)
+  const report = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    loadavg: { before: loadBefore, after: os.loadavg() },
+    settings,
+    results: rows,
+    failures
+  }
+  await mkdir(RESULTS_DIR, { recursive: true })
+  const out = join(RESULTS_DIR, `bench-${report.date.replace(/[:.]/g, '-')}.json`)
+  await writeFile(out, JSON.stringify(report, null, 2) + '\n')
+  console.log(`results: ${relative(process.cwd(), out)}`)
+  for (const failure of failures) console.error(`FAILED ${failure}`)
+  return failures.length === 0 ? 0 : 1
+}
+
+function start (name, path, args, options) {
+  const child = new Child(name, path, args, options)
+  children.push(child)
+  return child
+}
+
+/** The built CLI with a generated config: one Streamable HTTP upstream, id `bench`. */
+async function startGateway (upstreamUrl) {
+  configDir = await mkdtemp(join(os.tmpdir(), 'mcp-gateway-bench-'))
+  const config = join(configDir, 'gateway.json')
+  await writeFile(config, JSON.stringify({
+    logLevel: 'warn',
+    metrics: { defaultMetrics: false },
+    shutdownTimeout: 2000,
+    servers: [{ id: 'bench', url: upstreamUrl }]
+  }, null, 2))
+  const port = await freePort()
+  const gateway = start('gateway', GATEWAY_CLI, ['--config', config, '--port', String(port), '--host', '127.0.0.1'], { preload: true })
+  const base = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + READY_TIMEOUT
+  let last = 'no answer'
+  while (Date.now() < deadline) {
+    if (gateway.exited) throw new Error(`the gateway exited before it was ready: ${gateway.describe()}`)
+    try {
+      const res = await fetch(base + '/health', { signal: AbortSignal.timeout(2000) })
+      const health = await res.json()
+      if (res.status === 200 && health.tools === 1) return base + '/mcp'
+      last = `${res.status} ${JSON.stringify(health)}`
+    } catch (err) {
+      last = err.cause?.message ?? err.message
+    }
+    await sleep(100)
+  }
+  throw new Error(`the gateway was not ready within ${READY_TIMEOUT} ms (last /health: ${last}): ${gateway.describe()}`)
+}
+
+function load (target, duration, connections) {
+  return autocannon({
+    url: target.url,
+    method: 'POST',
+    headers: target.headers,
+    body: target.body,
+    expectBody: target.expected,
+    connections,
+    duration
+  })
+}
+
+function positiveInt (name, fallback) {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`)
+  return value
+}
+
+function cleanUp () {
+  cleaning ??= (async () => {
+    const stops = await Promise.allSettled(children.map(child => child.stop()))
+    for (const stop of stops) if (stop.status === 'rejected') console.error(stop.reason.message)
+    if (configDir !== undefined) await rm(configDir, { recursive: true, force: true })
+  })()
+  return cleaning
+}
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    console.error(`\nbench: ${signal}, stopping`)
+    cleanUp().finally(() => process.exit(130))
+  })
+}
+
+try {
+  process.exitCode = await main()
+} catch (err) {
+  console.error(`bench failed: ${err.message}`)
+  process.exitCode = 1
+} finally {
+  await cleanUp()
+}

@@ -1,0 +1,84 @@
+// Bench fixture: the fastest MCP upstream we can write by hand (plain node:http, JSON answers, no SDK), so the
+// numbers measure the proxies in front of it rather than the server. Forked by run.mjs; it listens on a free
+// loopback port and reports it over IPC. One tool, `echo`, answers its `text` argument.
+import { createServer } from 'node:http'
+
+const TOOLS = '{"tools":[{"name":"echo","description":"Answers its text argument",' +
+  '"inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}}]}'
+const CAPABILITIES = { tools: { listChanged: true } }
+const SERVER_INFO = { name: 'bench-upstream', version: '1.0.0' }
+
+let sessions = 0
+
+const server = createServer((req, res) => {
+  if (req.url !== '/mcp') {
+    res.statusCode = 404
+    res.end()
+  } else if (req.method === 'POST') {
+    let body = ''
+    req.setEncoding('utf8')
+    req.on('data', (chunk) => { body += chunk })
+    req.on('end', () => answer(res, body))
+  } else if (req.method === 'DELETE') {
+    res.end()
+  } else {
+    res.statusCode = 405
+    res.setHeader('allow', 'POST, DELETE')
+    res.end()
+  }
+})
+
+function answer (res, body) {
+  let message
+  try {
+    message = JSON.parse(body)
+  } catch {
+    return send(res, 400, error(null, -32700, 'Parse error'))
+  }
+  if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+    return send(res, 400, error(null, -32600, 'Invalid Request: one JSON-RPC message per POST'))
+  }
+  const { id, method, params } = message
+  // Notifications and responses need no answer.
+  if (id === undefined || method === undefined) {
+    res.statusCode = 202
+    return res.end()
+  }
+  switch (method) {
+    case 'tools/call': {
+      const text = params?.arguments?.text
+      if (params?.name !== 'echo' || typeof text !== 'string') return send(res, 200, error(id, -32602, 'echo needs arguments.text'))
+      return send(res, 200, result(id, '{"content":[{"type":"text","text":' + JSON.stringify(text) + '}]}'))
+    }
+    case 'initialize':
+      res.setHeader('mcp-session-id', 'bench-' + ++sessions)
+      return send(res, 200, result(id, JSON.stringify({
+        protocolVersion: params?.protocolVersion,
+        capabilities: CAPABILITIES,
+        serverInfo: SERVER_INFO
+      })))
+    case 'tools/list': return send(res, 200, result(id, TOOLS))
+    case 'ping': return send(res, 200, result(id, '{}'))
+    default: return send(res, 200, error(id, -32601, 'Method not found: ' + method))
+  }
+}
+
+function result (id, json) {
+  return '{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"result":' + json + '}'
+}
+
+function error (id, code, text) {
+  return '{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"error":{"code":' + code + ',"message":' + JSON.stringify(text) + '}}'
+}
+
+// setHeader + end(body), not writeHead: Node then sends a Content-Length instead of a chunked body.
+function send (res, status, body) {
+  res.statusCode = status
+  res.setHeader('content-type', 'application/json')
+  res.end(body)
+}
+
+// Outlive the keep-alive of the clients' pools, so sockets are not closed under them mid-run.
+server.keepAliveTimeout = 60_000
+server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }))
+process.on('disconnect', () => process.exit(0))
