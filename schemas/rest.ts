@@ -13,6 +13,7 @@ export const ListBody = Type.Union([
   Type.Object({
     cursor: Type.Optional(Type.String({ minLength: 1, description: 'nextCursor of the previous page' }))
   }, { additionalProperties: false }),
+  Type.Null(),
   Type.Undefined()
 ])
 export type ListBody = Static<typeof ListBody>

@@ -23,7 +23,14 @@ export async function startServer ({ configPath, overrides = {}, env = process.e
   closeWithGrace({ delay: config.shutdownTimeout, logger }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an uncaught error')
     else logger.info({ signal }, 'shutting down')
-    await app.close()
+    // Node closes idle keep-alive connections only when close() starts; a connection whose call finishes during
+    // shutdown would otherwise hold the process open until its keep-alive timeout.
+    const sweeper = setInterval(() => app.server.closeIdleConnections(), 100)
+    try {
+      await app.close()
+    } finally {
+      clearInterval(sweeper)
+    }
   })
   await app.listen({ host: config.host, port: config.port })
   logger.info({ mcp: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as { port: number }).port}/mcp` }, 'gateway ready')

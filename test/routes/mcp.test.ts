@@ -1,7 +1,7 @@
-import { test } from 'tap'
+import { type Test, test } from 'tap'
 import { request } from 'undici'
 import { startGateway } from '../helper.js'
-import { sleep, startHttpFixture } from '../fixtures/mcp-server.js'
+import { type FixtureTool, sleep, startHttpFixture } from '../fixtures/mcp-server.js'
 
 /**
  * The Streamable HTTP endpoint at the wire level: sessions, status codes and JSON-RPC error codes per the MCP
@@ -12,10 +12,10 @@ const JSON_AND_SSE = 'application/json, text/event-stream'
 
 let gatewayMcp: URL
 
-async function setup (t: Parameters<Parameters<typeof test>[1]>[0], config: Record<string, unknown> = {}) {
+async function setup (t: Test, config: Record<string, unknown> = {}) {
   const fixture = await startHttpFixture(t, {
     name: 'fx',
-    tools: Array.from({ length: 12 }, (_, i) => ({ name: `tool_${String(i).padStart(2, '0')}` })).concat([{
+    tools: Array.from({ length: 12 }, (_, i): FixtureTool => ({ name: `tool_${String(i).padStart(2, '0')}` })).concat([{
       name: 'slow',
       handler: async (args, signal) => {
         await sleep(Number(args.ms ?? 50), signal)
