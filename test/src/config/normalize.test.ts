@@ -1,0 +1,72 @@
+/* eslint-disable no-template-curly-in-string -- `${VAR}` in plain strings is the syntax under test */
+import { test } from 'tap'
+import { ConfigProblems, DEFAULT_UPSTREAM, envExpander, normalizeServer, serviceConflicts } from '../../../src/config/normalize.js'
+
+test('envExpander replaces ${NAME} and ${NAME:-fallback}', async (t) => {
+  const expand = envExpander({ A: 'alpha', B: 'beta', EMPTY: '' })
+  t.equal(expand('${A}', 'f'), 'alpha')
+  t.equal(expand('x-${A}-${B}-y', 'f'), 'x-alpha-beta-y')
+  t.equal(expand('${C:-gamma}', 'f'), 'gamma')
+  t.equal(expand('${C:-}', 'f'), '', 'an empty fallback')
+  t.equal(expand('${A:-unused}', 'f'), 'alpha', 'a set variable wins over its fallback')
+  t.equal(expand('${EMPTY:-used}', 'f'), 'used', 'an empty variable counts as unset')
+  t.equal(expand('${C:-a:b/c}', 'f'), 'a:b/c', 'fallbacks may hold colons and slashes')
+  t.equal(expand('$A {A} ${ A } ${1A}', 'f'), '$A {A} ${ A } ${1A}', 'only ${NAME} forms are variables')
+  t.equal(expand('no variables', 'f'), 'no variables')
+})
+
+test('envExpander names the variable and the field when a variable is missing', async (t) => {
+  const expand = envExpander({ EMPTY: '' })
+  t.throws(() => expand('Bearer ${TOKEN}', 'servers[0].headers.authorization'), {
+    message: 'servers[0].headers.authorization: environment variable TOKEN is not set (write ${TOKEN:-default} for a fallback)'
+  })
+  t.throws(() => expand('${EMPTY}', 'f'), { message: /environment variable EMPTY is not set/ })
+})
+
+test('expanded values are not expanded again', async (t) => {
+  const expand = envExpander({ A: '${B}', B: 'nested' })
+  t.equal(expand('${A}', 'f'), '${B}')
+})
+
+test('normalizeServer applies the given defaults', async (t) => {
+  const defaults = { ...DEFAULT_UPSTREAM, timeout: 7, maxConnections: 3 }
+  const server = normalizeServer({ id: 'a', url: 'http://127.0.0.1:1/' }, defaults)
+  t.equal(server.timeout, 7)
+  t.equal(server.maxConnections, 3)
+  t.equal(server.service, 'a')
+  t.equal(normalizeServer({ id: 'a', url: 'http://127.0.0.1:1/', timeout: 9 }, defaults).timeout, 9)
+})
+
+test('normalizeServer throws ConfigProblems naming the field it was given', async (t) => {
+  let caught: unknown
+  try {
+    normalizeServer({ id: 'a', url: 'http://127.0.0.1:1/', command: 'x' }, DEFAULT_UPSTREAM, 'servers[4]')
+  } catch (err) {
+    caught = err
+  }
+  t.ok(caught instanceof ConfigProblems)
+  t.same((caught as ConfigProblems).problems, ['servers[4]: set either url (an HTTP server) or command (a stdio server), not both'])
+  t.equal((caught as ConfigProblems).message, 'servers[4]: set either url (an HTTP server) or command (a stdio server), not both')
+  t.throws(() => normalizeServer({ id: 'a' }, DEFAULT_UPSTREAM), {
+    message: 'server: needs url (an HTTP server) or command (a stdio server)',
+    problems: ['server: needs url (an HTTP server) or command (a stdio server)']
+  }, 'the field defaults to "server"')
+})
+
+test('serviceConflicts checks a candidate against every other replica of its service', async (t) => {
+  const server = (id: string, extra: Record<string, unknown> = {}) =>
+    normalizeServer({ id, service: 's', url: 'http://127.0.0.1:1/', ...extra }, DEFAULT_UPSTREAM)
+  const existing = [server('s-1'), server('s-2', { tools: { allow: ['x'] } }), normalizeServer({ id: 'other', url: 'http://127.0.0.1:1/', stateless: true }, DEFAULT_UPSTREAM)]
+
+  t.same(serviceConflicts(existing, server('s-3')), [], 'agreeing, and unset options agree with anything')
+  t.same(serviceConflicts(existing, server('s-3', { tools: { allow: ['x'] } })), [])
+  t.same(serviceConflicts(existing, server('s-3', { tools: { allow: ['y'] } })), [
+    'server "s-3": its tools options differ from those of "s-2", another replica of service "s"; set them the same, or on one replica only'
+  ])
+  t.same(serviceConflicts(existing, server('s-3', { stateless: true })), [
+    'server "s-3": stateless differs from "s-1", another replica of service "s"; replicas must agree',
+    'server "s-3": stateless differs from "s-2", another replica of service "s"; replicas must agree'
+  ])
+  t.same(serviceConflicts(existing, server('s-2', { tools: { allow: ['y'] } })), [], 'a candidate replacing s-2 is not checked against itself')
+  t.same(serviceConflicts(existing), [], 'the configured servers agree')
+})
