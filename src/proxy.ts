@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
 import type { Balancer } from './balancer.js'
+import { Cancellation } from './cancellation.js'
 import { Catalog, type NamedEntry } from './catalog.js'
 import type { GatewayConfig } from './config/types.js'
 import { paginate } from './cursor.js'
@@ -43,8 +44,10 @@ export interface ProxyOptions {
 }
 
 export interface CallContext {
-  /** Aborted when the client cancels the call. */
+  /** Aborting it cancels the call, upstream too (for programmatic callers). */
   signal?: AbortSignal
+  /** The same, without an EventTarget: what the transports use on the hot path. */
+  cancel?: Cancellation
   /** Receives notifications that belong to this call (progress), for the stream that answers it. */
   related?: (message: JsonRpcNotification) => void
 }
@@ -211,7 +214,7 @@ export class McpProxy {
     } else if (method === 'notifications/cancelled') {
       const requestId = params?.requestId
       if (typeof requestId === 'string' || typeof requestId === 'number') {
-        session.inFlight.get(requestId)?.abort(typeof params?.reason === 'string' ? params.reason : 'cancelled by the client')
+        session.inFlight.get(requestId)?.cancel(typeof params?.reason === 'string' ? params.reason : 'cancelled by the client')
       }
     }
   }
@@ -380,6 +383,7 @@ export class McpProxy {
         params = { ...params, _meta: meta }
       }
     }
+    const cancel = context.cancel ?? (context.signal !== undefined ? Cancellation.fromSignal(context.signal) : undefined)
     let tried: Set<string> | undefined
     for (;;) {
       const replica = this.#balancer.pick(service, tried)
@@ -391,7 +395,7 @@ export class McpProxy {
       let upstream: UpstreamSession | undefined
       try {
         upstream = await this.#sessionFor(session, connection)
-        const result = await upstream.request(method, params, { timeout: replica.timeout, signal: context.signal, onProgress })
+        const result = await upstream.request(method, params, { timeout: replica.timeout, cancel, onProgress })
         this.#observe(replica.id, method, (result as { isError?: unknown } | undefined)?.isError === true ? 'tool_error' : 'success', started)
         return result
       } catch (err) {
@@ -403,7 +407,7 @@ export class McpProxy {
         }
         const notSent = upstream === undefined || NOT_SENT.has(code)
         const mayRetry = notSent || (idempotent && SUSPICIOUS.has(code) && code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')
-        if (!mayRetry || context.signal?.aborted === true || this.#registry.replicas(service).length < 2) throw wrapNetworkError(err, replica.id)
+        if (!mayRetry || cancel?.requested === true || this.#registry.replicas(service).length < 2) throw wrapNetworkError(err, replica.id)
         tried ??= new Set()
         tried.add(replica.id)
       }

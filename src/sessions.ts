@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { JsonRpcId } from '../schemas/jsonrpc.js'
+import type { Cancellation } from './cancellation.js'
 import { ERR_SESSION_LIMIT } from './errors.js'
 import type { UpstreamSession } from './upstream/session.js'
 
@@ -34,8 +35,8 @@ export class ClientSession {
   initialized = false
   /** Upstream id → the session opened for this client there (or its opening). */
   readonly upstreams = new Map<string, Promise<UpstreamSession>>()
-  /** Calls in flight, by the client's request id: aborting one cancels it upstream. */
-  readonly inFlight = new Map<JsonRpcId, AbortController>()
+  /** Calls in flight, by the client's request id: cancelling one cancels it upstream. */
+  readonly inFlight = new Map<JsonRpcId, Cancellation>()
   stream: MessageSink | undefined
   closed = false
 
@@ -121,7 +122,7 @@ export class SessionStore {
   #end (session: ClientSession): void {
     this.#sessions.delete(session.id)
     session.closed = true
-    for (const controller of session.inFlight.values()) controller.abort('the session ended')
+    for (const call of session.inFlight.values()) call.cancel('the session ended')
     session.stream?.close()
     session.stream = undefined
     this.options.onEnd(session)

@@ -4,6 +4,7 @@ import {
   ERR_SESSION_NOT_FOUND, ERR_SESSION_REQUIRED, ERR_STREAM_CONFLICT, ERR_UNSUPPORTED_MEDIA_TYPE,
   ERR_UNSUPPORTED_PROTOCOL_VERSION, toRpcError
 } from '../errors.js'
+import { Cancellation } from '../cancellation.js'
 import { errorMessage, isNotification, isRequest, resultMessage } from '../jsonrpc.js'
 import { isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
 import type { CallContext, McpProxy } from '../proxy.js'
@@ -190,18 +191,18 @@ export class StreamableHttpTransport {
 
   /** Serves one request and serializes its JSON-RPC answer; never rejects. */
   async #answer (session: ClientSession, request: JsonRpcRequest, context: CallContext): Promise<string> {
-    let controller: AbortController | undefined
+    let cancel: Cancellation | undefined
     if (FORWARDED.has(request.method)) {
-      controller = new AbortController()
-      session.inFlight.set(request.id, controller)
-      context.signal = controller.signal
+      cancel = new Cancellation()
+      session.inFlight.set(request.id, cancel)
+      context.cancel = cancel
     }
     try {
       return resultMessage(request.id, await this.proxy.request(session, request.method, request.params, context))
     } catch (err) {
       return errorMessage(request.id, toRpcError(err))
     } finally {
-      if (controller !== undefined && session.inFlight.get(request.id) === controller) session.inFlight.delete(request.id)
+      if (cancel !== undefined && session.inFlight.get(request.id) === cancel) session.inFlight.delete(request.id)
     }
   }
 }

@@ -1,10 +1,11 @@
+import { StringDecoder } from 'node:string_decoder'
 import { Pool } from 'undici'
 import type { Dispatcher } from 'undici'
 import type { UpstreamDefinition } from '../config/types.js'
 import { ERR_UPSTREAM_HTTP, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_SESSION_EXPIRED } from '../errors.js'
 import type { Params } from '../../schemas/jsonrpc.js'
 import { SseParser } from '../sse.js'
-import { type ClientIdentity, type Pending, type RequestOptions, UpstreamSession } from './session.js'
+import { type ClientIdentity, type Pending, type RequestOptions, type TransportHandle, UpstreamSession } from './session.js'
 
 /**
  * The Streamable HTTP transport to one upstream. `HttpUpstream` owns the connection pools (created here, destroyed
@@ -93,34 +94,46 @@ export class HttpSession extends UpstreamSession {
     }
   }
 
-  protected async transmit (message: string, pending: Pending | undefined): Promise<void> {
-    let signal: AbortSignal | undefined
-    if (pending !== undefined) {
-      pending.abort = new AbortController()
-      signal = pending.abort.signal
-    }
-    const timeout = this.upstream.definition.timeout
-    const res = await this.upstream.pool.request({
-      path: this.upstream.path,
-      method: 'POST',
-      headers: this.#headers,
-      body: message,
-      signal,
-      headersTimeout: timeout,
-      bodyTimeout: timeout
+  protected transmit (message: string, pending: Pending | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const exchange = new PostExchange(this, pending, resolve, reject)
+      if (pending !== undefined) pending.handle = exchange
+      const timeout = this.upstream.definition.timeout
+      this.upstream.pool.dispatch({
+        path: this.upstream.path,
+        method: 'POST',
+        headers: this.#headers,
+        body: message,
+        headersTimeout: timeout,
+        bodyTimeout: timeout
+      }, exchange)
     })
-    const sid = res.headers['mcp-session-id']
-    if (this.sessionId === undefined && typeof sid === 'string' && sid !== '') {
-      this.sessionId = sid
-      this.#headers['mcp-session-id'] = sid
+  }
+
+  /** Called by a POST exchange when the answer carries the session id (the answer to initialize). */
+  adoptSessionId (id: string): void {
+    if (this.sessionId !== undefined) return
+    this.sessionId = id
+    this.#headers['mcp-session-id'] = id
+  }
+
+  /** Called by a POST exchange with each message it read. */
+  deliver (message: unknown): void {
+    this.receive(message)
+  }
+
+  /** The error for an HTTP failure status, from its (bounded) body. */
+  httpError (status: number, text: string): Error {
+    // The spec answers a forgotten session with 404; some servers (server-everything among them) use 400.
+    if (this.sessionId !== undefined && (status === 404 || (status === 400 && /session/i.test(text)))) {
+      return new ERR_UPSTREAM_SESSION_EXPIRED(this.serverId, this.sessionId)
     }
-    const status = res.statusCode
-    if (status >= 400) throw await this.#httpError(res)
-    if (status === 202 || status === 204) await res.body.dump()
-    else await this.#consume(res, pending?.method ?? 'message')
-    if (pending !== undefined && this.pending.get(pending.id) === pending) {
-      throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `the answer to ${pending.method} ended without a response (HTTP ${status})`)
-    }
+    let detail = text.trim()
+    try {
+      const body = JSON.parse(text) as { error?: { message?: string } }
+      if (typeof body.error?.message === 'string') detail = body.error.message
+    } catch {}
+    return new ERR_UPSTREAM_HTTP(this.serverId, status, detail === '' ? '(empty body)' : detail)
   }
 
   /** Opens the standalone GET stream for notifications the server sends on its own (list_changed, …). */
@@ -150,53 +163,12 @@ export class HttpSession extends UpstreamSession {
     }
   }
 
-  async #consume (res: Dispatcher.ResponseData, method: string): Promise<void> {
-    const type = String(res.headers['content-type'] ?? '')
-    if (type.startsWith('application/json')) {
-      this.receive(await res.body.json())
-      return
-    }
-    if (type.startsWith('text/event-stream')) {
-      await this.#readEvents(res.body)
-      return
-    }
-    await res.body.dump()
-    throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `answered ${method} with content-type ${JSON.stringify(type)} ` +
-      '(expected application/json or text/event-stream)')
-  }
-
   async #readEvents (body: Dispatcher.ResponseData['body'], parser?: SseParser): Promise<SseParser> {
-    const sse = parser ?? new SseParser((event) => {
-      if (event.event !== 'message') return
-      let message: unknown
-      try {
-        message = JSON.parse(event.data)
-      } catch {
-        throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `sent an SSE event that is not JSON: ${event.data.slice(0, 200)}`)
-      }
-      this.receive(message)
-    })
-    const decoder = new TextDecoder()
-    for await (const chunk of body) sse.push(decoder.decode(chunk as Buffer, { stream: true }))
+    const sse = parser ?? messageParser(this)
+    const decoder = new StringDecoder('utf8')
+    for await (const chunk of body) sse.push(decoder.write(chunk as Buffer))
     sse.end()
     return sse
-  }
-
-  async #httpError (res: Dispatcher.ResponseData): Promise<Error> {
-    let text = ''
-    try {
-      text = (await res.body.text()).slice(0, ERROR_BODY_LIMIT)
-    } catch {}
-    // The spec answers a forgotten session with 404; some servers (server-everything among them) use 400.
-    if (this.sessionId !== undefined && (res.statusCode === 404 || (res.statusCode === 400 && /session/i.test(text)))) {
-      return new ERR_UPSTREAM_SESSION_EXPIRED(this.serverId, this.sessionId)
-    }
-    let detail = text.trim()
-    try {
-      const body = JSON.parse(text) as { error?: { message?: string } }
-      if (typeof body.error?.message === 'string') detail = body.error.message
-    } catch {}
-    return new ERR_UPSTREAM_HTTP(this.serverId, res.statusCode, detail === '' ? '(empty body)' : detail)
   }
 
   #reinitialize (timeout: number): Promise<void> {
@@ -255,4 +227,131 @@ function sleep (ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true })
   })
+}
+
+/** An SSE parser that hands each `message` event's JSON to the session. */
+function messageParser (session: HttpSession): SseParser {
+  return new SseParser((event) => {
+    if (event.event !== 'message') return
+    let message: unknown
+    try {
+      message = JSON.parse(event.data)
+    } catch {
+      throw new ERR_UPSTREAM_PROTOCOL(session.serverId, `sent an SSE event that is not JSON: ${event.data.slice(0, 200)}`)
+    }
+    session.deliver(message)
+  })
+}
+
+/**
+ * One POST and its answer, read straight from undici's dispatcher (no response stream object): JSON is collected
+ * and parsed once at the end, SSE is parsed as it arrives so progress reaches the client before the result.
+ */
+class PostExchange implements Dispatcher.DispatchHandler, TransportHandle {
+  #controller: Dispatcher.DispatchController | undefined
+  #abortReason: Error | undefined
+  #status = 0
+  #kind: 'json' | 'sse' | 'empty' | 'error' | 'other' = 'empty'
+  #contentType = ''
+  #chunks: Buffer[] = []
+  #size = 0
+  #sse: SseParser | undefined
+  #decoder: StringDecoder | undefined
+  #failed = false
+
+  constructor (
+    private readonly session: HttpSession,
+    private readonly pending: Pending | undefined,
+    private readonly resolve: () => void,
+    private readonly reject: (err: Error) => void
+  ) {}
+
+  abort (reason: Error): void {
+    if (this.#controller !== undefined) this.#controller.abort(reason)
+    else this.#abortReason = reason
+  }
+
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    if (this.#abortReason !== undefined) controller.abort(this.#abortReason)
+  }
+
+  onResponseStart (controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    this.#status = status
+    const sid = headers['mcp-session-id']
+    if (typeof sid === 'string' && sid !== '') this.session.adoptSessionId(sid)
+    const type = headers['content-type']
+    this.#contentType = typeof type === 'string' ? type : ''
+    if (status >= 400) this.#kind = 'error'
+    else if (status === 202 || status === 204) this.#kind = 'empty'
+    else if (this.#contentType.startsWith('application/json')) this.#kind = 'json'
+    else if (this.#contentType.startsWith('text/event-stream')) {
+      this.#kind = 'sse'
+      this.#sse = messageParser(this.session)
+      this.#decoder = new StringDecoder('utf8')
+    } else this.#kind = 'other'
+  }
+
+  onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#failed) return
+    if (this.#kind === 'sse') {
+      try {
+        (this.#sse as SseParser).push((this.#decoder as StringDecoder).write(chunk))
+      } catch (err) {
+        this.#fail(err as Error)
+        controller.abort(err as Error)
+      }
+    } else if (this.#kind === 'json' || (this.#kind === 'error' && this.#size < ERROR_BODY_LIMIT)) {
+      this.#chunks.push(chunk)
+      this.#size += chunk.length
+    }
+  }
+
+  onResponseEnd (): void {
+    if (this.#failed) return
+    const method = this.pending?.method ?? 'a message'
+    switch (this.#kind) {
+      case 'error':
+        this.#fail(this.session.httpError(this.#status, Buffer.concat(this.#chunks).toString('utf8', 0, ERROR_BODY_LIMIT)))
+        return
+      case 'json': {
+        let message: unknown
+        try {
+          message = JSON.parse(this.#chunks.length === 1 ? (this.#chunks[0] as Buffer).toString() : Buffer.concat(this.#chunks).toString())
+        } catch {
+          this.#fail(new ERR_UPSTREAM_PROTOCOL(this.session.serverId, `answered ${method} with a body that is not JSON`))
+          return
+        }
+        this.session.deliver(message)
+        break
+      }
+      case 'sse':
+        try {
+          (this.#sse as SseParser).end()
+        } catch (err) {
+          this.#fail(err as Error)
+          return
+        }
+        break
+      case 'other':
+        this.#fail(new ERR_UPSTREAM_PROTOCOL(this.session.serverId, `answered ${method} with content-type ${JSON.stringify(this.#contentType)} ` +
+          '(expected application/json or text/event-stream)'))
+        return
+    }
+    if (this.pending !== undefined && !this.pending.settled) {
+      this.#fail(new ERR_UPSTREAM_PROTOCOL(this.session.serverId, `the answer to ${method} ended without a response (HTTP ${this.#status})`))
+      return
+    }
+    this.resolve()
+  }
+
+  onResponseError (controller: Dispatcher.DispatchController, err: Error): void {
+    this.#fail(err)
+  }
+
+  #fail (err: Error): void {
+    if (this.#failed) return
+    this.#failed = true
+    this.reject(err)
+  }
 }

@@ -3,6 +3,7 @@ import {
   ERR_REQUEST_CANCELLED, ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_TIMEOUT, RpcCode,
   type RpcErrorObject, toRpcError, upstreamRpcError
 } from '../errors.js'
+import type { Cancellation, CancellationListener } from '../cancellation.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
 
 /**
@@ -27,10 +28,10 @@ export interface ClientIdentity {
 export interface RequestOptions {
   /** Deadline in ms; the upstream gets `notifications/cancelled` when it passes. */
   timeout: number
-  /** Aborting it cancels the call upstream (the downstream client cancelled). */
-  signal?: AbortSignal
+  /** Cancelling it cancels the call upstream (the downstream client cancelled). */
+  cancel?: Cancellation | undefined
   /** Asks the upstream for progress and receives each `notifications/progress` params. */
-  onProgress?: (params: Params) => void
+  onProgress?: ((params: Params) => void) | undefined
 }
 
 /** What the server sends that is not an answer to one of our requests. */
@@ -40,15 +41,54 @@ export interface SessionHandlers {
   onRequest (message: JsonRpcRequest): Promise<unknown>
 }
 
-export interface Pending {
-  readonly id: number
-  readonly method: string
-  resolve: (result: unknown) => void
-  reject: (err: Error) => void
+/** Lets a transport stop carrying a request (the HTTP exchange of a POST). */
+export interface TransportHandle {
+  abort (reason: Error): void
+}
+
+/** One request in flight: its deadline, its cancellation and where its answer goes. */
+export class Pending implements CancellationListener {
   timer: NodeJS.Timeout | undefined
-  onProgress: ((params: Params) => void) | undefined
-  /** Set by HTTP transports: aborts the POST carrying this request. */
-  abort: AbortController | undefined
+  /** Set by transports that can abort the exchange carrying this request. */
+  handle: TransportHandle | undefined
+
+  constructor (
+    readonly session: UpstreamSession,
+    readonly id: number,
+    readonly method: string,
+    readonly onProgress: ((params: Params) => void) | undefined,
+    private readonly cancellation: Cancellation | undefined,
+    private readonly onResolve: (result: unknown) => void,
+    private readonly onReject: (err: Error) => void
+  ) {}
+
+  get settled (): boolean {
+    return this.session.pendingRequest(this.id) !== this
+  }
+
+  resolve (result: unknown): void {
+    if (this.#settle()) this.onResolve(result)
+  }
+
+  reject (err: Error): void {
+    if (this.#settle()) this.onReject(err)
+  }
+
+  /** The downstream client cancelled: fail the call and tell the upstream to stop. */
+  cancelled (reason: string): void {
+    this.session.cancelPending(this, new ERR_REQUEST_CANCELLED(reason))
+  }
+
+  #settle (): boolean {
+    if (!this.session.forget(this)) return false
+    clearTimeout(this.timer)
+    this.cancellation?.listen(undefined)
+    return true
+  }
+}
+
+function onDeadline (pending: Pending, timeout: number): void {
+  pending.session.cancelPending(pending, new ERR_UPSTREAM_TIMEOUT(pending.session.serverId, pending.method, timeout))
 }
 
 const noHandlers: SessionHandlers = {
@@ -107,7 +147,8 @@ export abstract class UpstreamSession {
 
   request (method: string, params: Params | undefined, options: RequestOptions): Promise<unknown> {
     if (this.closedReason !== undefined) return Promise.reject(new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason))
-    if (options.signal?.aborted === true) return Promise.reject(new ERR_REQUEST_CANCELLED(String(options.signal.reason ?? 'by the client')))
+    const cancellation = options.cancel
+    if (cancellation?.reason !== undefined) return Promise.reject(new ERR_REQUEST_CANCELLED(cancellation.reason))
     const id = ++this.#nextId
     let outgoing = params
     if (options.onProgress !== undefined) {
@@ -117,28 +158,34 @@ export abstract class UpstreamSession {
       ? '{"jsonrpc":"2.0","id":' + id + ',"method":' + JSON.stringify(method) + '}'
       : '{"jsonrpc":"2.0","id":' + id + ',"method":' + JSON.stringify(method) + ',"params":' + JSON.stringify(outgoing) + '}'
     return new Promise((resolve, reject) => {
-      const pending: Pending = { id, method, resolve, reject, timer: undefined, onProgress: options.onProgress, abort: undefined }
-      const signal = options.signal
-      const onAbort = signal === undefined
-        ? undefined
-        : () => this.#cancel(pending, new ERR_REQUEST_CANCELLED(String(signal.reason ?? 'by the client')))
-      pending.resolve = (result) => {
-        this.#settle(pending, signal, onAbort)
-        resolve(result)
-      }
-      pending.reject = (err) => {
-        this.#settle(pending, signal, onAbort)
-        reject(err)
-      }
-      pending.timer = setTimeout(() => {
-        this.#cancel(pending, new ERR_UPSTREAM_TIMEOUT(this.serverId, method, options.timeout))
-      }, options.timeout)
-      signal?.addEventListener('abort', onAbort as () => void, { once: true })
+      const pending = new Pending(this, id, method, options.onProgress, cancellation, resolve, reject)
+      pending.timer = setTimeout(onDeadline, options.timeout, pending, options.timeout)
+      cancellation?.listen(pending)
       this.pending.set(id, pending)
-      this.transmit(message, pending).catch((err: Error) => {
-        if (this.pending.get(id) === pending) pending.reject(err)
-      })
+      this.transmit(message, pending).catch((err: Error) => pending.reject(err))
     })
+  }
+
+  /** The request with this id, while it is in flight. */
+  pendingRequest (id: JsonRpcId): Pending | undefined {
+    return this.pending.get(id)
+  }
+
+  /** Removes a request from the in-flight table; false when it had already settled. */
+  forget (pending: Pending): boolean {
+    if (this.pending.get(pending.id) !== pending) return false
+    this.pending.delete(pending.id)
+    return true
+  }
+
+  /** Fails a request we give up on (deadline, cancellation) and tells the upstream to stop working on it. */
+  cancelPending (pending: Pending, err: Error): void {
+    if (pending.settled) return
+    pending.reject(err)
+    pending.handle?.abort(err)
+    // The spec forbids cancelling initialize; for anything else the upstream may stop working on it.
+    if (pending.method === 'initialize') return
+    this.notify('notifications/cancelled', { requestId: pending.id, reason: err.message }).catch(() => {})
   }
 
   notify (method: string, params?: Params): Promise<void> {
@@ -192,20 +239,5 @@ export abstract class UpstreamSession {
       }
     ).then((answer) => this.closedReason === undefined ? this.transmit(answer, undefined) : undefined)
       .catch(() => {}) // the upstream is gone; its own request dies with it
-  }
-
-  #cancel (pending: Pending, err: Error): void {
-    if (this.pending.get(pending.id) !== pending) return
-    pending.reject(err)
-    pending.abort?.abort(err)
-    // The spec forbids cancelling initialize; for anything else the upstream may stop working on it.
-    if (pending.method === 'initialize') return
-    this.notify('notifications/cancelled', { requestId: pending.id, reason: err.message }).catch(() => {})
-  }
-
-  #settle (pending: Pending, signal: AbortSignal | undefined, onAbort: (() => void) | undefined): void {
-    this.pending.delete(pending.id)
-    clearTimeout(pending.timer)
-    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
   }
 }
