@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client'
+import { counterOf, histogramOf, LatencyRecorder, type Series } from '../src/latency-recorder.js'
 import type { CallOutcome } from '../src/proxy.js'
 
 /**
@@ -28,32 +29,16 @@ export default fp(async function mcpGatewayMetrics (app) {
   const registry = new Registry()
   if (enabled && defaultMetrics) collectDefaultMetrics({ register: registry, prefix })
 
-  const httpRequests = new Counter({
-    name: prefix + 'http_requests_total',
-    help: 'HTTP requests served by the gateway, by route and status',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    registers: [registry]
-  })
-  const httpDuration = new Histogram({
-    name: prefix + 'http_request_duration_seconds',
-    help: 'Time to answer an HTTP request (until the response ended; streams count their whole life)',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [registry]
-  })
-  const upstreamCalls = new Counter({
-    name: prefix + 'upstream_calls_total',
-    help: 'Requests forwarded to upstream servers, by server, MCP method and outcome',
-    labelNames: ['server', 'method', 'outcome'] as const,
-    registers: [registry]
-  })
-  const upstreamDuration = new Histogram({
-    name: prefix + 'upstream_call_duration_seconds',
-    help: 'Time an upstream took to answer a forwarded request',
-    labelNames: ['server', 'method', 'outcome'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [registry]
-  })
+  const http = new LatencyRecorder(['method', 'route', 'status_code'], DURATION_BUCKETS)
+  const calls = new LatencyRecorder(['server', 'method', 'outcome'], DURATION_BUCKETS)
+  registry.registerMetric(counterOf(http, prefix + 'http_requests_total',
+    'HTTP requests served by the gateway, by route and status') as unknown as Metric)
+  registry.registerMetric(histogramOf(http, prefix + 'http_request_duration_seconds',
+    'Time to answer an HTTP request (until the response ended; streams count their whole life)') as unknown as Metric)
+  registry.registerMetric(counterOf(calls, prefix + 'upstream_calls_total',
+    'Requests forwarded to upstream servers, by server, MCP method and outcome') as unknown as Metric)
+  registry.registerMetric(histogramOf(calls, prefix + 'upstream_call_duration_seconds',
+    'Time an upstream took to answer a forwarded request') as unknown as Metric)
   const upstreamUp = new Gauge({
     name: prefix + 'upstream_up',
     help: '1 when the upstream is connected and healthy, 0 otherwise',
@@ -66,28 +51,27 @@ export default fp(async function mcpGatewayMetrics (app) {
     registers: [registry]
   })
 
-  // Label lookups hash their arguments on every call: keep the children per label set instead.
-  type Child = { inc (): void, observe? (v: number): void }
-  const httpChildren = new Map<string, [Child, { observe (v: number): void }]>()
-  const callChildren = new Map<string, [Child, { observe (v: number): void }]>()
+  // Series are resolved once per label set and kept: the per-call cost is a map lookup and a few additions.
+  const httpSeries = new Map<string, Series>()
+  const callSeries = new Map<string, Series>()
 
   const metrics: GatewayMetrics = {
     registry,
     upstreamCall (server, method, outcome, seconds) {
       if (!enabled) return
       const key = server + '\0' + method + '\0' + outcome
-      let children = callChildren.get(key)
-      if (children === undefined) {
-        children = [upstreamCalls.labels(server, method, outcome), upstreamDuration.labels(server, method, outcome)]
-        callChildren.set(key, children)
+      let series = callSeries.get(key)
+      if (series === undefined) {
+        series = calls.series(server, method, outcome)
+        callSeries.set(key, series)
       }
-      children[0].inc()
-      children[1].observe(seconds)
+      series.observe(seconds)
     },
     upstreamUp (server, service, up) {
       if (up === undefined) {
         upstreamUp.remove(server, service)
-        for (const key of callChildren.keys()) if (key.startsWith(server + '\0')) callChildren.delete(key)
+        calls.remove(labels => labels.server === server)
+        for (const key of callSeries.keys()) if (key.startsWith(server + '\0')) callSeries.delete(key)
       } else upstreamUp.labels(server, service).set(up ? 1 : 0)
     },
     sessions (count) {
@@ -100,14 +84,12 @@ export default fp(async function mcpGatewayMetrics (app) {
     app.addHook('onResponse', function recordHttpRequest (request, reply, done) {
       const route = request.routeOptions.url ?? 'unmatched'
       const key = request.method + ' ' + route + ' ' + reply.statusCode
-      let children = httpChildren.get(key)
-      if (children === undefined) {
-        const labels = [request.method, route, String(reply.statusCode)] as const
-        children = [httpRequests.labels(...labels), httpDuration.labels(...labels)]
-        httpChildren.set(key, children)
+      let series = httpSeries.get(key)
+      if (series === undefined) {
+        series = http.series(request.method, route, String(reply.statusCode))
+        httpSeries.set(key, series)
       }
-      children[0].inc()
-      children[1].observe(reply.elapsedTime / 1000)
+      series.observe(reply.elapsedTime / 1000)
       done()
     })
   }

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { ERR_ADMIN_UNAUTHORIZED } from '../src/errors.js'
 import { createRequestGuard } from '../src/origin-guard.js'
@@ -11,8 +11,8 @@ import { createRequestGuard } from '../src/origin-guard.js'
  */
 
 export interface GatewayAuth {
-  /** onRequest hook: 403 for a foreign Origin or Host. */
-  guardOrigin (request: FastifyRequest, reply: FastifyReply): Promise<void>
+  /** onRequest hook: 403 for a foreign Origin or Host. Callback-style: it runs on every call, so no promise. */
+  guardOrigin (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
   /** onRequest hook for /admin: 401 without the admin key. */
   requireAdmin (request: FastifyRequest, reply: FastifyReply): Promise<void>
   /** Whether an admin key is configured (the admin routes exist only then). */
@@ -34,9 +34,8 @@ export default fp(async function mcpGatewaySecurity (app) {
 
   const auth: GatewayAuth = {
     adminEnabled: adminKey !== null,
-    async guardOrigin (request) {
-      const err = guard({ origin: request.headers.origin, host: request.headers.host, localAddress: request.socket.localAddress })
-      if (err !== undefined) throw err
+    guardOrigin (request, reply, done) {
+      done(guard({ origin: request.headers.origin, host: request.headers.host, localAddress: request.socket.localAddress }))
     },
     async requireAdmin (request) {
       const header = request.headers.authorization

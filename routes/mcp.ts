@@ -28,8 +28,13 @@ export default async function mcpRoutes (fastify: FastifyInstance) {
     return send(reply, transport.requestError(err))
   })
 
-  app.post('/mcp', { schema: { body: JsonRpcBody } }, async (request, reply) => {
-    return send(reply, await transport.post(request.headers, request.body))
+  app.post('/mcp', { schema: { body: JsonRpcBody } }, (request, reply) => {
+    const answer = transport.post(request.headers, request.body)
+    if ('kind' in answer) {
+      send(reply, answer)
+      return
+    }
+    return answer.then(a => send(reply, a))
   })
 
   app.get('/mcp', async (request, reply) => send(reply, transport.get(request.headers)))

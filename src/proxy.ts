@@ -18,7 +18,7 @@ import type { Registry, RegistryChange } from './registry.js'
 import { type ClientSession, SessionStore } from './sessions.js'
 import { StreamableHttpTransport } from './transport/streamable-http.js'
 import { UpstreamConnection } from './upstream/connection.js'
-import type { SessionHandlers, UpstreamSession } from './upstream/session.js'
+import { type SessionHandlers, UpstreamSession } from './upstream/session.js'
 
 /**
  * The gateway's engine: it keeps a connection to every upstream, merges what they offer into the catalog, holds
@@ -70,6 +70,18 @@ export interface UpstreamReport {
   resources: number
   resourceTemplates: number
   prompts: number
+}
+
+/** One forwarded request, across the replicas it may try. */
+interface Call {
+  session: ClientSession | undefined
+  service: string
+  method: string
+  params: Params
+  cancel: Cancellation | undefined
+  onProgress: ((p: Params) => void) | undefined
+  idempotent: boolean
+  tried: Set<string> | undefined
 }
 
 export interface InitializeParams {
@@ -370,7 +382,7 @@ export class McpProxy {
    * the next one; one that fails after is retried elsewhere only when `idempotent` (read-only or idempotent tool,
    * reads of resources and prompts).
    */
-  async #forward (session: ClientSession | undefined, service: string, method: string, params: Params, context: CallContext, idempotent: boolean): Promise<unknown> {
+  #forward (session: ClientSession | undefined, service: string, method: string, params: Params, context: CallContext, idempotent: boolean): Promise<unknown> {
     const token = progressTokenOf(params)
     let onProgress: ((p: Params) => void) | undefined
     if (token !== undefined) {
@@ -384,34 +396,51 @@ export class McpProxy {
       }
     }
     const cancel = context.cancel ?? (context.signal !== undefined ? Cancellation.fromSignal(context.signal) : undefined)
-    let tried: Set<string> | undefined
-    for (;;) {
-      const replica = this.#balancer.pick(service, tried)
-      if (replica === undefined) {
-        throw new ERR_UPSTREAM_UNAVAILABLE(service, tried === undefined ? this.#whyUnavailable(service) : 'every replica failed this call')
-      }
-      const connection = this.#connections.get(replica.id) as UpstreamConnection
-      const started = performance.now()
-      let upstream: UpstreamSession | undefined
-      try {
-        upstream = await this.#sessionFor(session, connection)
-        const result = await upstream.request(method, params, { timeout: replica.timeout, cancel, onProgress })
-        this.#observe(replica.id, method, (result as { isError?: unknown } | undefined)?.isError === true ? 'tool_error' : 'success', started)
-        return result
-      } catch (err) {
-        const code = (err as { code?: string }).code ?? ''
-        this.#observe(replica.id, method, outcomeOf(err), started)
-        if (SUSPICIOUS.has(code) || (code === 'MCPGW_ERR_UPSTREAM_HTTP' && (err as { statusCode?: number }).statusCode === 502)) connection.suspect()
-        if (session !== undefined && upstream !== undefined && upstream.closed && upstream !== connection.control) {
-          session.upstreams.delete(replica.id)
-        }
-        const notSent = upstream === undefined || NOT_SENT.has(code)
-        const mayRetry = notSent || (idempotent && SUSPICIOUS.has(code) && code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')
-        if (!mayRetry || cancel?.requested === true || this.#registry.replicas(service).length < 2) throw wrapNetworkError(err, replica.id)
-        tried ??= new Set()
-        tried.add(replica.id)
-      }
+    return this.#attempt({ session, service, method, params, cancel, onProgress, idempotent, tried: undefined })
+  }
+
+  /** One try on one replica; on a failure that allows it, the next try on another. */
+  #attempt (call: Call): Promise<unknown> {
+    const replica = this.#balancer.pick(call.service, call.tried)
+    if (replica === undefined) {
+      return Promise.reject(new ERR_UPSTREAM_UNAVAILABLE(call.service,
+        call.tried === undefined ? this.#whyUnavailable(call.service) : 'every replica failed this call'))
     }
+    const connection = this.#connections.get(replica.id) as UpstreamConnection
+    const started = performance.now()
+    const options = { timeout: replica.timeout, cancel: call.cancel, onProgress: call.onProgress }
+    const upstream = this.#sessionFor(call.session, connection)
+    const answer = upstream instanceof UpstreamSession
+      ? upstream.request(call.method, call.params, options)
+      : upstream.then(u => u.request(call.method, call.params, options), (err: Error) => { throw notSent(err) })
+    return answer.then((result) => {
+      this.#observe(replica.id, call.method, (result as { isError?: unknown } | undefined)?.isError === true ? 'tool_error' : 'success', started)
+      return result
+    }, (err: unknown) => {
+      const code = (err as { code?: string }).code ?? ''
+      this.#observe(replica.id, call.method, outcomeOf(err), started)
+      if (SUSPICIOUS.has(code) || (code === 'MCPGW_ERR_UPSTREAM_HTTP' && (err as { statusCode?: number }).statusCode === 502)) connection.suspect()
+      this.#dropClosedSession(call.session, connection)
+      const mayRetry = (err as { notSent?: boolean }).notSent === true || NOT_SENT.has(code) ||
+        (call.idempotent && SUSPICIOUS.has(code) && code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')
+      if (!mayRetry || call.cancel?.requested === true || this.#registry.replicas(call.service).length < 2) {
+        throw wrapNetworkError(err, replica.id)
+      }
+      call.tried ??= new Set()
+      call.tried.add(replica.id)
+      return this.#attempt(call)
+    })
+  }
+
+  /** A client's own upstream session that closed is forgotten, so its next call opens a new one. */
+  #dropClosedSession (session: ClientSession | undefined, connection: UpstreamConnection): void {
+    const opening = session?.upstreams.get(connection.id)
+    if (opening === undefined) return
+    opening.then((upstream) => {
+      if (upstream.closed && upstream !== connection.control && session?.upstreams.get(connection.id) === opening) {
+        session.upstreams.delete(connection.id)
+      }
+    }, () => {})
   }
 
   /** The upstream session a client's calls use on this replica: its own (opened on first use) or the shared one. */
@@ -567,6 +596,11 @@ const clientSessionHandlers: SessionHandlers = {
       rpcError: { code: -32601, message: `Method not found: ${message.method} (not forwarded by the gateway)` }
     }))
   }
+}
+
+/** Marks an error that happened before the request was sent (opening the session failed): always safe to retry. */
+function notSent (err: Error): Error {
+  return Object.assign(err, { notSent: true })
 }
 
 function outcomeOf (err: unknown): CallOutcome {

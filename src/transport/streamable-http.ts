@@ -8,7 +8,7 @@ import { Cancellation } from '../cancellation.js'
 import { errorMessage, isNotification, isRequest, resultMessage } from '../jsonrpc.js'
 import { isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
 import type { CallContext, McpProxy } from '../proxy.js'
-import type { ClientSession } from '../sessions.js'
+import { ClientSession } from '../sessions.js'
 import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
 
 /**
@@ -43,37 +43,28 @@ export interface StreamableHttpOptions {
 export class StreamableHttpTransport {
   constructor (private readonly proxy: McpProxy, private readonly options: StreamableHttpOptions) {}
 
-  async post (headers: Headers, body: JsonRpcMessage | JsonRpcMessage[]): Promise<HttpAnswer> {
+  /** One POST: a message or a batch. Resolves synchronously-built answers without a promise where it can. */
+  post (headers: Headers, body: JsonRpcMessage | JsonRpcMessage[]): HttpAnswer | Promise<HttpAnswer> {
     const accept = header(headers, 'accept') ?? ''
     const acceptsJson = accept === '' || accept.includes('application/json') || accept.includes('*/*')
     const acceptsSse = accept.includes('text/event-stream')
     if (!acceptsJson && !acceptsSse) {
       return this.error(new ERR_NOT_ACCEPTABLE('the client must accept application/json or text/event-stream'))
     }
-    const messages = Array.isArray(body) ? body : [body]
-    const init = messages.find(m => m.method === 'initialize')
-    if (init !== undefined) return this.#initialize(headers, messages, init)
+    if (Array.isArray(body)) return this.#batch(headers, body)
+    if (body.method === 'initialize') return this.#initialize(headers, [body], body)
 
-    const found = this.#session(headers)
-    if (!('id' in found)) return found
-    const session = found
+    const session = this.#session(headers)
+    if (!(session instanceof ClientSession)) return session
     session.lastSeen = Date.now()
-
-    let requests: JsonRpcRequest[] | undefined
-    for (const message of messages) {
-      if (isRequest(message)) (requests ??= []).push(message)
-      else if (isNotification(message)) this.proxy.notification(session, message.method, message.params)
-      // Responses to server→client requests: the gateway sends none on client sessions yet.
+    if (!isRequest(body)) {
+      if (isNotification(body)) this.proxy.notification(session, body.method, body.params)
+      // A response to a server→client request: the gateway sends none on client sessions yet.
+      return ACCEPTED
     }
-    if (requests === undefined) return { kind: 'empty', status: 202, headers: NO_HEADERS }
-    if (Array.isArray(body)) {
-      const answers = await Promise.all(requests.map(r => this.#answer(session, r, {})))
-      return { kind: 'json', status: 200, headers: NO_HEADERS, body: '[' + answers.join(',') + ']' }
-    }
-    const request = requests[0] as JsonRpcRequest
-    const wantsProgress = (request.params?._meta as { progressToken?: unknown } | undefined)?.progressToken !== undefined
-    if (acceptsSse && (!acceptsJson || wantsProgress)) return this.#streamAnswer(session, request)
-    return { kind: 'json', status: 200, headers: NO_HEADERS, body: await this.#answer(session, request, {}) }
+    const wantsProgress = (body.params?._meta as { progressToken?: unknown } | undefined)?.progressToken !== undefined
+    if (acceptsSse && (!acceptsJson || wantsProgress)) return this.#streamAnswer(session, body)
+    return this.#answer(session, body, {}).then(jsonAnswer)
   }
 
   /** The standalone stream: notifications the client did not ask for (list_changed). One per session. */
@@ -82,9 +73,8 @@ export class StreamableHttpTransport {
     if (!accept.includes('text/event-stream')) {
       return this.error(new ERR_NOT_ACCEPTABLE('the GET stream needs Accept: text/event-stream'))
     }
-    const found = this.#session(headers)
-    if (!('id' in found)) return found
-    const session = found
+    const session = this.#session(headers)
+    if (!(session instanceof ClientSession)) return session
     if (session.stream !== undefined) return this.error(new ERR_STREAM_CONFLICT(session.id))
     session.lastSeen = Date.now()
     // Claimed now, not when the stream starts, so a second GET racing this one is refused.
@@ -109,9 +99,9 @@ export class StreamableHttpTransport {
   }
 
   delete (headers: Headers): HttpAnswer {
-    const found = this.#session(headers)
-    if (!('id' in found)) return found
-    this.proxy.endSession(found.id)
+    const session = this.#session(headers)
+    if (!(session instanceof ClientSession)) return session
+    this.proxy.endSession(session.id)
     return { kind: 'empty', status: 200, headers: NO_HEADERS }
   }
 
@@ -144,6 +134,23 @@ export class StreamableHttpTransport {
       return { ...this.error(new ERR_INVALID_REQUEST(err.message)), status: err.statusCode }
     }
     return this.error(err)
+  }
+
+  /** A 2025-03-26 batch: notifications handled, requests answered together as a JSON array. */
+  async #batch (headers: Headers, messages: JsonRpcMessage[]): Promise<HttpAnswer> {
+    const init = messages.find(m => m.method === 'initialize')
+    if (init !== undefined) return this.#initialize(headers, messages, init)
+    const session = this.#session(headers)
+    if (!(session instanceof ClientSession)) return session
+    session.lastSeen = Date.now()
+    const requests: JsonRpcRequest[] = []
+    for (const message of messages) {
+      if (isRequest(message)) requests.push(message)
+      else if (isNotification(message)) this.proxy.notification(session, message.method, message.params)
+    }
+    if (requests.length === 0) return ACCEPTED
+    const answers = await Promise.all(requests.map(r => this.#answer(session, r, {})))
+    return jsonAnswer('[' + answers.join(',') + ']')
   }
 
   #initialize (headers: Headers, messages: JsonRpcMessage[], init: JsonRpcMessage): HttpAnswer {
@@ -190,21 +197,29 @@ export class StreamableHttpTransport {
   }
 
   /** Serves one request and serializes its JSON-RPC answer; never rejects. */
-  async #answer (session: ClientSession, request: JsonRpcRequest, context: CallContext): Promise<string> {
-    let cancel: Cancellation | undefined
-    if (FORWARDED.has(request.method)) {
-      cancel = new Cancellation()
-      session.inFlight.set(request.id, cancel)
-      context.cancel = cancel
+  #answer (session: ClientSession, request: JsonRpcRequest, context: CallContext): Promise<string> {
+    if (!FORWARDED.has(request.method)) {
+      return this.proxy.request(session, request.method, request.params, context)
+        .then(result => resultMessage(request.id, result), err => errorMessage(request.id, toRpcError(err)))
     }
-    try {
-      return resultMessage(request.id, await this.proxy.request(session, request.method, request.params, context))
-    } catch (err) {
+    const cancel = new Cancellation()
+    session.inFlight.set(request.id, cancel)
+    context.cancel = cancel
+    const done = () => { if (session.inFlight.get(request.id) === cancel) session.inFlight.delete(request.id) }
+    return this.proxy.request(session, request.method, request.params, context).then((result) => {
+      done()
+      return resultMessage(request.id, result)
+    }, (err: unknown) => {
+      done()
       return errorMessage(request.id, toRpcError(err))
-    } finally {
-      if (cancel !== undefined && session.inFlight.get(request.id) === cancel) session.inFlight.delete(request.id)
-    }
+    })
   }
+}
+
+const ACCEPTED: HttpAnswer = Object.freeze({ kind: 'empty', status: 202, headers: NO_HEADERS })
+
+function jsonAnswer (body: string): HttpAnswer {
+  return { kind: 'json', status: 200, headers: NO_HEADERS, body }
 }
 
 function header (headers: Headers, name: string): string | undefined {

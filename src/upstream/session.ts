@@ -146,7 +146,10 @@ export abstract class UpstreamSession {
   }
 
   request (method: string, params: Params | undefined, options: RequestOptions): Promise<unknown> {
-    if (this.closedReason !== undefined) return Promise.reject(new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason))
+    if (this.closedReason !== undefined) {
+      // Never sent: the caller may safely try another replica.
+      return Promise.reject(Object.assign(new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason), { notSent: true }))
+    }
     const cancellation = options.cancel
     if (cancellation?.reason !== undefined) return Promise.reject(new ERR_REQUEST_CANCELLED(cancellation.reason))
     const id = ++this.#nextId
