@@ -60,6 +60,8 @@ export class Catalog {
   readonly collisions: CatalogCollisions
   /** Equal signatures mean clients see the same list of that kind. */
   readonly signatures: Record<ListKind, string>
+  /** The services that contribute anything clients see. */
+  readonly services: ReadonlySet<string>
   readonly #tools: Map<string, NamedEntry<Tool>>
   readonly #prompts: Map<string, NamedEntry<Prompt>>
   readonly #resources: Map<string, UriEntry<Resource>>
@@ -92,9 +94,19 @@ export class Catalog {
     ]
     this.collisions = { tools: tools.collisions, prompts: prompts.collisions, resources: resourceCollisions }
 
-    const signature = (kind: ListKind) => naming.prefixMode + naming.separator + '|' +
-      ordered.map(s => s.service + ':' + s.listing.digests[kind] + ':' + JSON.stringify(kind === 'tools' ? s.tools : kind === 'prompts' ? s.prompts : null)).join('|')
+    // What clients see of a kind follows from the listings and filters of the services that contribute to it, and
+    // the naming options: a service that adds nothing of a kind does not change that kind's signature.
+    const contributing = {
+      tools: new Set(tools.entries.map(e => e.service)),
+      prompts: new Set(prompts.entries.map(e => e.service)),
+      resources: new Set([...this.resources, ...this.templates].map(e => e.service))
+    }
+    const signature = (kind: ListKind) => naming.prefixMode + naming.separator + '|' + ordered
+      .filter(s => contributing[kind].has(s.service))
+      .map(s => s.service + ':' + s.listing.digests[kind] + ':' + canonicalJson(kind === 'tools' ? s.tools : kind === 'prompts' ? s.prompts : null))
+      .join('|')
     this.signatures = { tools: signature('tools'), resources: signature('resources'), prompts: signature('prompts') }
+    this.services = new Set([...contributing.tools, ...contributing.prompts, ...contributing.resources])
   }
 
   tool (name: string): NamedEntry<Tool> | undefined {
@@ -134,9 +146,6 @@ export class Catalog {
     return best
   }
 
-  get services (): ReadonlySet<string> {
-    return new Set([...this.tools, ...this.prompts, ...this.resources, ...this.templates].map(e => e.service))
-  }
 }
 
 function mergeNamed<K extends 'tools' | 'prompts'> (sources: readonly CatalogSource[], kind: K, naming: NamingOptions) {
@@ -195,6 +204,15 @@ export function templatePattern (template: string): RegExp {
     last = (match.index as number) + match[0].length
   }
   return new RegExp(source + escapeRegExp(template.slice(last)) + '$')
+}
+
+/** JSON with object keys sorted, so equal settings written in another order compare equal. */
+function canonicalJson (value: unknown): string {
+  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']'
+  if (value !== null && typeof value === 'object') {
+    return '{' + Object.keys(value).sort().map(k => JSON.stringify(k) + ':' + canonicalJson((value as Record<string, unknown>)[k])).join(',') + '}'
+  }
+  return JSON.stringify(value) ?? 'null'
 }
 
 function escapeRegExp (text: string): string {

@@ -116,6 +116,7 @@ export function upstreamRpcError (serverId: string, method: string, error: RpcEr
 
 /** The JSON-RPC error object for anything thrown while serving a request. */
 export function toRpcError (err: unknown): RpcErrorObject {
+  if (err === null || typeof err !== 'object') return { code: RpcCode.InternalError, message: 'Internal error: ' + String(err) }
   const e = err as Partial<FastifyError> & { rpcError?: RpcErrorObject }
   if (e.rpcError !== undefined) return e.rpcError
   const code = e.code !== undefined ? rpcCodes[e.code] : undefined

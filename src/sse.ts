@@ -12,6 +12,7 @@ export interface SseEvent {
 
 export class SseParser {
   #buffer = ''
+  #afterCr = false
   #event = ''
   #data: string[] = []
   #id: string | undefined
@@ -25,23 +26,28 @@ export class SseParser {
   push (chunk: string): void {
     let text = this.#buffer + chunk
     let start = 0
+    // A CR ends a line at once; when the chunk before ended in CR, an LF opening this one is the rest of that CRLF.
+    if (this.#afterCr && text.charCodeAt(0) === 10) start = 1
+    this.#afterCr = false
     for (;;) {
       let end = -1
-      let next = -1
       for (let i = start; i < text.length; i++) {
         const c = text.charCodeAt(i)
-        if (c === 10) { end = i; next = i + 1; break }
-        if (c === 13) {
-          // A CR at the very end may be the first half of a CRLF split across chunks: wait for more.
-          if (i + 1 === text.length) break
+        if (c === 10 || c === 13) {
           end = i
-          next = text.charCodeAt(i + 1) === 10 ? i + 2 : i + 1
           break
         }
       }
       if (end === -1) break
       this.#line(text.slice(start, end))
-      start = next
+      if (text.charCodeAt(end) === 13) {
+        if (end + 1 === text.length) {
+          this.#afterCr = true
+          start = end + 1
+          break
+        }
+        start = text.charCodeAt(end + 1) === 10 ? end + 2 : end + 1
+      } else start = end + 1
     }
     text = text.slice(start)
     this.#buffer = text

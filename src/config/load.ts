@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { GatewayConfigFile } from '../../schemas/config.js'
 import { ERR_CONFIG_INVALID, ERR_CONFIG_READ } from '../errors.js'
-import { ConfigProblems, envExpander, normalizeConfig } from './normalize.js'
+import { ConfigProblems, envExpander, expandServerEnvironment, normalizeConfig } from './normalize.js'
 import type { GatewayConfig } from './types.js'
 import { schemaProblems } from './validate.js'
 
@@ -51,13 +51,14 @@ export function resolveConfig (input: unknown, { source = 'options', env = proce
   }
   const file = { ...(input as Record<string, unknown>) }
   if (envOverrides) applyEnv(file, env, problems)
+  expandServerEnvironment(file, envExpander(env), problems)
   if (overrides.port !== undefined) file.port = overrides.port
   if (overrides.host !== undefined) file.host = overrides.host
   if (overrides.logLevel !== undefined) file.logLevel = overrides.logLevel
   problems.push(...schemaProblems(GatewayConfigFile, file))
   if (problems.length > 0) throw invalid(source, problems)
   try {
-    return normalizeConfig(file as GatewayConfigFile, envExpander(env))
+    return normalizeConfig(file as GatewayConfigFile)
   } catch (err) {
     if (err instanceof ConfigProblems) throw invalid(source, err.problems)
     throw err

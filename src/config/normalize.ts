@@ -43,7 +43,7 @@ export class ConfigProblems extends Error {
   }
 }
 
-export function normalizeConfig (file: GatewayConfigFile, expandEnv: (value: string, field: string) => string): GatewayConfig {
+export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
   const problems: string[] = []
   const defaults: UpstreamDefaults = { ...DEFAULT_UPSTREAM, ...file.upstreamDefaults }
   if (defaults.reconnectMin > defaults.reconnectMax) {
@@ -52,8 +52,7 @@ export function normalizeConfig (file: GatewayConfigFile, expandEnv: (value: str
   const servers: UpstreamDefinition[] = []
   const seen = new Map<string, string>()
   const add = (input: ServerConfig, field: string) => {
-    const expanded = expandServerStrings(input, field, expandEnv, problems)
-    const server = tryNormalizeServer(expanded, defaults, field, problems)
+    const server = tryNormalizeServer(input, defaults, field, problems)
     if (server === undefined) return
     const previous = seen.get(server.id)
     if (previous !== undefined) {
@@ -66,6 +65,10 @@ export function normalizeConfig (file: GatewayConfigFile, expandEnv: (value: str
   file.servers?.forEach((server, i) => add(server, `servers[${i}]`))
   for (const [key, entry] of Object.entries(file.mcpServers ?? {})) {
     const field = `mcpServers${/^[A-Za-z_$][\w$-]*$/.test(key) ? '.' + key : `[${JSON.stringify(key)}]`}`
+    if (key.length > 64) {
+      problems.push(`${field}: the name is ${key.length} characters long; at most 64 (it becomes the tool prefix)`)
+      continue
+    }
     if (!serverIdPattern.test(key)) {
       problems.push(`${field}: the name must start with a letter or digit and use only letters, digits, "_", "-", "." ` +
         '(it becomes the tool prefix)')
@@ -145,7 +148,7 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
       problems.push(`${field}.url: ${JSON.stringify(input.url)} is not a valid URL`)
     }
   }
-  if (transport === 'stdio' && input.headers !== undefined) {
+  if (transport === 'stdio' && input.headers !== undefined && Object.keys(input.headers).length > 0) {
     problems.push(`${field}.headers: only HTTP upstreams send headers; use env for a stdio server`)
   }
   if (problems.length > before) return undefined
@@ -201,34 +204,60 @@ function fromMcpServerEntry (id: string, entry: McpServerEntry, field: string, p
  */
 export function serviceConflicts (servers: readonly UpstreamDefinition[], candidate?: UpstreamDefinition): string[] {
   const problems: string[] = []
+  const others = candidate === undefined ? servers : [...servers.filter(s => s.id !== candidate.id), candidate]
+  // Per service and option: the first replica that sets it; every later one that sets it must agree.
   const first = new Map<string, UpstreamDefinition>()
-  const check = (a: UpstreamDefinition, b: UpstreamDefinition) => {
-    for (const key of ['tools', 'prompts'] as const) {
-      if (a[key] !== undefined && b[key] !== undefined && !isDeepStrictEqual(a[key], b[key])) {
-        problems.push(`server ${JSON.stringify(b.id)}: its ${key} options differ from those of ${JSON.stringify(a.id)}, ` +
-          `another replica of service ${JSON.stringify(a.service)}; set them the same, or on one replica only`)
+  for (const server of others) {
+    for (const key of ['tools', 'prompts', 'stateless'] as const) {
+      const value = server[key]
+      if (key !== 'stateless' && value === undefined) continue
+      const slot = server.service + '\0' + key
+      const holder = first.get(slot)
+      if (holder === undefined) {
+        first.set(slot, server)
+        continue
       }
+      if (isDeepStrictEqual(holder[key], value)) continue
+      if (candidate !== undefined && server !== candidate && holder !== candidate) continue
+      problems.push(key === 'stateless'
+        ? `server ${JSON.stringify(server.id)}: stateless differs from ${JSON.stringify(holder.id)}, ` +
+          `another replica of service ${JSON.stringify(server.service)}; replicas must agree`
+        : `server ${JSON.stringify(server.id)}: its ${key} options differ from those of ${JSON.stringify(holder.id)}, ` +
+          `another replica of service ${JSON.stringify(server.service)}; set them the same, or on one replica only`)
     }
-    if (a.stateless !== b.stateless) {
-      problems.push(`server ${JSON.stringify(b.id)}: stateless differs from ${JSON.stringify(a.id)}, ` +
-        `another replica of service ${JSON.stringify(a.service)}; replicas must agree`)
-    }
-  }
-  if (candidate !== undefined) {
-    for (const other of servers) if (other.service === candidate.service && other.id !== candidate.id) check(other, candidate)
-    return problems
-  }
-  for (const server of servers) {
-    const head = first.get(server.service)
-    if (head === undefined) first.set(server.service, server)
-    else check(head, server)
   }
   return problems
 }
 
-/** `${NAME}` and `${NAME:-fallback}` in the strings a server definition passes on (so secrets stay out of files). */
-function expandServerStrings (input: ServerConfig, field: string, expand: (value: string, field: string) => string, problems: string[]): ServerConfig {
-  const one = (value: string, where: string) => {
+/**
+ * `${NAME}` and `${NAME:-fallback}` in the strings a server definition passes on (so secrets stay out of files),
+ * expanded in place before validation: `"url": "${MCP_URL}"` is checked as the URL it becomes.
+ */
+export function expandServerEnvironment (file: Record<string, unknown>, expand: (value: string, field: string) => string, problems: string[]): void {
+  const entries: Array<[Record<string, unknown>, string]> = []
+  if (Array.isArray(file.servers)) {
+    file.servers = file.servers.map((server: unknown, i: number) => {
+      if (!isRecord(server)) return server
+      const copy = { ...server }
+      entries.push([copy, `servers[${i}]`])
+      return copy
+    })
+  }
+  if (isRecord(file.mcpServers)) {
+    const map: Record<string, unknown> = {}
+    for (const [key, server] of Object.entries(file.mcpServers)) {
+      if (!isRecord(server)) {
+        map[key] = server
+        continue
+      }
+      const copy = { ...server }
+      entries.push([copy, `mcpServers${/^[A-Za-z_$][\w$-]*$/.test(key) ? '.' + key : `[${JSON.stringify(key)}]`}`])
+      map[key] = copy
+    }
+    file.mcpServers = map
+  }
+  const one = (value: unknown, where: string) => {
+    if (typeof value !== 'string') return value
     try {
       return expand(value, where)
     } catch (err) {
@@ -236,19 +265,18 @@ function expandServerStrings (input: ServerConfig, field: string, expand: (value
       return value
     }
   }
-  const map = (record: Record<string, string> | undefined, where: string) => record === undefined
-    ? undefined
-    : Object.fromEntries(Object.entries(record).map(([k, v]) => [k, one(v, `${where}.${k}`)]))
-  const out: ServerConfig = { ...input }
-  if (input.url !== undefined) out.url = one(input.url, `${field}.url`)
-  if (input.command !== undefined) out.command = one(input.command, `${field}.command`)
-  if (input.cwd !== undefined) out.cwd = one(input.cwd, `${field}.cwd`)
-  if (input.args !== undefined) out.args = input.args.map((a, i) => one(a, `${field}.args[${i}]`))
-  const env = map(input.env, `${field}.env`)
-  if (env !== undefined) out.env = env
-  const headers = map(input.headers, `${field}.headers`)
-  if (headers !== undefined) out.headers = headers
-  return out
+  for (const [server, field] of entries) {
+    for (const key of ['url', 'command', 'cwd'] as const) if (key in server) server[key] = one(server[key], `${field}.${key}`)
+    if (Array.isArray(server.args)) server.args = server.args.map((a: unknown, i: number) => one(a, `${field}.args[${i}]`))
+    for (const key of ['env', 'headers'] as const) {
+      const record = server[key]
+      if (isRecord(record)) server[key] = Object.fromEntries(Object.entries(record).map(([k, v]) => [k, one(v, `${field}.${key}.${k}`)]))
+    }
+  }
+}
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
 export function envExpander (env: NodeJS.ProcessEnv): (value: string, field: string) => string {

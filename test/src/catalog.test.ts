@@ -265,26 +265,27 @@ test('signatures are stable for the same input and order-independent', async (t)
 })
 
 test('a signature changes when its kind changes and only then', async (t) => {
-  const base = new Catalog([source('a', { tools: ['x'] })], always)
+  const parts = { tools: ['x'], prompts: ['p'], resources: ['r://1'] }
+  const base = new Catalog([source('a', parts)], always)
 
-  const tools = new Catalog([source('a', { tools: ['x', 'y'], digests: { tools: 't2' } })], always)
+  const tools = new Catalog([source('a', { ...parts, tools: ['x', 'y'], digests: { tools: 't2' } })], always)
   t.not(tools.signatures.tools, base.signatures.tools)
   t.equal(tools.signatures.prompts, base.signatures.prompts)
   t.equal(tools.signatures.resources, base.signatures.resources)
 
-  const prompts = new Catalog([source('a', { tools: ['x'], digests: { prompts: 'p2' } })], always)
+  const prompts = new Catalog([source('a', { ...parts, prompts: ['p', 'q'], digests: { prompts: 'p2' } })], always)
   t.equal(prompts.signatures.tools, base.signatures.tools)
   t.not(prompts.signatures.prompts, base.signatures.prompts)
 
-  const resources = new Catalog([source('a', { tools: ['x'], digests: { resources: 'r2' } })], always)
+  const resources = new Catalog([source('a', { ...parts, resources: ['r://2'], digests: { resources: 'r2' } })], always)
   t.not(resources.signatures.resources, base.signatures.resources)
   t.equal(resources.signatures.tools, base.signatures.tools)
 
-  const filtered = new Catalog([source('a', { tools: ['x'] }, { tools: { deny: ['x'] } })], always)
+  const filtered = new Catalog([source('a', parts, { tools: { deny: ['y'] } })], always)
   t.not(filtered.signatures.tools, base.signatures.tools, 'a tools filter changes the tools list')
   t.equal(filtered.signatures.prompts, base.signatures.prompts, 'but not the prompts list')
 
-  const promptFilter = new Catalog([source('a', { tools: ['x'] }, { prompts: { deny: ['x'] } })], always)
+  const promptFilter = new Catalog([source('a', parts, { prompts: { deny: ['q'] } })], always)
   t.equal(promptFilter.signatures.tools, base.signatures.tools)
   t.not(promptFilter.signatures.prompts, base.signatures.prompts)
 
@@ -304,13 +305,9 @@ test('a signature does not change for an upstream that adds nothing clients see'
   const base = new Catalog([source('a', { tools: ['x'] })], always)
   const withEmpty = new Catalog([source('a', { tools: ['x'] }), source('b', { prompts: ['p'] })], always)
   t.same(withEmpty.tools, base.tools, 'clients see the same tools')
-  t.equal(withEmpty.signatures.tools, base.signatures.tools, 'so the tools signature stays', {
-    todo: 'bug: a service contributing no tools still changes signatures.tools (spurious tools/list_changed)'
-  })
+  t.equal(withEmpty.signatures.tools, base.signatures.tools, 'so the tools signature stays')
   const reordered = new Catalog([source('a', { tools: ['x'] }, { tools: { deny: ['y'], allow: ['*'] } })], always)
   const same = new Catalog([source('a', { tools: ['x'] }, { tools: { allow: ['*'], deny: ['y'] } })], always)
   t.same(reordered.tools, same.tools)
-  t.equal(reordered.signatures.tools, same.signatures.tools, 'the key order of a filter is not visible', {
-    todo: 'bug: signatures JSON.stringify the filter, so equal filters with another key order differ'
-  })
+  t.equal(reordered.signatures.tools, same.signatures.tools, 'the key order of a filter is not visible')
 })
