@@ -145,7 +145,6 @@ export class Catalog {
     }
     return best
   }
-
 }
 
 function mergeNamed<K extends 'tools' | 'prompts'> (sources: readonly CatalogSource[], kind: K, naming: NamingOptions) {
