@@ -4,7 +4,7 @@ import { ServerConfig } from '../schemas/config.js'
 import { ConfigProblems, normalizeServer, serviceConflicts } from './config/normalize.js'
 import type { UpstreamDefaults, UpstreamDefinition } from './config/types.js'
 import { schemaProblems } from './config/validate.js'
-import { ERR_SERVER_EXISTS, ERR_SERVER_INVALID, ERR_SERVER_NOT_FOUND } from './errors.js'
+import { ERR_CONFIG_INVALID, ERR_SERVER_EXISTS, ERR_SERVER_INVALID, ERR_SERVER_NOT_FOUND } from './errors.js'
 import type { Logger } from './logger.js'
 
 /**
@@ -56,11 +56,19 @@ export class Registry {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
       throw err
     }
-    const overlay = (JSON.parse(text) as { servers?: Overlay }).servers ?? {}
+    let overlay: Overlay
+    try {
+      overlay = (JSON.parse(text) as { servers?: Overlay }).servers ?? {}
+    } catch (err) {
+      throw new ERR_CONFIG_INVALID(` in the registry file ${file}: it is not valid JSON (${(err as Error).message}); ` +
+        'fix or delete it (it holds only the changes made through the admin API)')
+    }
     for (const [id, server] of Object.entries(overlay)) {
       if (server === null) this.#servers.delete(id)
       else this.#servers.set(id, this.#validate({ ...server, id }, `${file}: servers.${id}`))
     }
+    const conflicts = serviceConflicts(this.list())
+    if (conflicts.length > 0) throw new ERR_CONFIG_INVALID(` in the registry file ${file}:\n  - ${conflicts.join('\n  - ')}`)
     this.#overlay = overlay
     this.#index()
   }

@@ -330,3 +330,15 @@ test('flush waits for every change made so far', async (t) => {
   await r.flush()
   t.equal(Object.keys(JSON.parse(await readFile(file, 'utf8')).servers).length, 10, 'the last write wins and holds all ten')
 })
+
+test('a corrupt registry file or one whose replicas disagree stops start-up with a coded error', async (t) => {
+  const dir = await tempDir(t)
+  const corrupt = join(dir, 'corrupt.json')
+  await writeFile(corrupt, '{ "servers": ')
+  await t.rejects(registry([], corrupt).r.load(), { code: 'MCPGW_ERR_CONFIG_INVALID', message: /registry file .*corrupt\.json: it is not valid JSON/ })
+
+  const conflicting = join(dir, 'conflicting.json')
+  await writeFile(conflicting, JSON.stringify({ servers: { 'a-2': { url: 'http://127.0.0.1:2/', service: 'a', stateless: true } } }))
+  const configured = normalizeServer({ id: 'a-1', url: 'http://127.0.0.1:1/', service: 'a' }, DEFAULT_UPSTREAM)
+  await t.rejects(registry([configured], conflicting).r.load(), { code: 'MCPGW_ERR_CONFIG_INVALID', message: /stateless differs/ })
+})
