@@ -5,7 +5,7 @@ import type { UpstreamDefinition } from '../config/types.js'
 import { ERR_UPSTREAM_HTTP, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_SESSION_EXPIRED } from '../errors.js'
 import type { Params } from '../../schemas/jsonrpc.js'
 import { SseParser } from '../sse.js'
-import { type ClientIdentity, type Pending, type RequestOptions, type TransportHandle, UpstreamSession } from './session.js'
+import { type ClientIdentity, type InitializeResult, type Pending, type RequestOptions, type TransportHandle, UpstreamSession } from './session.js'
 
 /**
  * The Streamable HTTP transport to one upstream. `HttpUpstream` owns the connection pools (created here, destroyed
@@ -74,29 +74,41 @@ export class HttpSession extends UpstreamSession {
     this.#headers = { ...upstream.baseHeaders }
   }
 
-  override async initialize (identity: ClientIdentity, timeout: number) {
+  override initialize (identity: ClientIdentity, timeout: number) {
     this.#identity = identity
     this.sessionId = undefined
     this.#headers = { ...this.upstream.baseHeaders }
-    const result = await super.initialize(identity, timeout)
-    this.#headers['mcp-protocol-version'] = result.protocolVersion
-    return result
+    return super.initialize(identity, timeout)
   }
 
-  /** A request that meets a forgotten session re-initializes once and is sent again: it never reached the server. */
-  override async request (method: string, params: Params | undefined, options: RequestOptions): Promise<unknown> {
-    try {
-      return await super.request(method, params, options)
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'MCPGW_ERR_UPSTREAM_SESSION_EXPIRED' || method === 'initialize') throw err
-      await this.#reinitialize(options.timeout)
-      return super.request(method, params, options)
+  protected override negotiated (result: InitializeResult): void {
+    this.#headers['mcp-protocol-version'] = result.protocolVersion
+  }
+
+  override request (method: string, params: Params | undefined, options: RequestOptions): Promise<unknown> {
+    return this.#send(method, params, options, false)
+  }
+
+  /**
+   * A request that meets a forgotten session is sent again on a new one: it never reached the server. Only the
+   * first request to learn of it re-initializes; others wait for that, including requests sent meanwhile.
+   */
+  #send (method: string, params: Params | undefined, options: RequestOptions, retried: boolean): Promise<unknown> {
+    const recovering = this.#reinitializing
+    if (recovering !== undefined && method !== 'initialize') {
+      return recovering.then(() => this.#send(method, params, options, retried))
     }
+    const sentWith = this.sessionId
+    return super.request(method, params, options).catch((err: Error & { code?: string }) => {
+      if (err.code !== 'MCPGW_ERR_UPSTREAM_SESSION_EXPIRED' || method === 'initialize' || retried) throw err
+      if (this.sessionId === sentWith) this.#reinitialize(options.timeout)
+      return this.#send(method, params, options, true)
+    })
   }
 
   protected transmit (message: string, pending: Pending | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
-      const exchange = new PostExchange(this, pending, resolve, reject)
+      const exchange = new PostExchange(this, pending, this.sessionId, resolve, reject)
       if (pending !== undefined) pending.handle = exchange
       const timeout = this.upstream.definition.timeout
       this.upstream.pool.dispatch({
@@ -122,11 +134,11 @@ export class HttpSession extends UpstreamSession {
     this.receive(message)
   }
 
-  /** The error for an HTTP failure status, from its (bounded) body. */
-  httpError (status: number, text: string): Error {
+  /** The error for an HTTP failure status of a request sent with session `sentWith`, from its (bounded) body. */
+  httpError (status: number, text: string, sentWith: string | undefined): Error {
     // The spec answers a forgotten session with 404; some servers (server-everything among them) use 400.
-    if (this.sessionId !== undefined && (status === 404 || (status === 400 && /session/i.test(text)))) {
-      return new ERR_UPSTREAM_SESSION_EXPIRED(this.serverId, this.sessionId)
+    if (sentWith !== undefined && (status === 404 || (status === 400 && /session/i.test(text)))) {
+      return new ERR_UPSTREAM_SESSION_EXPIRED(this.serverId, sentWith)
     }
     let detail = text.trim()
     try {
@@ -171,17 +183,18 @@ export class HttpSession extends UpstreamSession {
     return sse
   }
 
-  #reinitialize (timeout: number): Promise<void> {
+  #reinitialize (timeout: number): void {
     const identity = this.#identity
-    if (identity === undefined) return Promise.reject(new ERR_UPSTREAM_SESSION_EXPIRED(this.serverId, this.sessionId))
-    this.#reinitializing ??= this.initialize(identity, timeout).then(() => {
+    if (identity === undefined || this.#reinitializing !== undefined) return
+    const recovery = this.initialize(identity, timeout).then(() => {
       this.#reinitializing = undefined
       this.onReinitialized?.()
     }, (err: unknown) => {
       this.#reinitializing = undefined
       throw err
     })
-    return this.#reinitializing
+    recovery.catch(() => {}) // its waiters see the failure; nobody else must
+    this.#reinitializing = recovery
   }
 
   async #listenLoop (signal: AbortSignal): Promise<void> {
@@ -209,7 +222,8 @@ export class HttpSession extends UpstreamSession {
           parser = await this.#readEvents(res.body, parser)
         }
       } catch {
-        if (signal.aborted) return
+        // Stopped on purpose, or the upstream's pools were destroyed under us: either way, this stream is over.
+        if (signal.aborted || this.upstream.pool.destroyed) return
       }
       await sleep(parser?.retry ?? this.upstream.options.streamRetry, signal)
     }
@@ -262,6 +276,8 @@ class PostExchange implements Dispatcher.DispatchHandler, TransportHandle {
   constructor (
     private readonly session: HttpSession,
     private readonly pending: Pending | undefined,
+    /** The session id the request carried (a forgotten one is reported with it). */
+    private readonly sentWith: string | undefined,
     private readonly resolve: () => void,
     private readonly reject: (err: Error) => void
   ) {}
@@ -312,7 +328,7 @@ class PostExchange implements Dispatcher.DispatchHandler, TransportHandle {
     const method = this.pending?.method ?? 'a message'
     switch (this.#kind) {
       case 'error':
-        this.#fail(this.session.httpError(this.#status, Buffer.concat(this.#chunks).toString('utf8', 0, ERROR_BODY_LIMIT)))
+        this.#fail(this.session.httpError(this.#status, Buffer.concat(this.#chunks).toString('utf8', 0, ERROR_BODY_LIMIT), this.sentWith))
         return
       case 'json': {
         let message: unknown

@@ -141,9 +141,13 @@ export abstract class UpstreamSession {
     }
     this.protocolVersion = result.protocolVersion
     this.initializeResult = result
+    this.negotiated(result)
     await this.notify('notifications/initialized')
     return result
   }
+
+  /** Called once the server has answered initialize, before anything else is sent (HTTP sets its version header). */
+  protected negotiated (_result: InitializeResult): void {}
 
   request (method: string, params: Params | undefined, options: RequestOptions): Promise<unknown> {
     if (this.closedReason !== undefined) {

@@ -149,9 +149,7 @@ test('initialize keeps mcp-session-id and sends it with mcp-protocol-version on 
   t.notOk(init?.headers['mcp-session-id'], 'initialize goes without a session id')
   t.match(init?.headers, { 'content-type': 'application/json', accept: 'application/json, text/event-stream' })
   t.match(initialized, { body: { method: 'notifications/initialized' }, headers: { 'mcp-session-id': 'sess-1' } })
-  t.equal(initialized?.headers['mcp-protocol-version'], NEGOTIATED, 'notifications/initialized carries the negotiated version', {
-    todo: 'bug: http.ts initialize() sets mcp-protocol-version only after super.initialize() has sent notifications/initialized'
-  })
+  t.equal(initialized?.headers['mcp-protocol-version'], NEGOTIATED, 'notifications/initialized carries the negotiated version')
   t.match(list, { body: { method: 'tools/list' }, headers: { 'mcp-session-id': 'sess-1', 'mcp-protocol-version': NEGOTIATED } })
 })
 
@@ -358,9 +356,7 @@ test('concurrent requests on a forgotten session share one re-initialization and
   ])
   const recovered = { status: 'fulfilled', value: listed('sess-2') }
   t.ok(settled.some(s => s.status === 'fulfilled'), 'the request that learns of it first recovers')
-  const bug = 'bug: http.ts httpError() sees sessionId === undefined while the re-initialization runs, so the other ' +
-    'request fails with MCPGW_ERR_UPSTREAM_HTTP 404 instead of being retried'
-  t.same(settled, [recovered, recovered], 'the other request is retried too', { todo: bug })
+  t.same(settled, [recovered, recovered], 'the other request is retried too')
   t.equal(reinitialized, 1)
   t.equal(fixture.seen.filter(r => r.body?.method === 'initialize').length, 2, 'one re-initialization')
 })
@@ -384,12 +380,10 @@ test('a request that learns of the forgotten session after the re-initialization
   notFound(held as ServerResponse)
   const answers = await Promise.all(calls)
   t.pass('the second request succeeds as well')
-  const bug = 'bug: http.ts request() re-initializes again when the expired answer names a session id that is no ' +
-    'longer current, leaking the upstream session it just opened'
-  t.same(answers, [listed('sess-2'), listed('sess-2')], 'both answered on the new session', { todo: bug })
-  t.equal(reinitialized, 1, 'onReinitialized is called once', { todo: bug })
-  t.equal(fixture.seen.filter(r => r.body?.method === 'initialize').length, 2, 'one re-initialization', { todo: bug })
-  t.equal(session.sessionId, 'sess-2', 'the session keeps the id it recovered with', { todo: bug })
+  t.same(answers, [listed('sess-2'), listed('sess-2')], 'both answered on the new session')
+  t.equal(reinitialized, 1, 'onReinitialized is called once')
+  t.equal(fixture.seen.filter(r => r.body?.method === 'initialize').length, 2, 'one re-initialization')
+  t.equal(session.sessionId, 'sess-2', 'the session keeps the id it recovered with')
 })
 
 test('a 400 that does not mention the session is an HTTP error, not a forgotten session', async (t) => {
