@@ -1,12 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
-import { EVERYTHING, freePort, waitFor } from '../helper.js'
+import { EVERYTHING, freePort, groupMembers, waitFor } from '../helper.js'
 
 /**
  * The standalone gateway as users run it: the `mcp-gateway` CLI in its own process. An invalid config exits 1
@@ -51,20 +50,6 @@ function isListening (port: number): Promise<boolean> {
     socket.once('connect', () => { socket.destroy(); resolve(true) })
     socket.once('error', () => resolve(false))
   })
-}
-
-/** Live processes in a process group, read from /proc (the stdio server and whatever it spawned). */
-function groupMembers (pgid: number): number[] {
-  const members: number[] = []
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (fields[0] !== 'Z' && Number(fields[2]) === pgid) members.push(Number(entry))
-    } catch {}
-  }
-  return members
 }
 
 test('an invalid config exits 1, names every field at fault, and never listens', async (t) => {

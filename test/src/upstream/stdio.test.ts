@@ -1,11 +1,10 @@
-import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { type Test, test } from 'tap'
 import { DEFAULT_UPSTREAM, normalizeServer } from '../../../src/config/normalize.js'
 import type { UpstreamDefinition } from '../../../src/config/types.js'
 import type { Logger } from '../../../src/logger.js'
 import { StdioSession } from '../../../src/upstream/stdio.js'
-import { waitFor } from '../../helper.js'
+import { groupMembers, waitFor } from '../../helper.js'
 
 const STDIO_SERVER = fileURLToPath(new URL('../../fixtures/stdio-server.mjs', import.meta.url))
 const IDENTITY = { capabilities: {}, clientInfo: { name: 'stdio-test', version: '1.0.0' } }
@@ -41,20 +40,6 @@ function start (t: Test, flags: string[] = [], options: { env?: Record<string, s
 
 function callTool (session: StdioSession, name: string, args: Record<string, unknown> = {}) {
   return session.request('tools/call', { name, arguments: args }, { timeout: TIMEOUT }) as Promise<Record<string, unknown>>
-}
-
-/** The live (not zombie) processes of a process group, from /proc. */
-function groupMembers (pgid: number): number[] {
-  const members: number[] = []
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (fields[0] !== 'Z' && Number(fields[2]) === pgid) members.push(Number(entry))
-    } catch {}
-  }
-  return members
 }
 
 test('initialize and a tools/call round trip', async (t) => {
