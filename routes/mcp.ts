@@ -25,7 +25,7 @@ export default async function mcpRoutes (fastify: FastifyInstance) {
   app.addHook('onRequest', app.mcpAuth.guardOrigin)
   app.setErrorHandler<FastifyError>(async (err, request, reply) => {
     if (typeof err.statusCode !== 'number' || err.statusCode >= 500) request.log.error({ err }, 'MCP request failed')
-    return send(reply, transport.requestError(err))
+    return send(reply, transport.requestError(err, request.method, request.headers['content-type']))
   })
 
   app.post('/mcp', { schema: { body: JsonRpcBody } }, (request, reply) => {

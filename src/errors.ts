@@ -46,7 +46,7 @@ export const ERR_UNSUPPORTED_PROTOCOL_VERSION = createError('MCPGW_ERR_UNSUPPORT
   'Bad Request: Unsupported protocol version: %s (supported versions: %s)', 400)
 export const ERR_NOT_ACCEPTABLE = createError('MCPGW_ERR_NOT_ACCEPTABLE', 'Not Acceptable: %s', 406)
 export const ERR_UNSUPPORTED_MEDIA_TYPE = createError('MCPGW_ERR_UNSUPPORTED_MEDIA_TYPE',
-  'Unsupported Media Type: %s (send Content-Type: application/json)', 415)
+  'Unsupported Media Type: %s is not accepted; send Content-Type: application/json', 415)
 export const ERR_STREAM_CONFLICT = createError('MCPGW_ERR_STREAM_CONFLICT',
   'Conflict: session %s already has an open GET stream; only one is allowed per session', 409)
 export const ERR_METHOD_NOT_ALLOWED = createError('MCPGW_ERR_METHOD_NOT_ALLOWED',

@@ -290,7 +290,8 @@ export class McpProxy {
         service: definition.service,
         transport: definition.transport,
         target: definition.url ?? [definition.command, ...definition.args].join(' '),
-        state: connection?.state ?? 'stopped',
+        // No connection yet: it was just registered (or replaced) and is about to connect.
+        state: connection?.state ?? (definition.enabled ? 'connecting' : 'disabled'),
         since: new Date(connection?.since ?? Date.now()).toISOString(),
         enabled: definition.enabled,
         weight: definition.weight,

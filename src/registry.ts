@@ -31,7 +31,8 @@ export interface RegistryOptions {
   log: Logger
 }
 
-type Overlay = Record<string, UpstreamDefinition | null>
+/** Id → the definition as it was given (defaults are applied when it is loaded), or null for a removal. */
+type Overlay = Record<string, Record<string, unknown> | null>
 
 export class Registry {
   readonly #servers = new Map<string, UpstreamDefinition>()
@@ -105,17 +106,18 @@ export class Registry {
     if (this.#servers.has(server.id)) throw new ERR_SERVER_EXISTS(server.id, server.id)
     this.#checkService(server)
     this.#servers.set(server.id, server)
-    this.#changed({ type: 'added', server })
+    this.#changed({ type: 'added', server }, input as Record<string, unknown>)
     return server
   }
 
   update (id: string, input: unknown): UpstreamDefinition {
     const previous = this.#servers.get(id)
     if (previous === undefined) throw new ERR_SERVER_NOT_FOUND(id)
-    const server = this.#validate({ ...(input as object), id }, 'server')
+    const given = { ...(input as object), id }
+    const server = this.#validate(given, 'server')
     this.#checkService(server)
     this.#servers.set(id, server)
-    this.#changed({ type: 'updated', server, previous })
+    this.#changed({ type: 'updated', server, previous }, given)
     return server
   }
 
@@ -123,7 +125,7 @@ export class Registry {
     const server = this.#servers.get(id)
     if (server === undefined) throw new ERR_SERVER_NOT_FOUND(id)
     this.#servers.delete(id)
-    this.#changed({ type: 'removed', server })
+    this.#changed({ type: 'removed', server }, null)
     return server
   }
 
@@ -153,9 +155,9 @@ export class Registry {
     if (problems.length > 0) throw new ERR_SERVER_INVALID(problems.join('; '))
   }
 
-  #changed (change: RegistryChange): void {
+  #changed (change: RegistryChange, given: Record<string, unknown> | null): void {
     this.#index()
-    this.#overlay[change.server.id] = change.type === 'removed' ? null : change.server
+    this.#overlay[change.server.id] = given
     this.#persist()
     for (const listener of this.#listeners) listener(change)
   }

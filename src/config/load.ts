@@ -51,11 +51,13 @@ export function resolveConfig (input: unknown, { source = 'options', env = proce
   }
   const file = { ...(input as Record<string, unknown>) }
   if (envOverrides) applyEnv(file, env, problems)
-  expandServerEnvironment(file, envExpander(env), problems)
+  const unexpanded: string[] = []
+  expandServerEnvironment(file, envExpander(env), problems, unexpanded)
   if (overrides.port !== undefined) file.port = overrides.port
   if (overrides.host !== undefined) file.host = overrides.host
   if (overrides.logLevel !== undefined) file.logLevel = overrides.logLevel
-  problems.push(...schemaProblems(GatewayConfigFile, file))
+  // A field whose variable is missing is already reported; its unexpanded text would only fail its pattern too.
+  problems.push(...schemaProblems(GatewayConfigFile, file).filter(p => !unexpanded.some(field => p.startsWith(field + ':'))))
   if (problems.length > 0) throw invalid(source, problems)
   try {
     return normalizeConfig(file as GatewayConfigFile)

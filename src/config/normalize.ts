@@ -233,7 +233,7 @@ export function serviceConflicts (servers: readonly UpstreamDefinition[], candid
  * `${NAME}` and `${NAME:-fallback}` in the strings a server definition passes on (so secrets stay out of files),
  * expanded in place before validation: `"url": "${MCP_URL}"` is checked as the URL it becomes.
  */
-export function expandServerEnvironment (file: Record<string, unknown>, expand: (value: string, field: string) => string, problems: string[]): void {
+export function expandServerEnvironment (file: Record<string, unknown>, expand: (value: string, field: string) => string, problems: string[], failed: string[] = []): void {
   const entries: Array<[Record<string, unknown>, string]> = []
   if (Array.isArray(file.servers)) {
     file.servers = file.servers.map((server: unknown, i: number) => {
@@ -262,6 +262,7 @@ export function expandServerEnvironment (file: Record<string, unknown>, expand: 
       return expand(value, where)
     } catch (err) {
       problems.push((err as Error).message)
+      failed.push(where)
       return value
     }
   }

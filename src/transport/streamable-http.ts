@@ -120,9 +120,9 @@ export class StreamableHttpTransport {
    * A request the HTTP layer refused before the transport saw it (unparsable JSON, a body that is not JSON-RPC,
    * another content type, an unsupported method), as the JSON-RPC error the spec expects.
    */
-  requestError (err: { statusCode?: number, validation?: unknown, message: string, code?: string }, method?: string): HttpAnswer & { kind: 'json' } {
+  requestError (err: { statusCode?: number, validation?: unknown, message: string, code?: string }, method?: string, contentType?: string): HttpAnswer & { kind: 'json' } {
     if (err.validation !== undefined) return this.error(new ERR_INVALID_REQUEST(err.message))
-    if (err.statusCode === 415) return this.error(new ERR_UNSUPPORTED_MEDIA_TYPE(err.message))
+    if (err.statusCode === 415) return this.error(new ERR_UNSUPPORTED_MEDIA_TYPE(JSON.stringify(contentType ?? '')))
     if (err.statusCode === 405 && method !== undefined) {
       const answer = this.error(new ERR_METHOD_NOT_ALLOWED(method))
       return { ...answer, headers: { allow: 'GET, POST, DELETE' } }

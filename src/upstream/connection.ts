@@ -76,7 +76,7 @@ export class UpstreamConnection {
   /** Starts connecting; resolves once the first attempt has succeeded or failed (it never rejects). */
   start (): Promise<void> {
     if (!this.definition.enabled) {
-      this.#setState('disabled', 'disabled in the configuration')
+      this.#setState('disabled', 'disabled (enabled: false)')
       return Promise.resolve()
     }
     this.#stopped = false

@@ -225,13 +225,19 @@ test('changes are persisted atomically as an overlay of ids to definitions or nu
   const dir = await tempDir(t)
   const file = join(dir, 'nested', 'registry.json')
   const { r } = registry([configured('keep'), configured('gone'), configured('swap')], file)
-  const added = r.add({ id: 'new', url: 'http://127.0.0.1:1/new' })
-  const swapped = r.update('swap', { url: 'http://127.0.0.1:2/swap', weight: 3 })
+  r.add({ id: 'new', url: 'http://127.0.0.1:1/new' })
+  r.update('swap', { url: 'http://127.0.0.1:2/swap', weight: 3 })
   r.remove('gone')
   await r.flush()
 
   const overlay = JSON.parse(await readFile(file, 'utf8'))
-  t.same(overlay, { servers: { new: added, swap: swapped, gone: null } }, 'only runtime changes are written')
+  t.strictSame(overlay, {
+    servers: {
+      new: { id: 'new', url: 'http://127.0.0.1:1/new' },
+      swap: { url: 'http://127.0.0.1:2/swap', weight: 3, id: 'swap' },
+      gone: null
+    }
+  }, 'only runtime changes are written, as they were given: defaults apply when the file is loaded')
   t.notOk('keep' in overlay.servers)
   t.same(await readdir(join(dir, 'nested')), ['registry.json'], 'no temporary file is left behind')
   t.equal((await stat(file)).mode & 0o777, 0o600, 'only the owner may read it (it holds credentials)')

@@ -161,7 +161,7 @@ test('a disabled upstream is disabled and never spawns', async (t) => {
   const { conn, observer } = connection(t, { enabled: false })
   await conn.start()
   t.equal(conn.state, 'disabled')
-  t.same(observer.states, [['disabled', 'disabled in the configuration']], 'no connecting attempt was made')
+  t.same(observer.states, [['disabled', 'disabled (enabled: false)']], 'no connecting attempt was made')
   t.equal(conn.control, undefined)
   t.equal(conn.pid, undefined)
   await t.rejects(conn.openSession({ capabilities: {}, clientInfo: { name: 'client', version: '1' } }),
