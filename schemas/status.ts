@@ -17,7 +17,7 @@ export const UpstreamStatus = Type.Object({
   id: Type.String(),
   service: Type.String(),
   transport: Type.String(),
-  target: Type.String({ description: 'URL, or the command line of a stdio server' }),
+  target: Type.String({ description: 'URL without its query, or the command of a stdio server and how many arguments it has' }),
   state: Type.String(),
   reason: Type.Optional(Type.String()),
   since: Type.String({ format: 'date-time' }),

@@ -289,7 +289,7 @@ export class McpProxy {
         id: definition.id,
         service: definition.service,
         transport: definition.transport,
-        target: definition.url ?? [definition.command, ...definition.args].join(' '),
+        target: publicTarget(definition),
         // No connection yet: it was just registered (or replaced) and is about to connect.
         state: connection?.state ?? (definition.enabled ? 'connecting' : 'disabled'),
         since: new Date(connection?.since ?? Date.now()).toISOString(),
@@ -597,6 +597,19 @@ const clientSessionHandlers: SessionHandlers = {
       rpcError: { code: -32601, message: `Method not found: ${message.method} (not forwarded by the gateway)` }
     }))
   }
+}
+
+/**
+ * Where an upstream lives, safe to show anyone who can reach /status: arguments and query strings often carry
+ * tokens, so a stdio server shows its command and how many arguments it has, a URL loses its query.
+ */
+function publicTarget (definition: GatewayConfig['servers'][number]): string {
+  if (definition.url !== undefined) {
+    const url = new URL(definition.url)
+    return url.origin + url.pathname + (url.search === '' ? '' : '?…')
+  }
+  const count = definition.args.length
+  return count === 0 ? definition.command as string : `${definition.command as string} (+${count} argument${count === 1 ? '' : 's'})`
 }
 
 /** Marks an error that happened before the request was sent (opening the session failed): always safe to retry. */

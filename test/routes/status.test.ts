@@ -37,7 +37,8 @@ test('/status shows each upstream, why it is not up, and the catalog', async (t)
     startupWait: 5000,
     servers: [
       { id: 'fx', url: fixture.url, tags: ['blue'], weight: 3 },
-      { id: 'missing', command: '/nonexistent/mcp-server', args: ['--flag'] }
+      { id: 'missing', command: '/nonexistent/mcp-server', args: ['--token', 'sekrit'] },
+      { id: 'keyed', url: fixture.url + '?key=sekrit', enabled: false }
     ]
   })
   const status = await (await fetch(gateway.base + '/status')).json() as Record<string, any>
@@ -50,7 +51,9 @@ test('/status shows each upstream, why it is not up, and the catalog', async (t)
   t.match(fx, { id: 'fx', service: 'fx', transport: 'streamable-http', target: fixture.url, state: 'up', weight: 3, tags: ['blue'], tools: 1, server: { name: 'fx', version: '1.0.0' } })
   t.notOk('reason' in fx)
   const missing = status.servers.find((s: { id: string }) => s.id === 'missing')
-  t.match(missing, { transport: 'stdio', target: '/nonexistent/mcp-server --flag', state: /down|connecting/, tools: 0 })
+  t.match(missing, { transport: 'stdio', target: '/nonexistent/mcp-server (+2 arguments)', state: /down|connecting/, tools: 0 })
+  t.equal(status.servers.find((s: { id: string }) => s.id === 'keyed').target, fixture.url + '?…')
+  t.notOk(JSON.stringify(status).includes('sekrit'), 'arguments and query strings (which carry tokens) are not shown')
   t.match(missing.reason, /command not found/, 'the reason it is down is shown')
   t.notOk(JSON.stringify(status).includes('headers'), 'no credentials in /status')
 })
