@@ -19,8 +19,10 @@ export default async function adminRoutes (fastify: FastifyInstance) {
 
   app.addHook('onRequest', app.mcpAuth.requireAdmin)
 
-  const describe = (definition: UpstreamDefinition) => {
-    const report = proxy.upstreams().find(u => u.id === definition.id)
+  const reportsById = () => new Map(proxy.upstreams().map(report => [report.id, report]))
+
+  const describe = (definition: UpstreamDefinition, reports = reportsById()) => {
+    const report = reports.get(definition.id)
     return {
       id: definition.id,
       state: report?.state ?? 'stopped',
@@ -30,7 +32,8 @@ export default async function adminRoutes (fastify: FastifyInstance) {
   }
 
   app.get('/admin/servers', { schema: { response: { 200: AdminServerList, 401: ErrorReply } } }, async () => {
-    return { servers: registry.list().map(describe) }
+    const reports = reportsById()
+    return { servers: registry.list().map(definition => describe(definition, reports)) }
   })
 
   app.post('/admin/servers/register', {
