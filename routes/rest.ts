@@ -1,5 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
+import type { Static } from 'typebox'
 import { CallToolBody, CallToolReply, ErrorReply, ListBody, ResourcesListReply, ToolsListReply } from '../schemas/rest.js'
 
 /**
@@ -22,7 +23,12 @@ export default async function restRoutes (fastify: FastifyInstance) {
 
   app.post('/mcp/tools/call', {
     schema: { body: CallToolBody, response: { 200: CallToolReply, ...errors } }
-  }, async (request) => proxy.callTool(request.body.name, request.body.arguments) as Promise<Record<string, unknown>>)
+  }, async (request, reply) => {
+    // The result is sent as the upstream wrote it, with no parse and re-serialization of large results: Fastify
+    // sends a string payload as it is (the reply schema still documents it), hence the cast.
+    const json = await proxy.callToolJson(request.body.name, request.body.arguments)
+    return reply.type('application/json').send(json as unknown as Static<typeof CallToolReply>)
+  })
 
   app.post('/mcp/resources/list', {
     schema: { body: ListBody, response: { 200: ResourcesListReply, ...errors } }

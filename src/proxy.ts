@@ -14,6 +14,7 @@ import { notificationMessage, progressTokenOf } from './jsonrpc.js'
 import type { Logger } from './logger.js'
 import type { ListKind, Tool } from './mcp-types.js'
 import { negotiateProtocolVersion } from './protocol.js'
+import { RawResult, resultValue } from './raw-result.js'
 import type { Registry, RegistryChange } from './registry.js'
 import { type ClientSession, SessionStore } from './sessions.js'
 import { StreamableHttpTransport } from './transport/streamable-http.js'
@@ -231,7 +232,10 @@ export class McpProxy {
     }
   }
 
-  /** Serves one client request; resolves the JSON-RPC result or throws a coded error. */
+  /**
+   * Serves one client request; resolves the JSON-RPC result — a RawResult when it can be forwarded as the text the
+   * upstream wrote (see resultValue) — or rejects with a coded error.
+   */
   request (session: ClientSession | undefined, method: string, params: Params | undefined, context: CallContext = {}): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
     switch (method) {
@@ -255,7 +259,13 @@ export class McpProxy {
   }
 
   callTool (name: string, args: Record<string, unknown> = {}, context: CallContext = {}): Promise<unknown> {
+    return this.request(undefined, 'tools/call', { name, arguments: args }, context).then(resultValue)
+  }
+
+  /** The same, as JSON text: the upstream's own bytes when it can, for callers that only pass the result on. */
+  callToolJson (name: string, args: Record<string, unknown> = {}, context: CallContext = {}): Promise<string> {
     return this.request(undefined, 'tools/call', { name, arguments: args }, context)
+      .then(result => result instanceof RawResult ? result.resultText : JSON.stringify(result))
   }
 
   listResources (cursor?: string): Promise<unknown> {
@@ -267,7 +277,7 @@ export class McpProxy {
   }
 
   readResource (uri: string, context: CallContext = {}): Promise<unknown> {
-    return this.request(undefined, 'resources/read', { uri }, context)
+    return this.request(undefined, 'resources/read', { uri }, context).then(resultValue)
   }
 
   listPrompts (cursor?: string): Promise<unknown> {
@@ -275,7 +285,7 @@ export class McpProxy {
   }
 
   getPrompt (name: string, args: Record<string, string> = {}, context: CallContext = {}): Promise<unknown> {
-    return this.request(undefined, 'prompts/get', { name, arguments: args }, context)
+    return this.request(undefined, 'prompts/get', { name, arguments: args }, context).then(resultValue)
   }
 
   // --- operations ----------------------------------------------------------------------------------------------
@@ -409,13 +419,14 @@ export class McpProxy {
     }
     const connection = this.#connections.get(replica.id) as UpstreamConnection
     const started = performance.now()
-    const options = { timeout: replica.timeout, cancel: call.cancel, onProgress: call.onProgress }
+    const options = { timeout: replica.timeout, cancel: call.cancel, onProgress: call.onProgress, raw: true }
     const upstream = this.#sessionFor(call.session, connection)
     const answer = upstream instanceof UpstreamSession
       ? upstream.request(call.method, call.params, options)
       : upstream.then(u => u.request(call.method, call.params, options), (err: Error) => { throw notSent(err) })
     return answer.then((result) => {
-      this.#observe(replica.id, call.method, (result as { isError?: unknown } | undefined)?.isError === true ? 'tool_error' : 'success', started)
+      const toolError = result instanceof RawResult ? result.isToolError : (result as { isError?: unknown } | undefined)?.isError === true
+      this.#observe(replica.id, call.method, toolError ? 'tool_error' : 'success', started)
       return result
     }, (err: unknown) => {
       const code = (err as { code?: string }).code ?? ''

@@ -7,6 +7,7 @@ import {
 import { Cancellation } from '../cancellation.js'
 import { errorMessage, isNotification, isRequest, resultMessage } from '../jsonrpc.js'
 import { isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
+import { RawResult } from '../raw-result.js'
 import type { CallContext, McpProxy } from '../proxy.js'
 import { ClientSession } from '../sessions.js'
 import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
@@ -200,7 +201,7 @@ export class StreamableHttpTransport {
   #answer (session: ClientSession, request: JsonRpcRequest, context: CallContext): Promise<string> {
     if (!FORWARDED.has(request.method)) {
       return this.proxy.request(session, request.method, request.params, context)
-        .then(result => resultMessage(request.id, result), err => errorMessage(request.id, toRpcError(err)))
+        .then(result => answerText(request.id, result), err => errorMessage(request.id, toRpcError(err)))
     }
     const cancel = new Cancellation()
     session.inFlight.set(request.id, cancel)
@@ -208,7 +209,7 @@ export class StreamableHttpTransport {
     const done = () => { if (session.inFlight.get(request.id) === cancel) session.inFlight.delete(request.id) }
     return this.proxy.request(session, request.method, request.params, context).then((result) => {
       done()
-      return resultMessage(request.id, result)
+      return answerText(request.id, result)
     }, (err: unknown) => {
       done()
       return errorMessage(request.id, toRpcError(err))
@@ -217,6 +218,11 @@ export class StreamableHttpTransport {
 }
 
 const ACCEPTED: HttpAnswer = Object.freeze({ kind: 'empty', status: 202, headers: NO_HEADERS })
+
+/** The JSON-RPC response text: the upstream's own result text when it arrived as a RawResult. */
+function answerText (id: JsonRpcRequest['id'], result: unknown): string {
+  return result instanceof RawResult ? result.withId(id) : resultMessage(id, result)
+}
 
 function jsonAnswer (body: string): HttpAnswer {
   return { kind: 'json', status: 200, headers: NO_HEADERS, body }

@@ -129,9 +129,9 @@ export class HttpSession extends UpstreamSession {
     this.#headers['mcp-session-id'] = id
   }
 
-  /** Called by a POST exchange with each message it read. */
-  deliver (message: unknown): void {
-    this.receive(message)
+  /** Called by a POST exchange or the GET stream with each message it read, as text. */
+  deliver (text: string): void {
+    this.receiveText(text)
   }
 
   /** The error for an HTTP failure status of a request sent with session `sentWith`, from its (bounded) body. */
@@ -247,13 +247,12 @@ function sleep (ms: number, signal: AbortSignal): Promise<void> {
 function messageParser (session: HttpSession): SseParser {
   return new SseParser((event) => {
     if (event.event !== 'message') return
-    let message: unknown
     try {
-      message = JSON.parse(event.data)
-    } catch {
+      session.deliver(event.data)
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err
       throw new ERR_UPSTREAM_PROTOCOL(session.serverId, `sent an SSE event that is not JSON: ${event.data.slice(0, 200)}`)
     }
-    session.deliver(message)
   })
 }
 
@@ -330,17 +329,15 @@ class PostExchange implements Dispatcher.DispatchHandler, TransportHandle {
       case 'error':
         this.#fail(this.session.httpError(this.#status, Buffer.concat(this.#chunks).toString('utf8', 0, ERROR_BODY_LIMIT), this.sentWith))
         return
-      case 'json': {
-        let message: unknown
+      case 'json':
         try {
-          message = JSON.parse(this.#chunks.length === 1 ? (this.#chunks[0] as Buffer).toString() : Buffer.concat(this.#chunks).toString())
-        } catch {
+          this.session.deliver(this.#chunks.length === 1 ? (this.#chunks[0] as Buffer).toString() : Buffer.concat(this.#chunks).toString())
+        } catch (err) {
+          if (!(err instanceof SyntaxError)) throw err
           this.#fail(new ERR_UPSTREAM_PROTOCOL(this.session.serverId, `answered ${method} with a body that is not JSON`))
           return
         }
-        this.session.deliver(message)
         break
-      }
       case 'sse':
         try {
           (this.#sse as SseParser).end()

@@ -5,6 +5,7 @@ import {
 } from '../errors.js'
 import type { Cancellation, CancellationListener } from '../cancellation.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
+import { RawResult } from '../raw-result.js'
 
 /**
  * One MCP session with an upstream server, whatever carries it: request ids, deadlines, cancellation, progress,
@@ -32,6 +33,8 @@ export interface RequestOptions {
   cancel?: Cancellation | undefined
   /** Asks the upstream for progress and receives each `notifications/progress` params. */
   onProgress?: ((params: Params) => void) | undefined
+  /** Accept the result as a RawResult (its text) when it arrives in a layout that allows it: for forwarding. */
+  raw?: boolean | undefined
 }
 
 /** What the server sends that is not an answer to one of our requests. */
@@ -57,6 +60,8 @@ export class Pending implements CancellationListener {
     readonly id: number,
     readonly method: string,
     readonly onProgress: ((params: Params) => void) | undefined,
+    /** The caller takes a RawResult (see RequestOptions.raw). */
+    readonly raw: boolean,
     private readonly cancellation: Cancellation | undefined,
     private readonly onResolve: (result: unknown) => void,
     private readonly onReject: (err: Error) => void
@@ -165,7 +170,7 @@ export abstract class UpstreamSession {
       ? '{"jsonrpc":"2.0","id":' + id + ',"method":' + JSON.stringify(method) + '}'
       : '{"jsonrpc":"2.0","id":' + id + ',"method":' + JSON.stringify(method) + ',"params":' + JSON.stringify(outgoing) + '}'
     return new Promise((resolve, reject) => {
-      const pending = new Pending(this, id, method, options.onProgress, cancellation, resolve, reject)
+      const pending = new Pending(this, id, method, options.onProgress, options.raw === true, cancellation, resolve, reject)
       pending.timer = setTimeout(onDeadline, options.timeout, pending, options.timeout)
       cancellation?.listen(pending)
       this.pending.set(id, pending)
@@ -203,7 +208,23 @@ export abstract class UpstreamSession {
     return this.transmit(message, undefined)
   }
 
-  /** Dispatches one message from the upstream. Transports call it for everything they read. */
+  /**
+   * Dispatches one message from the upstream, as the text it arrived in: a success answer in a known layout is
+   * resolved without parsing (see RawResult); anything else is parsed. Throws SyntaxError for text that is not JSON.
+   */
+  protected receiveText (text: string): void {
+    const matched = RawResult.match(text)
+    if (matched !== undefined) {
+      const pending = this.pending.get(matched.id)
+      if (pending !== undefined) {
+        pending.resolve(pending.raw ? matched.result : matched.result.value)
+        return
+      }
+    }
+    this.receive(JSON.parse(text))
+  }
+
+  /** Dispatches one parsed message from the upstream. */
   protected receive (message: unknown): void {
     if (Array.isArray(message)) {
       for (const m of message) this.receive(m)

@@ -155,14 +155,12 @@ export class StdioSession extends UpstreamSession {
   }
 
   #line (line: string): void {
-    let message: unknown
     try {
-      message = JSON.parse(line)
-    } catch {
+      this.receiveText(line)
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err
       this.log.warn({ line: line.slice(0, 500) }, 'upstream wrote a line to stdout that is not JSON-RPC; ignored')
-      return
     }
-    this.receive(message)
   }
 
   #onStderr (chunk: string): void {

@@ -101,3 +101,19 @@ test('an SDK client aggregates server-everything (HTTP and stdio) and colliding 
   })
   t.same(completion.completion.values, ['Engineering'], 'completion is routed to the prompt\'s service')
 })
+
+test('large results pass through unchanged, as the upstream wrote them', async (t) => {
+  const blob = Buffer.alloc(3 * 1024 * 1024, 'mcp-gateway').toString('base64')
+  const big = { content: [{ type: 'image', data: blob, mimeType: 'image/png' }, { type: 'text', text: 'ünïcødé "quotes" \\ and \u2028' }] }
+  const fixture = await startHttpFixture(t, { name: 'big', tools: [{ name: 'picture', handler: () => big }] })
+  const gateway = await startGateway(t, { servers: [{ id: 'big', url: fixture.url }] })
+  const client = await connectClient(t, gateway.mcp)
+  t.same(await client.callTool({ name: 'big__picture', arguments: {} }), big, 'over MCP')
+  const rest = await fetch(gateway.base + '/mcp/tools/call', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'big__picture' })
+  })
+  t.same(await rest.json(), big, 'over REST')
+  t.same(await gateway.app.mcpProxy.callTool('big__picture'), big, 'and through the programmatic API')
+})
