@@ -446,16 +446,15 @@ export class McpProxy {
 
   /** A client's own upstream session that closed is forgotten, so its next call opens a new one. */
   #dropClosedSession (session: ClientSession | undefined, connection: UpstreamConnection): void {
-    const opening = session?.upstreams.get(connection.id)
-    if (opening === undefined) return
-    opening.then((upstream) => {
-      if (upstream.closed && upstream !== connection.control && session?.upstreams.get(connection.id) === opening) {
-        session.upstreams.delete(connection.id)
-      }
-    }, () => {})
+    const entry = session?.upstreams.get(connection.id)
+    if (entry === undefined || entry instanceof Promise) return
+    if (entry.closed && entry !== connection.control) session?.upstreams.delete(connection.id)
   }
 
-  /** The upstream session a client's calls use on this replica: its own (opened on first use) or the shared one. */
+  /**
+   * The upstream session a client's calls use on this replica: its own (opened on first use) or the shared one.
+   * Once open it is returned as is, not as a promise, so a call on it costs no extra turn of the event loop.
+   */
   #sessionFor (session: ClientSession | undefined, connection: UpstreamConnection): Promise<UpstreamSession> | UpstreamSession {
     if (session === undefined || connection.shared) {
       const control = connection.control
@@ -464,20 +463,22 @@ export class McpProxy {
       }
       return control
     }
-    let opening = session.upstreams.get(connection.id)
-    if (opening === undefined) {
-      opening = connection.openSession({
-        capabilities: {},
-        clientInfo: session.init.clientInfo,
-        protocolVersion: session.protocolVersion
-      }).then((upstream) => {
-        upstream.handlers = clientSessionHandlers
-        if (session.closed) upstream.close('the client session ended').catch(() => {})
-        return upstream
-      })
-      session.upstreams.set(connection.id, opening)
-      opening.catch(() => { if (session.upstreams.get(connection.id) === opening) session.upstreams.delete(connection.id) })
-    }
+    const entry = session.upstreams.get(connection.id)
+    if (entry !== undefined) return entry
+    const opening: Promise<UpstreamSession> = connection.openSession({
+      capabilities: {},
+      clientInfo: session.init.clientInfo,
+      protocolVersion: session.protocolVersion
+    }).then((upstream) => {
+      upstream.handlers = clientSessionHandlers
+      if (session.closed) upstream.close('the client session ended').catch(() => {})
+      else if (session.upstreams.get(connection.id) === opening) session.upstreams.set(connection.id, upstream)
+      return upstream
+    }, (err: unknown) => {
+      if (session.upstreams.get(connection.id) === opening) session.upstreams.delete(connection.id)
+      throw err
+    })
+    session.upstreams.set(connection.id, opening)
     return opening
   }
 
@@ -535,10 +536,10 @@ export class McpProxy {
     this.#connections.delete(id)
     this.#health.remove(id)
     for (const session of this.sessions.all()) {
-      const opening = session.upstreams.get(id)
-      if (opening === undefined) continue
+      const entry = session.upstreams.get(id)
+      if (entry === undefined) continue
       session.upstreams.delete(id)
-      opening.then(u => u.close('the upstream was removed'), () => {}).catch(() => {})
+      Promise.resolve(entry).then(u => u.close('the upstream was removed'), () => {}).catch(() => {})
     }
     this.#listingChanged()
     await connection.close()
@@ -557,9 +558,11 @@ export class McpProxy {
   }
 
   #sessionEnded (session: ClientSession): void {
-    for (const [id, opening] of session.upstreams) {
+    for (const [id, entry] of session.upstreams) {
       const connection = this.#connections.get(id)
-      opening.then((upstream) => { if (upstream !== connection?.control) return upstream.close('the client session ended') }, () => {}).catch(() => {})
+      Promise.resolve(entry).then((upstream) => {
+        if (upstream !== connection?.control) return upstream.close('the client session ended')
+      }, () => {}).catch(() => {})
     }
     session.upstreams.clear()
   }

@@ -33,8 +33,8 @@ export class ClientSession {
   lastSeen = this.createdAt
   /** Set when the client's notifications/initialized arrived. */
   initialized = false
-  /** Upstream id → the session opened for this client there (or its opening). */
-  readonly upstreams = new Map<string, Promise<UpstreamSession>>()
+  /** Upstream id → the session opened for this client there, or the promise of it while it opens. */
+  readonly upstreams = new Map<string, UpstreamSession | Promise<UpstreamSession>>()
   /** Calls in flight, by the client's request id: cancelling one cancels it upstream. */
   readonly inFlight = new Map<JsonRpcId, Cancellation>()
   stream: MessageSink | undefined

@@ -205,7 +205,8 @@ export class StreamableHttpTransport {
     }
     const cancel = new Cancellation()
     session.inFlight.set(request.id, cancel)
-    context.cancel = cancel
+    if (context.related === undefined) context = { cancel }
+    else context.cancel = cancel
     const done = () => { if (session.inFlight.get(request.id) === cancel) session.inFlight.delete(request.id) }
     return this.proxy.request(session, request.method, request.params, context).then((result) => {
       done()
