@@ -93,7 +93,9 @@ export const GatewayConfigFile = Type.Object({
   })),
   sessions: Type.Optional(Type.Object({
     idleTimeout: Type.Optional(Milliseconds('A session unused this long is ended')),
-    max: Type.Optional(Type.Integer({ minimum: 1 }))
+    max: Type.Optional(Type.Integer({ minimum: 1 })),
+    replayEvents: Type.Optional(Type.Integer({ minimum: 1, description: 'SSE events kept per session for Last-Event-ID resumption' })),
+    replayBytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'Bytes of SSE events kept per session for resumption' }))
   }, { additionalProperties: false })),
   upstreamDefaults: Type.Optional(Type.Object({
     timeout: Type.Optional(Milliseconds('Deadline of one upstream call')),

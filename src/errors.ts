@@ -66,6 +66,18 @@ export const ERR_UPSTREAM_CLOSED = createError('MCPGW_ERR_UPSTREAM_CLOSED', 'Con
 export const ERR_UPSTREAM_SESSION_EXPIRED = createError('MCPGW_ERR_UPSTREAM_SESSION_EXPIRED',
   'Upstream %s no longer knows session %s', 502)
 export const ERR_UPSTREAM_RPC = createError('MCPGW_ERR_UPSTREAM_RPC', 'Upstream %s answered %s with an error: %s', 502)
+export const ERR_NOT_INITIALIZED = createError('MCPGW_ERR_NOT_INITIALIZED',
+  'Bad Request: the session is not initialized; send initialize first (got %s)', 400)
+export const ERR_CAPABILITY_NOT_DECLARED = createError('MCPGW_ERR_CAPABILITY_NOT_DECLARED',
+  'The client did not declare the %s capability, so the gateway cannot forward %s to it', 400)
+export const ERR_NO_CLIENT = createError('MCPGW_ERR_NO_CLIENT',
+  'No connected client can answer %s for upstream %s (it arrived outside any client call)', 503)
+export const ERR_CLIENT_DID_NOT_ANSWER = createError('MCPGW_ERR_CLIENT_DID_NOT_ANSWER',
+  'The client did not answer %s within %dms', 504)
+export const ERR_CLIENT_SESSION_ENDED = createError('MCPGW_ERR_CLIENT_SESSION_ENDED',
+  'The client session ended before it answered', 503)
+export const ERR_UNKNOWN_EVENT_ID = createError('MCPGW_ERR_UNKNOWN_EVENT_ID',
+  'Bad Request: Last-Event-ID %s is unknown or no longer kept; open a new stream without it', 400)
 export const ERR_REQUEST_CANCELLED = createError('MCPGW_ERR_REQUEST_CANCELLED', 'Request cancelled: %s', 499)
 export const ERR_SHUTTING_DOWN = createError('MCPGW_ERR_SHUTTING_DOWN', 'The gateway is shutting down', 503)
 
@@ -92,6 +104,12 @@ const rpcCodes: Record<string, number> = {
   MCPGW_ERR_UPSTREAM_HTTP: RpcCode.InternalError,
   MCPGW_ERR_UPSTREAM_PROTOCOL: RpcCode.InternalError,
   MCPGW_ERR_UPSTREAM_CLOSED: RpcCode.ServerError,
+  MCPGW_ERR_NOT_INITIALIZED: RpcCode.ServerError,
+  MCPGW_ERR_CAPABILITY_NOT_DECLARED: RpcCode.MethodNotFound,
+  MCPGW_ERR_NO_CLIENT: RpcCode.InternalError,
+  MCPGW_ERR_CLIENT_DID_NOT_ANSWER: RpcCode.RequestTimeout,
+  MCPGW_ERR_CLIENT_SESSION_ENDED: RpcCode.InternalError,
+  MCPGW_ERR_UNKNOWN_EVENT_ID: RpcCode.ServerError,
   MCPGW_ERR_UPSTREAM_SESSION_EXPIRED: RpcCode.ServerError
 }
 

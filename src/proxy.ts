@@ -1,13 +1,13 @@
 import { performance } from 'node:perf_hooks'
-import type { JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
+import type { JsonRpcId, JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
 import type { Balancer } from './balancer.js'
 import { Cancellation } from './cancellation.js'
 import { Catalog, type NamedEntry } from './catalog.js'
 import type { GatewayConfig } from './config/types.js'
 import { paginate } from './cursor.js'
 import {
-  ERR_INVALID_PARAMS, ERR_METHOD_NOT_FOUND, ERR_SHUTTING_DOWN, ERR_UNKNOWN_PROMPT, ERR_UNKNOWN_RESOURCE, ERR_UNKNOWN_TOOL,
-  ERR_UPSTREAM_UNAVAILABLE
+  ERR_ALREADY_INITIALIZED, ERR_INVALID_PARAMS, ERR_METHOD_NOT_FOUND, ERR_NOT_INITIALIZED, ERR_SHUTTING_DOWN,
+  ERR_UNKNOWN_PROMPT, ERR_UNKNOWN_RESOURCE, ERR_UNKNOWN_TOOL, ERR_UPSTREAM_UNAVAILABLE
 } from './errors.js'
 import type { HealthMonitor } from './health.js'
 import { notificationMessage, progressTokenOf } from './jsonrpc.js'
@@ -16,10 +16,12 @@ import type { ListKind, Tool } from './mcp-types.js'
 import { negotiateProtocolVersion } from './protocol.js'
 import { RawResult, resultValue } from './raw-result.js'
 import type { Registry, RegistryChange } from './registry.js'
-import { type ClientSession, SessionStore } from './sessions.js'
+import { type CallOrigin, Relay } from './relay.js'
+import { type ClientChannel, type ClientSession, LOG_LEVELS, type LogLevel, SessionStore } from './sessions.js'
 import { StreamableHttpTransport } from './transport/streamable-http.js'
 import { UpstreamConnection } from './upstream/connection.js'
-import { type SessionHandlers, UpstreamSession } from './upstream/session.js'
+import { HttpSession } from './upstream/http.js'
+import { UpstreamSession } from './upstream/session.js'
 
 /**
  * The gateway's engine: it keeps a connection to every upstream, merges what they offer into the catalog, holds
@@ -49,7 +51,9 @@ export interface CallContext {
   signal?: AbortSignal
   /** The same, without an EventTarget: what the transports use on the hot path. */
   cancel?: Cancellation
-  /** Receives notifications that belong to this call (progress), for the stream that answers it. */
+  /** The client's id for this request: what the upstream sends about it travels with it (its answer stream). */
+  requestId?: JsonRpcId
+  /** For callers without a session: receives the call's progress notifications. */
   related?: (message: JsonRpcNotification) => void
 }
 
@@ -76,6 +80,7 @@ export interface UpstreamReport {
 /** One forwarded request, across the replicas it may try. */
 interface Call {
   session: ClientSession | undefined
+  origin: CallOrigin | undefined
   service: string
   method: string
   params: Params
@@ -99,6 +104,11 @@ const LIST_CHANGED: Record<ListKind, string> = {
 
 const STREAM_KEEP_ALIVE = 15_000
 
+/** What the gateway's own sessions declare upstream: everything it can forward to a client that supports it. */
+const FORWARDABLE_CAPABILITIES = Object.freeze({ roots: { listChanged: true }, sampling: {}, elicitation: { form: {}, url: {} } })
+/** Client capabilities passed on to a client's own upstream sessions (tasks are not mapped, so not declared). */
+const PASSED_CAPABILITIES = ['roots', 'sampling', 'elicitation']
+
 /** Errors that mean the request never reached the upstream: trying another replica is always safe. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'MCPGW_ERR_UPSTREAM_UNAVAILABLE'])
 /** Errors after which the upstream may be gone: its health is checked at once. */
@@ -112,6 +122,9 @@ export class McpProxy {
   /** The client side of the Streamable HTTP transport, for the `/mcp` route. */
   readonly streamableHttp: StreamableHttpTransport
   readonly #connections = new Map<string, UpstreamConnection>()
+  readonly #relay: Relay
+  /** Subscriptions made through shared sessions: upstream id → uri → the clients subscribed. */
+  readonly #sharedSubscriptions = new Map<string, Map<string, Set<ClientSession>>>()
   readonly #config: GatewayConfig
   readonly #registry: Registry
   readonly #health: HealthMonitor
@@ -125,7 +138,7 @@ export class McpProxy {
   #announced: Record<ListKind, string>
   #started = false
   #closing = false
-  #unsubscribe: (() => void) | undefined
+  #stopWatchingRegistry: (() => void) | undefined
 
   constructor (options: ProxyOptions) {
     this.#config = options.config
@@ -142,7 +155,15 @@ export class McpProxy {
       max: this.#config.sessions.max,
       onEnd: (session) => this.#sessionEnded(session)
     })
-    this.streamableHttp = new StreamableHttpTransport(this, { keepAliveInterval: STREAM_KEEP_ALIVE })
+    this.#relay = new Relay({
+      log: this.#log,
+      clients: () => this.sessions.all(),
+      subscribers: (upstreamId, uri) => this.#sharedSubscriptions.get(upstreamId)?.get(uri) ?? []
+    })
+    this.streamableHttp = new StreamableHttpTransport(this, {
+      keepAliveInterval: STREAM_KEEP_ALIVE,
+      events: { maxEvents: this.#config.sessions.replayEvents, maxBytes: this.#config.sessions.replayBytes }
+    })
   }
 
   /** The merged catalog, rebuilt on first read after any upstream's listing changed. */
@@ -165,7 +186,7 @@ export class McpProxy {
   async start (): Promise<void> {
     if (this.#started) return
     this.#started = true
-    this.#unsubscribe = this.#registry.onChange((change) => this.#registryChanged(change))
+    this.#stopWatchingRegistry = this.#registry.onChange((change) => this.#registryChanged(change))
     const first = this.#registry.list().map(def => this.#connect(def))
     this.sessions.startSweeper()
     if (first.length === 0 || this.#config.startupWait === 0) return
@@ -180,15 +201,12 @@ export class McpProxy {
   /** Refuses new sessions and calls, and ends every client stream so in-flight HTTP work can drain. */
   beginShutdown (): void {
     this.#closing = true
-    for (const session of this.sessions.all()) {
-      session.stream?.close()
-      session.stream = undefined
-    }
+    for (const session of this.sessions.all()) session.channel.close()
   }
 
   async close (): Promise<void> {
     this.#closing = true
-    this.#unsubscribe?.()
+    this.#stopWatchingRegistry?.()
     this.sessions.closeAll()
     await Promise.all([...this.#connections.values()].map(c => c.close()))
     this.#connections.clear()
@@ -196,22 +214,31 @@ export class McpProxy {
 
   // --- MCP lifecycle -------------------------------------------------------------------------------------------
 
-  initialize (params: InitializeParams | undefined): { session: ClientSession, result: Record<string, unknown> } {
+  /** A new client session reached through `channel`; it serves nothing but initialize until initialized. */
+  openSession (channel: ClientChannel): ClientSession {
     if (this.#closing) throw new ERR_SHUTTING_DOWN()
+    const session = this.sessions.create(channel)
+    this.#observer?.sessions(this.sessions.size)
+    return session
+  }
+
+  /** Negotiates the session's protocol version and records what the client declared; returns the result. */
+  initialize (session: ClientSession, params: InitializeParams | undefined): Record<string, unknown> {
+    if (this.#closing) throw new ERR_SHUTTING_DOWN()
+    if (session.init !== undefined) throw new ERR_ALREADY_INITIALIZED(session.id)
     const protocolVersion = negotiateProtocolVersion(params?.protocolVersion)
     const capabilities = isObject(params?.capabilities) ? params.capabilities : {}
     const clientInfo = isObject(params?.clientInfo) && typeof params.clientInfo.name === 'string'
       ? params.clientInfo as { name: string, version: string }
       : { name: 'unknown-client', version: '0.0.0' }
-    const session = this.sessions.create({ protocolVersion, capabilities, clientInfo })
-    this.#observer?.sessions(this.sessions.size)
+    session.init = { protocolVersion, capabilities, clientInfo }
     const result: Record<string, unknown> = {
       protocolVersion,
       capabilities: this.#capabilities(),
       serverInfo: { name: this.#config.name, version: this.#version }
     }
     if (this.#config.instructions !== undefined) result.instructions = this.#config.instructions
-    return { session, result }
+    return result
   }
 
   endSession (id: string): boolean {
@@ -222,13 +249,28 @@ export class McpProxy {
 
   /** A notification from a client. */
   notification (session: ClientSession, method: string, params: Params | undefined): void {
-    if (method === 'notifications/initialized') {
-      session.initialized = true
-    } else if (method === 'notifications/cancelled') {
-      const requestId = params?.requestId
-      if (typeof requestId === 'string' || typeof requestId === 'number') {
-        session.inFlight.get(requestId)?.cancel(typeof params?.reason === 'string' ? params.reason : 'cancelled by the client')
+    switch (method) {
+      case 'notifications/initialized':
+        session.initialized = true
+        return
+      case 'notifications/cancelled': {
+        const requestId = params?.requestId
+        if (typeof requestId === 'string' || typeof requestId === 'number') {
+          session.inFlight.get(requestId)?.cancel(typeof params?.reason === 'string' ? params.reason : 'cancelled by the client')
+        }
+        return
       }
+      case 'notifications/progress': {
+        // Progress on a request an upstream sent the client: back to that upstream, under its own token.
+        const route = session.progressRoute(params?.progressToken)
+        if (route !== undefined) route.session.notify(method, { ...params, progressToken: route.token }).catch(() => {})
+        return
+      }
+      case 'notifications/roots/list_changed':
+        for (const upstream of this.#openUpstreamSessions(session)) upstream.notify(method).catch(() => {})
+        for (const connection of this.#connections.values()) {
+          if (connection.shared && connection.state === 'up') connection.control?.notify(method).catch(() => {})
+        }
     }
   }
 
@@ -238,6 +280,7 @@ export class McpProxy {
    */
   request (session: ClientSession | undefined, method: string, params: Params | undefined, context: CallContext = {}): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
+    if (session?.init === undefined && session !== undefined && method !== 'ping') return Promise.reject(new ERR_NOT_INITIALIZED(method))
     switch (method) {
       case 'tools/call': return this.#callTool(session, params, context)
       case 'tools/list': return this.#page('tools', params)
@@ -248,6 +291,9 @@ export class McpProxy {
       case 'prompts/get': return this.#getPrompt(session, params, context)
       case 'completion/complete': return this.#complete(session, params, context)
       case 'ping': return Promise.resolve({})
+      case 'logging/setLevel': return this.#setLevel(session, params)
+      case 'resources/subscribe': return this.#subscribe(session, params)
+      case 'resources/unsubscribe': return this.#unsubscribe(session, params)
       default: return Promise.reject(new ERR_METHOD_NOT_FOUND(method))
     }
   }
@@ -395,10 +441,14 @@ export class McpProxy {
    */
   #forward (session: ClientSession | undefined, service: string, method: string, params: Params, context: CallContext, idempotent: boolean): Promise<unknown> {
     const token = progressTokenOf(params)
+    const requestId = context.requestId
+    const origin: CallOrigin | undefined = session !== undefined && requestId !== undefined ? { client: session, requestId } : undefined
     let onProgress: ((p: Params) => void) | undefined
     if (token !== undefined) {
       const related = context.related
-      if (related !== undefined) {
+      if (origin !== undefined) {
+        onProgress = (p) => origin.client.notify('notifications/progress', { ...p, progressToken: token }, origin.requestId)
+      } else if (related !== undefined) {
         onProgress = (p) => related(notificationMessage('notifications/progress', { ...p, progressToken: token }))
       } else {
         // Nobody can receive progress: do not let the client's token reach a session others share.
@@ -407,7 +457,7 @@ export class McpProxy {
       }
     }
     const cancel = context.cancel ?? (context.signal !== undefined ? Cancellation.fromSignal(context.signal) : undefined)
-    return this.#attempt({ session, service, method, params, cancel, onProgress, idempotent, tried: undefined })
+    return this.#attempt({ session, origin, service, method, params, cancel, onProgress, idempotent, tried: undefined })
   }
 
   /** One try on one replica; on a failure that allows it, the next try on another. */
@@ -419,7 +469,7 @@ export class McpProxy {
     }
     const connection = this.#connections.get(replica.id) as UpstreamConnection
     const started = performance.now()
-    const options = { timeout: replica.timeout, cancel: call.cancel, onProgress: call.onProgress, raw: true }
+    const options = { timeout: replica.timeout, cancel: call.cancel, onProgress: call.onProgress, raw: true, origin: call.origin }
     const upstream = this.#sessionFor(call.session, connection)
     const answer = upstream instanceof UpstreamSession
       ? upstream.request(call.method, call.params, options)
@@ -465,12 +515,19 @@ export class McpProxy {
     }
     const entry = session.upstreams.get(connection.id)
     if (entry !== undefined) return entry
+    const init = session.init
+    const capabilities: Record<string, unknown> = {}
+    for (const name of PASSED_CAPABILITIES) if (init?.capabilities[name] !== undefined) capabilities[name] = init.capabilities[name]
     const opening: Promise<UpstreamSession> = connection.openSession({
-      capabilities: {},
-      clientInfo: session.init.clientInfo,
+      capabilities,
+      clientInfo: init?.clientInfo ?? { name: 'unknown-client', version: '0.0.0' },
       protocolVersion: session.protocolVersion
-    }).then((upstream) => {
-      upstream.handlers = clientSessionHandlers
+    }, this.#relay.forClient(session, connection.definition.service, connection.definition.timeout)).then(async (upstream) => {
+      if (upstream instanceof HttpSession) {
+        // A forgotten session comes back empty: the client's level and subscriptions are set again.
+        upstream.onReinitialized = () => { this.#restoreClientState(session, connection, upstream).catch(() => {}) }
+      }
+      await this.#restoreClientState(session, connection, upstream)
       if (session.closed) upstream.close('the client session ended').catch(() => {})
       else if (session.upstreams.get(connection.id) === opening) session.upstreams.set(connection.id, upstream)
       return upstream
@@ -480,6 +537,133 @@ export class McpProxy {
     })
     session.upstreams.set(connection.id, opening)
     return opening
+  }
+
+  // --- logging and subscriptions -----------------------------------------------------------------------------
+
+  /**
+   * logging/setLevel: remembered for the client (log messages are filtered to it), passed to every upstream session
+   * opened for it, and to shared sessions as the most verbose level any client asked for.
+   */
+  async #setLevel (session: ClientSession | undefined, params: Params | undefined): Promise<unknown> {
+    const level = params?.level
+    if (!LOG_LEVELS.includes(level as LogLevel)) {
+      throw new ERR_INVALID_PARAMS(`logging/setLevel needs params.level, one of ${LOG_LEVELS.join(', ')}; got ${JSON.stringify(level)}`)
+    }
+    if (session === undefined) throw new ERR_INVALID_PARAMS('logging/setLevel needs a client session')
+    session.logLevel = level as LogLevel
+    const sets: Array<Promise<unknown>> = []
+    for (const upstream of this.#openUpstreamSessions(session)) {
+      if (upstream.initializeResult?.capabilities.logging !== undefined) sets.push(this.#tell(upstream, 'logging/setLevel', { level }))
+    }
+    for (const connection of this.#connections.values()) {
+      if (connection.shared) sets.push(this.#setSharedLevel(connection))
+    }
+    await Promise.allSettled(sets)
+    return {}
+  }
+
+  /** resources/subscribe: through the client's own session with the owning service, or the shared one (once per URI). */
+  async #subscribe (session: ClientSession | undefined, params: Params | undefined): Promise<unknown> {
+    const uri = params?.uri
+    if (typeof uri !== 'string') throw new ERR_INVALID_PARAMS('resources/subscribe needs params.uri')
+    if (session === undefined) throw new ERR_INVALID_PARAMS('resources/subscribe needs a client session')
+    if (session.subscriptions.has(uri)) return {}
+    const service = this.catalog.resourceOwner(uri)
+    if (service === undefined) throw new ERR_UNKNOWN_RESOURCE(uri)
+    const replica = this.#balancer.pick(service)
+    if (replica === undefined) throw new ERR_UPSTREAM_UNAVAILABLE(service, this.#whyUnavailable(service))
+    const connection = this.#connections.get(replica.id) as UpstreamConnection
+    if (connection.shared) {
+      let table = this.#sharedSubscriptions.get(replica.id)
+      if (table === undefined) this.#sharedSubscriptions.set(replica.id, table = new Map())
+      let subscribers = table.get(uri)
+      if (subscribers === undefined) {
+        await this.#tell(await this.#sessionFor(undefined, connection), 'resources/subscribe', { uri }, true)
+        table.set(uri, subscribers = new Set())
+      }
+      subscribers.add(session)
+    } else {
+      await this.#tell(await this.#sessionFor(session, connection), 'resources/subscribe', { uri }, true)
+    }
+    session.subscriptions.set(uri, replica.id)
+    return {}
+  }
+
+  async #unsubscribe (session: ClientSession | undefined, params: Params | undefined): Promise<unknown> {
+    const uri = params?.uri
+    if (typeof uri !== 'string') throw new ERR_INVALID_PARAMS('resources/unsubscribe needs params.uri')
+    const upstreamId = session?.subscriptions.get(uri)
+    if (session === undefined || upstreamId === undefined) return {}
+    session.subscriptions.delete(uri)
+    const connection = this.#connections.get(upstreamId)
+    if (connection === undefined) return {}
+    if (connection.shared) {
+      const subscribers = this.#sharedSubscriptions.get(upstreamId)?.get(uri)
+      subscribers?.delete(session)
+      if (subscribers?.size === 0) this.#unsubscribeShared(upstreamId, uri)
+      return {}
+    }
+    const entry = session.upstreams.get(upstreamId)
+    if (entry !== undefined) await this.#tell(await entry, 'resources/unsubscribe', { uri }, true)
+    return {}
+  }
+
+  #unsubscribeShared (upstreamId: string, uri: string): void {
+    this.#sharedSubscriptions.get(upstreamId)?.delete(uri)
+    const control = this.#connections.get(upstreamId)?.control
+    if (control !== undefined) this.#tell(control, 'resources/unsubscribe', { uri }).catch(() => {})
+  }
+
+  /** The most verbose level any client asked for, on a shared session (each client's own level filters for it). */
+  #setSharedLevel (connection: UpstreamConnection): Promise<unknown> {
+    const control = connection.control
+    if (control?.initializeResult?.capabilities.logging === undefined) return Promise.resolve()
+    let verbose: number = LOG_LEVELS.length
+    for (const client of this.sessions.all()) {
+      if (client.logLevel !== undefined) verbose = Math.min(verbose, LOG_LEVELS.indexOf(client.logLevel))
+    }
+    if (verbose === LOG_LEVELS.length) return Promise.resolve()
+    return this.#tell(control, 'logging/setLevel', { level: LOG_LEVELS[verbose] })
+  }
+
+  /** After a client's upstream session opened or came back: its log level and subscriptions there. */
+  async #restoreClientState (session: ClientSession, connection: UpstreamConnection, upstream: UpstreamSession): Promise<void> {
+    const sets: Array<Promise<unknown>> = []
+    if (session.logLevel !== undefined && upstream.initializeResult?.capabilities.logging !== undefined) {
+      sets.push(this.#tell(upstream, 'logging/setLevel', { level: session.logLevel }))
+    }
+    for (const [uri, upstreamId] of session.subscriptions) {
+      if (upstreamId === connection.id) sets.push(this.#tell(upstream, 'resources/subscribe', { uri }))
+    }
+    await Promise.allSettled(sets)
+  }
+
+  /** After a shared session (re)connected: the level and the subscriptions its clients hold. */
+  async #restoreSharedState (connection: UpstreamConnection): Promise<void> {
+    const control = connection.control
+    if (control === undefined) return
+    const sets: Array<Promise<unknown>> = [this.#setSharedLevel(connection)]
+    for (const uri of this.#sharedSubscriptions.get(connection.id)?.keys() ?? []) sets.push(this.#tell(control, 'resources/subscribe', { uri }))
+    await Promise.allSettled(sets)
+  }
+
+  /** A request of the gateway's own on an upstream session; failures are logged unless `strict` (then thrown). */
+  async #tell (upstream: UpstreamSession, method: string, params: Params, strict = false): Promise<unknown> {
+    try {
+      return await upstream.request(method, params, { timeout: this.#config.upstreamDefaults.connectTimeout })
+    } catch (err) {
+      if (strict) throw err
+      this.#log.warn({ upstream: upstream.serverId, method, err: (err as Error).message }, 'an upstream refused a setting the gateway passed on')
+      return undefined
+    }
+  }
+
+  /** The upstream sessions already open for a client. */
+  #openUpstreamSessions (session: ClientSession): UpstreamSession[] {
+    const open: UpstreamSession[] = []
+    for (const entry of session.upstreams.values()) if (entry instanceof UpstreamSession && !entry.closed) open.push(entry)
+    return open
   }
 
   #observe (server: string, method: string, outcome: CallOutcome, started: number): void {
@@ -493,9 +677,12 @@ export class McpProxy {
       prompts: { listChanged: true }
     }
     for (const connection of this.#connections.values()) {
-      if (connection.listing?.capabilities.completions !== undefined) {
-        capabilities.completions = {}
-        break
+      const upstream = connection.listing?.capabilities
+      if (upstream === undefined) continue
+      if (upstream.completions !== undefined) capabilities.completions = {}
+      if (upstream.logging !== undefined) capabilities.logging = {}
+      if ((upstream.resources as { subscribe?: unknown } | undefined)?.subscribe === true) {
+        capabilities.resources = { subscribe: true, listChanged: true }
       }
     }
     return capabilities
@@ -516,11 +703,17 @@ export class McpProxy {
     const connection = new UpstreamConnection(definition, {
       defaults: this.#config.upstreamDefaults,
       clientInfo: { name: this.#config.name, version: this.#version },
+      clientCapabilities: FORWARDABLE_CAPABILITIES,
+      relay: {
+        notification: (c, message, via) => this.#relay.sharedNotification(c.id, c.definition.service, message, via),
+        request: (c, incoming) => this.#relay.sharedRequest(c.id, c.definition.service, incoming.session, incoming, c.definition.timeout)
+      },
       log: this.#log,
       observer: {
         state: (c) => {
           if (this.#connections.get(c.id) !== c) return
           this.#health.update({ id: c.id, service: c.definition.service, state: c.state, reason: c.reason, since: c.since })
+          if (c.state === 'up' && c.shared) this.#restoreSharedState(c).catch(() => {})
           this.#listingChanged()
         },
         listing: (c) => { if (this.#connections.get(c.id) === c) this.#listingChanged() }
@@ -535,6 +728,7 @@ export class McpProxy {
     if (connection === undefined) return
     this.#connections.delete(id)
     this.#health.remove(id)
+    this.#sharedSubscriptions.delete(id)
     for (const session of this.sessions.all()) {
       const entry = session.upstreams.get(id)
       if (entry === undefined) continue
@@ -558,6 +752,13 @@ export class McpProxy {
   }
 
   #sessionEnded (session: ClientSession): void {
+    this.#observer?.sessions(this.sessions.size)
+    for (const [uri, upstreamId] of session.subscriptions) {
+      const subscribers = this.#sharedSubscriptions.get(upstreamId)?.get(uri)
+      if (subscribers === undefined) continue
+      subscribers.delete(session)
+      if (subscribers.size === 0) this.#unsubscribeShared(upstreamId, uri)
+    }
     for (const [id, entry] of session.upstreams) {
       const connection = this.#connections.get(id)
       Promise.resolve(entry).then((upstream) => {
@@ -578,7 +779,7 @@ export class McpProxy {
       for (const kind of ['tools', 'resources', 'prompts'] as const) {
         if (signatures[kind] === this.#announced[kind]) continue
         const message = JSON.stringify(notificationMessage(LIST_CHANGED[kind]))
-        for (const session of this.sessions.all()) session.push(message)
+        for (const session of this.sessions.all()) if (session.init !== undefined) session.channel.send(message)
       }
       this.#announced = signatures
     })
@@ -599,17 +800,6 @@ export class McpProxy {
       this.#log.warn({ collisions }, 'name collisions in the catalog were resolved (see /status)')
     }
     return catalog
-  }
-}
-
-/** Server→client requests on a client's own upstream session: answered for it until they are forwarded to it. */
-const clientSessionHandlers: SessionHandlers = {
-  onNotification () {},
-  onRequest (message) {
-    if (message.method === 'ping') return Promise.resolve({})
-    return Promise.reject(Object.assign(new Error('unsupported'), {
-      rpcError: { code: -32601, message: `Method not found: ${message.method} (not forwarded by the gateway)` }
-    }))
   }
 }
 

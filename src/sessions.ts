@@ -1,17 +1,27 @@
 import { randomUUID } from 'node:crypto'
-import type { JsonRpcId } from '../schemas/jsonrpc.js'
+import type { JsonRpcId, Params } from '../schemas/jsonrpc.js'
 import type { Cancellation } from './cancellation.js'
-import { ERR_SESSION_LIMIT } from './errors.js'
+import { ERR_CLIENT_DID_NOT_ANSWER, ERR_CLIENT_SESSION_ENDED, ERR_SESSION_LIMIT, type RpcErrorObject, RpcCode } from './errors.js'
+import { notificationMessage } from './jsonrpc.js'
 import type { UpstreamSession } from './upstream/session.js'
 
 /**
- * Downstream sessions: what one client holds with the gateway, and the upstream sessions opened for it. Sessions
- * unused for `idleTimeout` are ended by a sweeper (unless a stream or a call is still open on them).
+ * Downstream sessions: what one client holds with the gateway, however it is connected (Streamable HTTP, legacy
+ * SSE, WebSocket). A session knows how to reach its client (its channel), the upstream sessions opened for it, its
+ * calls in flight, the requests the gateway forwarded to it on behalf of upstreams, its log level and its resource
+ * subscriptions. Sessions unused for `idleTimeout` are ended by a sweeper (unless a stream or a call is open).
  */
 
-/** Where the gateway writes messages the client did not ask for on a request (its GET stream). */
-export interface MessageSink {
-  send (message: string): void
+/** How messages reach one client: its transport's side of the session. */
+export interface ClientChannel {
+  /**
+   * Delivers one serialized message. `relatedTo` is the client's request it belongs to: Streamable HTTP writes it on
+   * that request's answer stream; other transports have one stream for everything.
+   */
+  send (message: string, relatedTo?: JsonRpcId): void
+  /** Whether the client can receive messages it did not ask for right now (a stream or socket is open). */
+  readonly open: boolean
+  /** Ends the transport's side: streams end, the socket closes. */
   close (): void
 }
 
@@ -27,30 +37,141 @@ export interface SessionInit {
   clientInfo: ClientInfo
 }
 
+export const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+interface Outgoing {
+  method: string
+  resolve (result: unknown): void
+  reject (err: Error): void
+  timer: NodeJS.Timeout
+}
+
 export class ClientSession {
   readonly id = randomUUID()
   readonly createdAt = Date.now()
   lastSeen = this.createdAt
+  /** Set by initialize; a legacy SSE or WebSocket session exists a moment before it. */
+  init: SessionInit | undefined
   /** Set when the client's notifications/initialized arrived. */
   initialized = false
   /** Upstream id → the session opened for this client there, or the promise of it while it opens. */
   readonly upstreams = new Map<string, UpstreamSession | Promise<UpstreamSession>>()
   /** Calls in flight, by the client's request id: cancelling one cancels it upstream. */
   readonly inFlight = new Map<JsonRpcId, Cancellation>()
-  stream: MessageSink | undefined
+  /** The level set with logging/setLevel; undefined: the client never set one. */
+  logLevel: LogLevel | undefined
+  /** Resource URIs the client subscribed to, with the upstream (replica) that serves each subscription. */
+  readonly subscriptions = new Map<string, string>()
+  /** Requests forwarded to the client on behalf of upstreams, by the id the client saw. */
+  readonly #outgoing = new Map<number, Outgoing>()
+  #nextOutgoingId = 0
+  /** Progress tokens the client was given for forwarded requests → the upstream session and token they stand for. */
+  readonly #progressRoutes = new Map<string, { session: UpstreamSession, token: string | number }>()
+  #nextRoute = 0
   closed = false
 
-  constructor (readonly init: SessionInit) {}
+  constructor (readonly channel: ClientChannel) {}
 
   get protocolVersion (): string {
-    return this.init.protocolVersion
+    return this.init?.protocolVersion ?? '2025-03-26'
   }
 
-  /** Delivers a message on the client's GET stream; false when no stream is open. */
-  push (message: string): boolean {
-    if (this.stream === undefined) return false
-    this.stream.send(message)
+  /** Whether the client declared a client capability (`sampling`, `elicitation`, `roots`), optionally a sub-feature. */
+  declared (capability: string, feature?: string): boolean {
+    const value = this.init?.capabilities[capability]
+    if (value === undefined || value === null) return false
+    if (feature === undefined) return true
+    return typeof value === 'object' && (value as Record<string, unknown>)[feature] !== undefined
+  }
+
+  /** Whether a log message of `level` passes the level the client set (all pass when it set none). */
+  wantsLog (level: unknown): boolean {
+    if (this.logLevel === undefined) return true
+    const index = LOG_LEVELS.indexOf(level as LogLevel)
+    return index === -1 || index >= LOG_LEVELS.indexOf(this.logLevel)
+  }
+
+  notify (method: string, params?: Params, relatedTo?: JsonRpcId): void {
+    if (this.closed) return
+    this.channel.send(JSON.stringify(notificationMessage(method, params)), relatedTo)
+  }
+
+  /**
+   * Sends a request to the client (sampling, elicitation, roots, on an upstream's behalf) and resolves its answer.
+   * It fails with MCPGW_ERR_CLIENT_DID_NOT_ANSWER after `timeout`, and at once when `cancel` is cancelled (the
+   * upstream withdrew it; the client is told) or the session ends.
+   */
+  request (method: string, params: Params | undefined, options: { timeout: number, relatedTo?: JsonRpcId, cancel?: Cancellation }): Promise<unknown> {
+    if (this.closed) return Promise.reject(new ERR_CLIENT_SESSION_ENDED())
+    const id = ++this.#nextOutgoingId
+    return new Promise((resolve, reject) => {
+      const settle = () => {
+        clearTimeout(entry.timer)
+        this.#outgoing.delete(id)
+        options.cancel?.listen(undefined)
+      }
+      const entry: Outgoing = {
+        method,
+        resolve: (result) => { settle(); resolve(result) },
+        reject: (err) => { settle(); reject(err) },
+        timer: setTimeout(() => {
+          this.notify('notifications/cancelled', { requestId: id, reason: 'the gateway stopped waiting for an answer' })
+          entry.reject(new ERR_CLIENT_DID_NOT_ANSWER(method, options.timeout))
+        }, options.timeout)
+      }
+      entry.timer.unref()
+      options.cancel?.listen({
+        cancelled: (reason) => {
+          this.notify('notifications/cancelled', { requestId: id, reason })
+          entry.reject(new Error(`cancelled by the upstream: ${reason}`))
+        }
+      })
+      this.#outgoing.set(id, entry)
+      const message = params === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params }
+      this.channel.send(JSON.stringify(message), options.relatedTo)
+    })
+  }
+
+  /**
+   * A progress token for the client standing for an upstream's token on one of its requests: tokens of different
+   * upstreams may collide, the client's view of them must not.
+   */
+  routeProgress (token: string | number, session: UpstreamSession): string {
+    const route = 'gw-progress-' + (++this.#nextRoute)
+    this.#progressRoutes.set(route, { session, token })
+    return route
+  }
+
+  dropProgressRoute (route: string): void {
+    this.#progressRoutes.delete(route)
+  }
+
+  /** The upstream session and token behind a progress token the client reports on. */
+  progressRoute (route: unknown): { session: UpstreamSession, token: string | number } | undefined {
+    return typeof route === 'string' ? this.#progressRoutes.get(route) : undefined
+  }
+
+  /** The client's answer to a request of ours; false when no such request is waiting (late or unknown id). */
+  answer (id: unknown, result: unknown, error: RpcErrorObject | undefined): boolean {
+    const entry = typeof id === 'number' ? this.#outgoing.get(id) : typeof id === 'string' ? this.#outgoing.get(Number(id)) : undefined
+    if (entry === undefined) return false
+    if (error !== undefined) entry.reject(Object.assign(new Error(error.message), { rpcError: error }))
+    else entry.resolve(result)
     return true
+  }
+
+  /** Ends the session: calls in flight are cancelled, forwarded requests fail, the channel closes. */
+  end (): void {
+    this.closed = true
+    for (const call of this.inFlight.values()) call.cancel('the session ended')
+    this.#progressRoutes.clear()
+    for (const entry of [...this.#outgoing.values()]) {
+      entry.reject(Object.assign(new ERR_CLIENT_SESSION_ENDED(), {
+        rpcError: { code: RpcCode.InternalError, message: 'The client session ended before it answered' }
+      }))
+    }
+    this.channel.close()
   }
 }
 
@@ -71,9 +192,9 @@ export class SessionStore {
     return this.#sessions.size
   }
 
-  create (init: SessionInit): ClientSession {
+  create (channel: ClientChannel): ClientSession {
     if (this.#sessions.size >= this.options.max) throw new ERR_SESSION_LIMIT(this.options.max)
-    const session = new ClientSession(init)
+    const session = new ClientSession(channel)
     this.#sessions.set(session.id, session)
     return session
   }
@@ -104,7 +225,7 @@ export class SessionStore {
   sweep (now: number): number {
     let ended = 0
     for (const session of this.#sessions.values()) {
-      if (session.stream !== undefined || session.inFlight.size > 0) continue
+      if (session.channel.open || session.inFlight.size > 0) continue
       if (now - session.lastSeen > this.options.idleTimeout) {
         this.#end(session)
         ended++
@@ -121,10 +242,7 @@ export class SessionStore {
 
   #end (session: ClientSession): void {
     this.#sessions.delete(session.id)
-    session.closed = true
-    for (const call of session.inFlight.values()) call.cancel('the session ended')
-    session.stream?.close()
-    session.stream = undefined
+    session.end()
     this.options.onEnd(session)
   }
 }

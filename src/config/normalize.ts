@@ -24,6 +24,8 @@ export const DEFAULTS = Object.freeze({
   separator: '__',
   pageSize: 500,
   idleTimeout: 30 * 60_000,
+  replayEvents: 500,
+  replayBytes: 4 * 1024 * 1024,
   maxSessions: 10_000,
   startupWait: 10_000,
   shutdownTimeout: 10_000,
@@ -98,7 +100,9 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     allowedHosts: file.allowedHosts?.map(h => h.toLowerCase()) ?? null,
     sessions: {
       idleTimeout: file.sessions?.idleTimeout ?? DEFAULTS.idleTimeout,
-      max: file.sessions?.max ?? DEFAULTS.maxSessions
+      max: file.sessions?.max ?? DEFAULTS.maxSessions,
+      replayEvents: file.sessions?.replayEvents ?? DEFAULTS.replayEvents,
+      replayBytes: file.sessions?.replayBytes ?? DEFAULTS.replayBytes
     },
     upstreamDefaults: defaults,
     startupWait: file.startupWait ?? DEFAULTS.startupWait,

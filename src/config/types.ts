@@ -45,7 +45,13 @@ export interface GatewayConfig {
   readonly allowedOrigins: readonly string[]
   /** null: decided from the listening address (loopback names only when bound to loopback). */
   readonly allowedHosts: readonly string[] | null
-  readonly sessions: { readonly idleTimeout: number, readonly max: number }
+  readonly sessions: {
+    readonly idleTimeout: number
+    readonly max: number
+    /** Bounds of the per-session SSE event store that Last-Event-ID resumes from. */
+    readonly replayEvents: number
+    readonly replayBytes: number
+  }
   readonly upstreamDefaults: UpstreamDefaults
   readonly startupWait: number
   readonly shutdownTimeout: number

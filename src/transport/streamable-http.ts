@@ -1,20 +1,26 @@
-import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest } from '../../schemas/jsonrpc.js'
+import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../schemas/jsonrpc.js'
+import { Cancellation } from '../cancellation.js'
 import {
   ERR_ALREADY_INITIALIZED, ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_NOT_ACCEPTABLE, ERR_PARSE,
-  ERR_SESSION_NOT_FOUND, ERR_SESSION_REQUIRED, ERR_STREAM_CONFLICT, ERR_UNSUPPORTED_MEDIA_TYPE,
+  ERR_SESSION_NOT_FOUND, ERR_SESSION_REQUIRED, ERR_STREAM_CONFLICT, ERR_UNKNOWN_EVENT_ID, ERR_UNSUPPORTED_MEDIA_TYPE,
   ERR_UNSUPPORTED_PROTOCOL_VERSION, toRpcError
 } from '../errors.js'
-import { Cancellation } from '../cancellation.js'
-import { errorMessage, isNotification, isRequest, resultMessage } from '../jsonrpc.js'
+import { errorMessage, isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
-import { RawResult } from '../raw-result.js'
 import type { CallContext, McpProxy } from '../proxy.js'
-import { ClientSession } from '../sessions.js'
-import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
+import { RawResult } from '../raw-result.js'
+import { type ClientChannel, ClientSession } from '../sessions.js'
+import { SSE_KEEP_ALIVE } from '../sse.js'
+import { EventStore, type EventStoreLimits } from './event-store.js'
 
 /**
  * The MCP Streamable HTTP transport, server side, without Fastify: it turns one HTTP exchange on the MCP endpoint
  * into an answer (JSON, an SSE stream, or an empty status). The route adapts Fastify's request and reply to it.
+ *
+ * A request that may lead the upstream to talk back (progress, logging, sampling, elicitation, roots) is answered
+ * as an SSE stream, and what belongs to it travels there; everything else goes to the session's GET stream. Every
+ * SSE event is kept in the session's bounded event store, so a client that loses a stream resumes it with a GET
+ * carrying `Last-Event-ID` — a POST's answer stream included — and nothing it was sent is lost.
  */
 
 export type Headers = Record<string, string | string[] | undefined>
@@ -33,12 +39,189 @@ export type HttpAnswer =
   | { kind: 'stream', status: number, headers: Record<string, string>, start: (sink: StreamSink) => void }
 
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>
-/** Methods that reach an upstream: only they can be cancelled or report progress. */
+/** Methods that reach an upstream: only they can be cancelled, report progress or make the upstream talk back. */
 const FORWARDED = new Set(['tools/call', 'resources/read', 'prompts/get', 'completion/complete'])
+/** The first revision whose clients expect a priming event (an id without data) at the start of each SSE stream. */
+const PRIMING_SINCE = '2025-11-25'
+const GET_STREAM = 'g'
 
 export interface StreamableHttpOptions {
   /** Comment lines on idle streams, so proxies and clients do not time them out. */
   keepAliveInterval: number
+  /** Bounds of each session's event store. */
+  events: EventStoreLimits
+}
+
+/** One SSE response being written. */
+class SseWriter {
+  #open = true
+  readonly #keepAlive: NodeJS.Timeout
+
+  constructor (private readonly sink: StreamSink, keepAliveInterval: number, onClose: () => void) {
+    this.#keepAlive = setInterval(() => sink.write(SSE_KEEP_ALIVE), keepAliveInterval)
+    this.#keepAlive.unref()
+    sink.onClose(() => {
+      this.#open = false
+      clearInterval(this.#keepAlive)
+      onClose()
+    })
+  }
+
+  get open (): boolean {
+    return this.#open
+  }
+
+  write (id: string, data: string | undefined): void {
+    if (!this.#open) return
+    this.sink.write(data === undefined ? 'id: ' + id + '\ndata: \n\n' : 'event: message\nid: ' + id + '\ndata: ' + data + '\n\n')
+  }
+
+  end (): void {
+    if (!this.#open) return
+    this.#open = false
+    clearInterval(this.#keepAlive)
+    this.sink.end()
+  }
+}
+
+/** The SSE stream answering one POSTed request; the connection writing it may change when the client resumes. */
+interface AnswerStream {
+  readonly name: string
+  readonly requestId: JsonRpcId
+  writer: SseWriter | undefined
+  done: boolean
+}
+
+/** A session's side of the Streamable HTTP transport: its GET stream, its answer streams and its event store. */
+export class StreamableHttpChannel implements ClientChannel {
+  readonly store: EventStore
+  /** Set at initialize: whether streams start with a priming event. */
+  priming = false
+  #get: SseWriter | undefined
+  /** Claimed by a GET being set up, so a second one racing it is refused. */
+  #getClaimed = false
+  /** The last GET-stream event written to a live connection; later ones wait for the next GET. */
+  #getDelivered = 0
+  readonly #answers = new Map<JsonRpcId, AnswerStream>()
+  readonly #answersByName = new Map<string, AnswerStream>()
+  #nextStream = 0
+
+  constructor (private readonly options: StreamableHttpOptions) {
+    this.store = new EventStore(options.events)
+  }
+
+  get open (): boolean {
+    return this.#get?.open === true
+  }
+
+  send (message: string, relatedTo?: JsonRpcId): void {
+    const answer = relatedTo === undefined ? undefined : this.#answers.get(relatedTo)
+    if (answer !== undefined && !answer.done) {
+      this.#emit(answer, message)
+      return
+    }
+    const id = this.store.add(GET_STREAM, message)
+    if (this.#get?.open === true) {
+      this.#get.write(id, message)
+      this.#getDelivered = seqOf(id)
+    }
+  }
+
+  close (): void {
+    this.#get?.end()
+    this.#get = undefined
+    for (const answer of this.#answers.values()) answer.writer?.end()
+  }
+
+  /** Registers the answer stream of a request before the request runs, so what it causes is routed to it. */
+  openAnswer (requestId: JsonRpcId): AnswerStream {
+    const answer: AnswerStream = { name: 'p' + (++this.#nextStream), requestId, writer: undefined, done: false }
+    this.#answers.set(requestId, answer)
+    this.#answersByName.set(answer.name, answer)
+    return answer
+  }
+
+  /** Writes an answer stream to a connection (its first, or one resuming it). */
+  attachAnswer (answer: AnswerStream, sink: StreamSink): void {
+    answer.writer?.end()
+    const writer = new SseWriter(sink, this.options.keepAliveInterval, () => {
+      if (answer.writer === writer) answer.writer = undefined
+    })
+    answer.writer = writer
+    if (this.priming) writer.write(this.store.add(answer.name, undefined), undefined)
+  }
+
+  /** The request's response: stored and written, then the stream ends. */
+  finishAnswer (answer: AnswerStream, response: string): void {
+    this.#emit(answer, response)
+    answer.done = true
+    if (this.#answers.get(answer.requestId) === answer) this.#answers.delete(answer.requestId)
+    answer.writer?.end()
+    answer.writer = undefined
+    // The name stays resolvable while its events are kept, for a client resuming after the end.
+    setTimeout(() => this.#answersByName.delete(answer.name), 60_000).unref()
+  }
+
+  /** Claims the GET stream; false when one is open (or being opened) already. */
+  claimGet (): boolean {
+    if (this.#getClaimed || this.#get?.open === true) return false
+    this.#getClaimed = true
+    return true
+  }
+
+  /** Starts the GET stream on a connection: the GET-stream events no connection received yet come first. */
+  attachGet (sink: StreamSink, resumeAfter?: number): void {
+    this.#get?.end()
+    const writer = new SseWriter(sink, this.options.keepAliveInterval, () => {
+      if (this.#get === writer) this.#get = undefined
+    })
+    this.#get = writer
+    this.#getClaimed = false
+    if (this.priming) writer.write(this.store.add(GET_STREAM, undefined), undefined)
+    for (const event of this.store.after(GET_STREAM, resumeAfter ?? this.#getDelivered)) {
+      if (event.data === undefined) continue
+      writer.write(GET_STREAM + '.' + event.seq, event.data)
+      this.#getDelivered = Math.max(this.#getDelivered, event.seq)
+    }
+  }
+
+  /** Resumes an answer stream after event `seq`: what it missed, then (if the request is still running) the rest. */
+  resumeAnswer (name: string, seq: number, sink: StreamSink): boolean {
+    const answer = this.#answersByName.get(name)
+    const missed = this.store.after(name, seq)
+    if (answer === undefined && missed.length === 0) return false
+    if (answer !== undefined && !answer.done) {
+      answer.writer?.end()
+      const writer = new SseWriter(sink, this.options.keepAliveInterval, () => {
+        if (answer.writer === writer) answer.writer = undefined
+      })
+      for (const event of missed) if (event.data !== undefined) writer.write(name + '.' + event.seq, event.data)
+      answer.writer = writer
+      return true
+    }
+    const writer = new SseWriter(sink, this.options.keepAliveInterval, () => {})
+    for (const event of missed) if (event.data !== undefined) writer.write(name + '.' + event.seq, event.data)
+    writer.end()
+    return true
+  }
+
+  /** Whether an answer stream can be resumed after `seq`: it is running, or some of its events are still kept. */
+  resumable (name: string, seq: number): boolean {
+    return this.#answersByName.has(name) || this.store.after(name, seq).length > 0
+  }
+
+  isAnswerStream (name: string): boolean {
+    return name !== GET_STREAM
+  }
+
+  #emit (answer: AnswerStream, message: string): void {
+    const id = this.store.add(answer.name, message)
+    answer.writer?.write(id, message)
+  }
+}
+
+function seqOf (id: string): number {
+  return Number(id.slice(id.lastIndexOf('.') + 1))
 }
 
 export class StreamableHttpTransport {
@@ -55,59 +238,73 @@ export class StreamableHttpTransport {
     if (Array.isArray(body)) return this.#batch(headers, body)
     if (body.method === 'initialize') return this.#initialize(headers, [body], body)
 
-    const session = this.#session(headers)
-    if (!(session instanceof ClientSession)) return session
+    const found = this.#session(headers)
+    if (!(found instanceof ClientSession)) return found
+    const session = found
     session.lastSeen = Date.now()
     if (!isRequest(body)) {
       if (isNotification(body)) this.proxy.notification(session, body.method, body.params)
-      // A response to a server→client request: the gateway sends none on client sessions yet.
+      else if (isResponse(body)) session.answer(body.id, body.result, body.error)
       return ACCEPTED
     }
-    const wantsProgress = (body.params?._meta as { progressToken?: unknown } | undefined)?.progressToken !== undefined
-    if (acceptsSse && (!acceptsJson || wantsProgress)) return this.#streamAnswer(session, body)
+    if (acceptsSse && (!acceptsJson || this.#mayTalkBack(session, body))) return this.#streamAnswer(session, body)
     return this.#answer(session, body, {}).then(jsonAnswer)
   }
 
-  /** The standalone stream: notifications the client did not ask for (list_changed). One per session. */
+  /**
+   * GET: the session's standalone stream, for messages the client did not ask for (one per session), or — with
+   * `Last-Event-ID` — the resumption of a stream the client lost, starting after that event.
+   */
   get (headers: Headers): HttpAnswer {
     const accept = header(headers, 'accept') ?? ''
     if (!accept.includes('text/event-stream')) {
       return this.error(new ERR_NOT_ACCEPTABLE('the GET stream needs Accept: text/event-stream'))
     }
-    const session = this.#session(headers)
-    if (!(session instanceof ClientSession)) return session
-    if (session.stream !== undefined) return this.error(new ERR_STREAM_CONFLICT(session.id))
+    const found = this.#session(headers)
+    if (!(found instanceof ClientSession)) return found
+    const session = found
+    const channel = session.channel as StreamableHttpChannel
     session.lastSeen = Date.now()
-    // Claimed now, not when the stream starts, so a second GET racing this one is refused.
-    session.stream = { send () {}, close () {} }
+    const lastEventId = header(headers, 'last-event-id')
+    const streamHeaders = { 'mcp-session-id': session.id }
+    if (lastEventId !== undefined) {
+      const resumed = EventStore.parseId(lastEventId)
+      if (resumed === undefined) return this.error(new ERR_UNKNOWN_EVENT_ID(JSON.stringify(lastEventId)))
+      if (channel.isAnswerStream(resumed.stream)) {
+        if (!channel.resumable(resumed.stream, resumed.seq)) {
+          return this.error(new ERR_UNKNOWN_EVENT_ID(JSON.stringify(lastEventId)))
+        }
+        return {
+          kind: 'stream',
+          status: 200,
+          headers: streamHeaders,
+          start: (sink) => { if (!channel.resumeAnswer(resumed.stream, resumed.seq, sink)) sink.end() }
+        }
+      }
+      return { kind: 'stream', status: 200, headers: streamHeaders, start: (sink) => channel.attachGet(sink, resumed.seq) }
+    }
+    if (!channel.claimGet()) return this.error(new ERR_STREAM_CONFLICT(session.id))
     return {
       kind: 'stream',
       status: 200,
-      headers: { 'mcp-session-id': session.id },
+      headers: streamHeaders,
       start: (sink) => {
-        const stream = { send: (message: string) => sink.write(sseMessage(message)), close: () => sink.end() }
-        session.stream = stream
-        const keepAlive = setInterval(() => sink.write(SSE_KEEP_ALIVE), this.options.keepAliveInterval)
-        keepAlive.unref()
-        sink.onClose(() => {
-          clearInterval(keepAlive)
-          if (session.stream === stream) session.stream = undefined
-          session.lastSeen = Date.now()
-        })
+        channel.attachGet(sink)
+        sink.onClose(() => { session.lastSeen = Date.now() })
         if (session.closed) sink.end()
       }
     }
   }
 
   delete (headers: Headers): HttpAnswer {
-    const session = this.#session(headers)
-    if (!(session instanceof ClientSession)) return session
-    this.proxy.endSession(session.id)
+    const found = this.#session(headers)
+    if (!(found instanceof ClientSession)) return found
+    this.proxy.endSession(found.id)
     return { kind: 'empty', status: 200, headers: NO_HEADERS }
   }
 
   /** Any error as the JSON-RPC error body of an HTTP answer with the error's status. */
-  error (err: unknown, id: JsonRpcRequest['id'] | null = null): HttpAnswer & { kind: 'json' } {
+  error (err: unknown, id: JsonRpcId | null = null): HttpAnswer & { kind: 'json' } {
     const status = (err as { statusCode?: number }).statusCode
     return {
       kind: 'json',
@@ -137,17 +334,19 @@ export class StreamableHttpTransport {
     return this.error(err)
   }
 
-  /** A 2025-03-26 batch: notifications handled, requests answered together as a JSON array. */
+  /** A 2025-03-26 batch: notifications and responses handled, requests answered together as a JSON array. */
   async #batch (headers: Headers, messages: JsonRpcMessage[]): Promise<HttpAnswer> {
     const init = messages.find(m => m.method === 'initialize')
     if (init !== undefined) return this.#initialize(headers, messages, init)
-    const session = this.#session(headers)
-    if (!(session instanceof ClientSession)) return session
+    const found = this.#session(headers)
+    if (!(found instanceof ClientSession)) return found
+    const session = found
     session.lastSeen = Date.now()
     const requests: JsonRpcRequest[] = []
     for (const message of messages) {
       if (isRequest(message)) requests.push(message)
       else if (isNotification(message)) this.proxy.notification(session, message.method, message.params)
+      else if (isResponse(message)) session.answer(message.id, message.result, message.error)
     }
     if (requests.length === 0) return ACCEPTED
     const answers = await Promise.all(requests.map(r => this.#answer(session, r, {})))
@@ -160,7 +359,10 @@ export class StreamableHttpTransport {
     const existing = header(headers, 'mcp-session-id')
     if (existing !== undefined) return this.error(new ERR_ALREADY_INITIALIZED(existing), init.id)
     try {
-      const { session, result } = this.proxy.initialize(init.params)
+      const channel = new StreamableHttpChannel(this.options)
+      const session = this.proxy.openSession(channel)
+      const result = this.proxy.initialize(session, init.params)
+      channel.priming = session.protocolVersion >= PRIMING_SINCE
       return { kind: 'json', status: 200, headers: { 'mcp-session-id': session.id }, body: resultMessage(init.id, result) }
     } catch (err) {
       return this.error(err, init.id)
@@ -174,25 +376,35 @@ export class StreamableHttpTransport {
     if (version !== undefined && !isSupportedProtocolVersion(version)) {
       return this.error(new ERR_UNSUPPORTED_PROTOCOL_VERSION(version, SUPPORTED_PROTOCOL_VERSIONS.join(', ')))
     }
-    return this.proxy.sessions.get(id) ?? this.error(new ERR_SESSION_NOT_FOUND(id))
+    const session = this.proxy.sessions.get(id)
+    // A session of another transport (WebSocket, legacy SSE) is not reachable here.
+    if (session === undefined || !(session.channel instanceof StreamableHttpChannel)) return this.error(new ERR_SESSION_NOT_FOUND(id))
+    return session
   }
 
-  /** Answers one request as an SSE stream, with the call's progress before its response. */
+  /**
+   * Whether the upstream may send something back while serving this request: progress (a token was given), log
+   * messages (a level was set), or requests the client declared it can answer. Only then is an SSE stream opened;
+   * plain calls get the cheaper JSON answer.
+   */
+  #mayTalkBack (session: ClientSession, request: JsonRpcRequest): boolean {
+    if (!FORWARDED.has(request.method)) return false
+    if ((request.params?._meta as { progressToken?: unknown } | undefined)?.progressToken !== undefined) return true
+    return session.logLevel !== undefined || session.declared('sampling') || session.declared('elicitation') || session.declared('roots')
+  }
+
+  /** Answers one request as an SSE stream that also carries what the request causes (progress, logs, requests). */
   #streamAnswer (session: ClientSession, request: JsonRpcRequest): HttpAnswer {
+    const channel = session.channel as StreamableHttpChannel
     return {
       kind: 'stream',
       status: 200,
       headers: NO_HEADERS,
       start: (sink) => {
-        let open = true
-        sink.onClose(() => { open = false })
-        const related = (message: JsonRpcNotification) => { if (open) sink.write(sseMessage(JSON.stringify(message))) }
-        // A dropped connection is not a cancellation (the spec): the call runs on, its answer is discarded.
-        this.#answer(session, request, { related }).then((answer) => {
-          if (!open) return
-          sink.write(sseMessage(answer))
-          sink.end()
-        }, () => {})
+        const answer = channel.openAnswer(request.id)
+        channel.attachAnswer(answer, sink)
+        // A dropped connection is not a cancellation (the spec): the call runs on and its answer is kept to resume.
+        this.#answer(session, request, {}).then(response => channel.finishAnswer(answer, response), () => {})
       }
     }
   }
@@ -205,10 +417,8 @@ export class StreamableHttpTransport {
     }
     const cancel = new Cancellation()
     session.inFlight.set(request.id, cancel)
-    if (context.related === undefined) context = { cancel }
-    else context.cancel = cancel
     const done = () => { if (session.inFlight.get(request.id) === cancel) session.inFlight.delete(request.id) }
-    return this.proxy.request(session, request.method, request.params, context).then((result) => {
+    return this.proxy.request(session, request.method, request.params, { cancel, requestId: request.id }).then((result) => {
       done()
       return answerText(request.id, result)
     }, (err: unknown) => {
@@ -221,7 +431,7 @@ export class StreamableHttpTransport {
 const ACCEPTED: HttpAnswer = Object.freeze({ kind: 'empty', status: 202, headers: NO_HEADERS })
 
 /** The JSON-RPC response text: the upstream's own result text when it arrived as a RawResult. */
-function answerText (id: JsonRpcRequest['id'], result: unknown): string {
+function answerText (id: JsonRpcId, result: unknown): string {
   return result instanceof RawResult ? result.withId(id) : resultMessage(id, result)
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { Params } from '../../schemas/jsonrpc.js'
+import type { JsonRpcNotification, Params } from '../../schemas/jsonrpc.js'
 import type { UpstreamDefaults, UpstreamDefinition } from '../config/types.js'
 import { backoffDelay, jittered } from '../backoff.js'
 import { ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_UNAVAILABLE } from '../errors.js'
@@ -7,7 +7,7 @@ import type { Logger } from '../logger.js'
 import type { ListKind, ServiceListing } from '../mcp-types.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
 import { HttpUpstream } from './http.js'
-import type { ClientIdentity, UpstreamSession } from './session.js'
+import type { ClientIdentity, IncomingRequest, Pending, SessionHandlers, UpstreamSession } from './session.js'
 import { StdioSession } from './stdio.js'
 
 /**
@@ -23,9 +23,21 @@ export interface ConnectionObserver {
   listing (connection: UpstreamConnection): void
 }
 
+/** Where the gateway's own session sends what the server says that is not about its lists (see Relay). */
+export interface ConnectionRelay {
+  notification (connection: UpstreamConnection, message: JsonRpcNotification, via: Pending | undefined): void
+  request (connection: UpstreamConnection, incoming: IncomingRequest): Promise<unknown>
+}
+
 export interface ConnectionOptions {
   defaults: UpstreamDefaults
   clientInfo: { name: string, version: string }
+  /**
+   * Declared by the gateway's own session. The catalog is listed from it, and some servers offer tools only to
+   * clients that declare sampling, elicitation or roots, so the gateway declares what it can forward.
+   */
+  clientCapabilities?: Record<string, unknown>
+  relay?: ConnectionRelay
   log: Logger
   observer: ConnectionObserver
   /** Wait between the steps of stopping a stdio server (stdin closed, SIGTERM, SIGKILL). */
@@ -83,13 +95,17 @@ export class UpstreamConnection {
     return this.#connect()
   }
 
-  /** A session for one client: a new upstream session, or the shared one. */
-  async openSession (identity: ClientIdentity): Promise<UpstreamSession> {
+  /**
+   * A session for one client: a new upstream session declaring what the client declared, with `handlers` for what
+   * the server sends it (set before initialize: a server may ask for roots at once), or the shared one.
+   */
+  async openSession (identity: ClientIdentity, handlers: SessionHandlers): Promise<UpstreamSession> {
     if (this.state !== 'up' || this.control === undefined) {
       throw new ERR_UPSTREAM_UNAVAILABLE(this.definition.service, `upstream ${this.id} is ${this.state}: ${this.reason ?? 'not connected'}`)
     }
     if (this.shared) return this.control
     const session = (this.#http as HttpUpstream).createSession()
+    session.handlers = handlers
     await session.initialize(identity, this.options.defaults.connectTimeout)
     return session
   }
@@ -120,7 +136,7 @@ export class UpstreamConnection {
     try {
       session = this.#createSession()
       await session.initialize({
-        capabilities: {},
+        capabilities: this.options.clientCapabilities ?? {},
         clientInfo: this.options.clientInfo,
         protocolVersion: LATEST_PROTOCOL_VERSION
       }, this.options.defaults.connectTimeout)
@@ -162,16 +178,20 @@ export class UpstreamConnection {
       })
       session = this.#http.createSession()
     }
+    const relay = this.options.relay
     session.handlers = {
-      onNotification: (message) => {
+      onNotification: (message, via) => {
         const kind = LIST_CHANGED[message.method]
         if (kind !== undefined) this.#relist([kind])
+        else relay?.notification(this, message, via)
       },
-      onRequest: (message) => message.method === 'ping'
-        ? Promise.resolve({})
-        : Promise.reject(Object.assign(new Error('unsupported'), {
-          rpcError: { code: -32601, message: `Method not found: ${message.method} (the gateway's own session declares no client capabilities)` }
+      onRequest: (incoming) => {
+        if (incoming.message.method === 'ping') return Promise.resolve({})
+        if (relay !== undefined) return relay.request(this, incoming)
+        return Promise.reject(Object.assign(new Error('unsupported'), {
+          rpcError: { code: -32601, message: `Method not found: ${incoming.message.method}` }
         }))
+      }
     }
     return session
   }

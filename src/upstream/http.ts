@@ -129,9 +129,9 @@ export class HttpSession extends UpstreamSession {
     this.#headers['mcp-session-id'] = id
   }
 
-  /** Called by a POST exchange or the GET stream with each message it read, as text. */
-  deliver (text: string): void {
-    this.receiveText(text)
+  /** Called by a POST exchange (`via` its request) or the GET stream with each message it read, as text. */
+  deliver (text: string, via?: Pending): void {
+    this.receiveText(text, via)
   }
 
   /** The error for an HTTP failure status of a request sent with session `sentWith`, from its (bounded) body. */
@@ -243,12 +243,12 @@ function sleep (ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
-/** An SSE parser that hands each `message` event's JSON to the session. */
-function messageParser (session: HttpSession): SseParser {
+/** An SSE parser that hands each `message` event's JSON to the session; `via`: the request whose answer it reads. */
+function messageParser (session: HttpSession, via?: Pending): SseParser {
   return new SseParser((event) => {
     if (event.event !== 'message') return
     try {
-      session.deliver(event.data)
+      session.deliver(event.data, via)
     } catch (err) {
       if (!(err instanceof SyntaxError)) throw err
       throw new ERR_UPSTREAM_PROTOCOL(session.serverId, `sent an SSE event that is not JSON: ${event.data.slice(0, 200)}`)
@@ -302,7 +302,7 @@ class PostExchange implements Dispatcher.DispatchHandler, TransportHandle {
     else if (this.#contentType.startsWith('application/json')) this.#kind = 'json'
     else if (this.#contentType.startsWith('text/event-stream')) {
       this.#kind = 'sse'
-      this.#sse = messageParser(this.session)
+      this.#sse = messageParser(this.session, this.pending)
       this.#decoder = new StringDecoder('utf8')
     } else this.#kind = 'other'
   }
@@ -331,7 +331,7 @@ class PostExchange implements Dispatcher.DispatchHandler, TransportHandle {
         return
       case 'json':
         try {
-          this.session.deliver(this.#chunks.length === 1 ? (this.#chunks[0] as Buffer).toString() : Buffer.concat(this.#chunks).toString())
+          this.session.deliver(this.#chunks.length === 1 ? (this.#chunks[0] as Buffer).toString() : Buffer.concat(this.#chunks).toString(), this.pending)
         } catch (err) {
           if (!(err instanceof SyntaxError)) throw err
           this.#fail(new ERR_UPSTREAM_PROTOCOL(this.session.serverId, `answered ${method} with a body that is not JSON`))

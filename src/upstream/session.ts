@@ -3,7 +3,7 @@ import {
   ERR_REQUEST_CANCELLED, ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_TIMEOUT, RpcCode,
   type RpcErrorObject, toRpcError, upstreamRpcError
 } from '../errors.js'
-import type { Cancellation, CancellationListener } from '../cancellation.js'
+import { Cancellation, type CancellationListener } from '../cancellation.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
 import { RawResult } from '../raw-result.js'
 
@@ -35,13 +35,32 @@ export interface RequestOptions {
   onProgress?: ((params: Params) => void) | undefined
   /** Accept the result as a RawResult (its text) when it arrives in a layout that allows it: for forwarding. */
   raw?: boolean | undefined
+  /** Who asked (the gateway's client and its request), for routing what the server sends while it works on it. */
+  origin?: RequestOrigin | undefined
+}
+
+/** Opaque to the session: the proxy's record of the downstream request a call serves. */
+export interface RequestOrigin {
+  readonly requestId: JsonRpcId
+}
+
+/** A request the server sends us (sampling, elicitation, roots, ping). */
+export interface IncomingRequest {
+  message: JsonRpcRequest
+  /** The session it arrived on (progress the client reports for it goes back there). */
+  session: UpstreamSession
+  /** Our request on whose answer stream it arrived, when the transport knows (Streamable HTTP does). */
+  via: Pending | undefined
+  /** Cancelled when the server cancels it (`notifications/cancelled`); no answer is sent then. */
+  cancel: Cancellation
 }
 
 /** What the server sends that is not an answer to one of our requests. */
 export interface SessionHandlers {
-  onNotification (message: JsonRpcNotification): void
+  /** `via`: our request on whose answer stream it arrived, when known. */
+  onNotification (message: JsonRpcNotification, via: Pending | undefined): void
   /** Resolves the result, or rejects with an error carrying `rpcError` (or a coded error). */
-  onRequest (message: JsonRpcRequest): Promise<unknown>
+  onRequest (request: IncomingRequest): Promise<unknown>
 }
 
 /** Lets a transport stop carrying a request (the HTTP exchange of a POST). */
@@ -62,6 +81,7 @@ export class Pending implements CancellationListener {
     readonly onProgress: ((params: Params) => void) | undefined,
     /** The caller takes a RawResult (see RequestOptions.raw). */
     readonly raw: boolean,
+    readonly origin: RequestOrigin | undefined,
     private readonly cancellation: Cancellation | undefined,
     private readonly onResolve: (result: unknown) => void,
     private readonly onReject: (err: Error) => void
@@ -98,7 +118,7 @@ function onDeadline (pending: Pending, timeout: number): void {
 
 const noHandlers: SessionHandlers = {
   onNotification () {},
-  onRequest (message) {
+  onRequest ({ message }) {
     return message.method === 'ping'
       ? Promise.resolve({})
       : Promise.reject(Object.assign(new Error('unsupported'), {
@@ -114,6 +134,8 @@ export abstract class UpstreamSession {
   /** Set once the session is closed (by us or by the upstream); nothing is sent after. */
   closedReason: string | undefined
   protected readonly pending = new Map<JsonRpcId, Pending>()
+  /** Requests the server sent us that we are still working on, by the server's id. */
+  readonly #incoming = new Map<JsonRpcId, Cancellation>()
   #nextId = 0
 
   constructor (readonly serverId: string) {}
@@ -170,12 +192,19 @@ export abstract class UpstreamSession {
       ? '{"jsonrpc":"2.0","id":' + id + ',"method":' + JSON.stringify(method) + '}'
       : '{"jsonrpc":"2.0","id":' + id + ',"method":' + JSON.stringify(method) + ',"params":' + JSON.stringify(outgoing) + '}'
     return new Promise((resolve, reject) => {
-      const pending = new Pending(this, id, method, options.onProgress, options.raw === true, cancellation, resolve, reject)
+      const pending = new Pending(this, id, method, options.onProgress, options.raw === true, options.origin, cancellation, resolve, reject)
       pending.timer = setTimeout(onDeadline, options.timeout, pending, options.timeout)
       cancellation?.listen(pending)
       this.pending.set(id, pending)
       this.transmit(message, pending).catch((err: Error) => pending.reject(err))
     })
+  }
+
+  /** Who asked for each request in flight (those that say), oldest first. */
+  inFlightOrigins (): RequestOrigin[] {
+    const origins: RequestOrigin[] = []
+    for (const pending of this.pending.values()) if (pending.origin !== undefined) origins.push(pending.origin)
+    return origins
   }
 
   /** The request with this id, while it is in flight. */
@@ -212,7 +241,7 @@ export abstract class UpstreamSession {
    * Dispatches one message from the upstream, as the text it arrived in: a success answer in a known layout is
    * resolved without parsing (see RawResult); anything else is parsed. Throws SyntaxError for text that is not JSON.
    */
-  protected receiveText (text: string): void {
+  protected receiveText (text: string, via?: Pending): void {
     const matched = RawResult.match(text)
     if (matched !== undefined) {
       const pending = this.pending.get(matched.id)
@@ -221,13 +250,13 @@ export abstract class UpstreamSession {
         return
       }
     }
-    this.receive(JSON.parse(text))
+    this.receive(JSON.parse(text), via)
   }
 
-  /** Dispatches one parsed message from the upstream. */
-  protected receive (message: unknown): void {
+  /** Dispatches one parsed message from the upstream; `via`: our request on whose answer stream it came. */
+  protected receive (message: unknown, via?: Pending): void {
     if (Array.isArray(message)) {
-      for (const m of message) this.receive(m)
+      for (const m of message) this.receive(m, via)
       return
     }
     if (message === null || typeof message !== 'object') return
@@ -246,26 +275,41 @@ export abstract class UpstreamSession {
         if (pending?.onProgress !== undefined) pending.onProgress(msg.params as Params)
         return
       }
-      this.handlers.onNotification(msg)
+      if (msg.method === 'notifications/cancelled') {
+        const requestId = (msg.params as Params | undefined)?.requestId
+        const incoming = typeof requestId === 'number' || typeof requestId === 'string' ? this.#incoming.get(requestId) : undefined
+        if (incoming !== undefined) {
+          incoming.cancel(String((msg.params as Params).reason ?? 'cancelled by the server'))
+          return
+        }
+      }
+      this.handlers.onNotification(msg, via)
       return
     }
-    this.#answer(msg)
+    this.#answer(msg, via)
   }
 
   /** Fails every call in flight; transports call it when their connection is gone. */
   protected failAll (reason: string): void {
     this.closedReason ??= reason
     for (const pending of [...this.pending.values()]) pending.reject(new ERR_UPSTREAM_CLOSED(this.serverId, reason))
+    for (const incoming of this.#incoming.values()) incoming.cancel(`the upstream session closed: ${reason}`)
   }
 
-  #answer (request: JsonRpcRequest): void {
-    this.handlers.onRequest(request).then(
+  /** Serves a request of the server's and sends the answer back, unless the server cancelled it meanwhile. */
+  #answer (request: JsonRpcRequest, via: Pending | undefined): void {
+    const cancel = new Cancellation()
+    this.#incoming.set(request.id, cancel)
+    this.handlers.onRequest({ message: request, session: this, via, cancel }).then(
       (result) => '{"jsonrpc":"2.0","id":' + JSON.stringify(request.id) + ',"result":' + JSON.stringify(result ?? {}) + '}',
       (err: unknown) => {
         const error: RpcErrorObject = toRpcError(err)
         return '{"jsonrpc":"2.0","id":' + JSON.stringify(request.id) + ',"error":' + JSON.stringify(error) + '}'
       }
-    ).then((answer) => this.closedReason === undefined ? this.transmit(answer, undefined) : undefined)
-      .catch(() => {}) // the upstream is gone; its own request dies with it
+    ).then((answer) => {
+      if (this.#incoming.get(request.id) === cancel) this.#incoming.delete(request.id)
+      if (cancel.requested || this.closedReason !== undefined) return
+      return this.transmit(answer, undefined)
+    }).catch(() => {}) // the upstream is gone; its own request dies with it
   }
 }

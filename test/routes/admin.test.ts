@@ -53,7 +53,7 @@ test('register, replace and remove servers at run time; clients are told', async
   let changes = 0
   client.setNotificationHandler(ToolListChangedNotificationSchema, async () => { changes++ })
   // The SDK client opens its GET stream right after initializing; wait for it so no notification is missed.
-  await waitFor('the client\'s GET stream', () => [...gateway.app.mcpProxy.sessions.all()].every(s => s.stream !== undefined))
+  await waitFor('the client\'s GET stream', () => [...gateway.app.mcpProxy.sessions.all()].every(s => s.channel.open))
   const names = async () => (await client.listTools()).tools.map(tool => tool.name)
   t.same(await names(), ['alpha__a1'])
 

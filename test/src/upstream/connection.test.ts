@@ -8,6 +8,9 @@ import { type ConnectionObserver, UpstreamConnection, type UpstreamState } from 
 import { StdioSession } from '../../../src/upstream/stdio.js'
 import { waitFor } from '../../helper.js'
 
+/** Handlers for client sessions these tests open (nothing is expected from the server on them). */
+const noHandlers = { onNotification () {}, onRequest: async () => ({}) }
+
 const STDIO_SERVER = fileURLToPath(new URL('../../fixtures/stdio-server.mjs', import.meta.url))
 const TIMEOUT = 10_000
 const FIXTURE_TOOLS = ['echo', 'env', 'pid', 'add_tool', 'crash', 'hang']
@@ -59,7 +62,7 @@ test('start() brings the upstream up with its listing', async (t) => {
   })
   t.type(conn.pid, 'number')
   t.ok(conn.shared, 'a stdio server is one session shared by every client')
-  t.equal(await conn.openSession({ capabilities: {}, clientInfo: { name: 'client', version: '1' } }), conn.control)
+  t.equal(await conn.openSession({ capabilities: {}, clientInfo: { name: 'client', version: '1' } }, noHandlers), conn.control)
 })
 
 test('a crashed process goes down with the reason and comes back up with a new pid', async (t) => {
@@ -102,7 +105,7 @@ test('close() stops the upstream for good', async (t) => {
   t.equal(conn.pid, undefined)
   t.equal(session.child.exitCode, 0, 'the process ended through stdin close')
   t.same(observer.states.at(-1), ['stopped', 'stopped'])
-  await t.rejects(conn.openSession({ capabilities: {}, clientInfo: { name: 'client', version: '1' } }),
+  await t.rejects(conn.openSession({ capabilities: {}, clientInfo: { name: 'client', version: '1' } }, noHandlers),
     { code: 'MCPGW_ERR_UPSTREAM_UNAVAILABLE' })
 })
 
@@ -164,6 +167,6 @@ test('a disabled upstream is disabled and never spawns', async (t) => {
   t.same(observer.states, [['disabled', 'disabled (enabled: false)']], 'no connecting attempt was made')
   t.equal(conn.control, undefined)
   t.equal(conn.pid, undefined)
-  await t.rejects(conn.openSession({ capabilities: {}, clientInfo: { name: 'client', version: '1' } }),
+  await t.rejects(conn.openSession({ capabilities: {}, clientInfo: { name: 'client', version: '1' } }, noHandlers),
     { code: 'MCPGW_ERR_UPSTREAM_UNAVAILABLE', message: /disabled/ })
 })

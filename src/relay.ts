@@ -1,0 +1,166 @@
+import type { JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
+import { ERR_CAPABILITY_NOT_DECLARED, ERR_NO_CLIENT, RpcCode } from './errors.js'
+import type { Logger } from './logger.js'
+import type { ClientSession } from './sessions.js'
+import type { IncomingRequest, Pending, RequestOrigin, SessionHandlers, UpstreamSession } from './upstream/session.js'
+
+/**
+ * Server→client traffic: what an upstream sends that is not an answer — requests (sampling, elicitation, roots,
+ * ping) and notifications (log messages, resource updates, elicitation completion, …) — delivered to the client it
+ * concerns, and the client's answers carried back.
+ *
+ * On a session opened for one client the client is known, and Streamable HTTP upstreams even say which call it is
+ * about (the message arrives on that call's answer stream), so it travels on that call's stream downstream too. On
+ * a session every client shares (a stdio server, a `stateless` service) the call is known only when the message
+ * arrives on its answer stream; otherwise a request goes to the client of the most recent call in flight that can
+ * answer it (the upstream protocol carries no link between a request and the call that caused it).
+ */
+
+/** Who a forwarded call serves: the client session and its request id. */
+export interface CallOrigin extends RequestOrigin {
+  readonly client: ClientSession
+}
+
+/** Server→client requests, and the client capability each needs. */
+const NEEDS: Record<string, string> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots'
+}
+
+export interface RelayOptions {
+  log: Logger
+  /** Every open client session (for log messages of shared sessions). */
+  clients: () => Iterable<ClientSession>
+  /** Clients subscribed to `uri` through the shared session of upstream `upstreamId`. */
+  subscribers: (upstreamId: string, uri: string) => Iterable<ClientSession>
+}
+
+export class Relay {
+  /** URL-mode elicitations forwarded from shared sessions, so their completion reaches the same client. */
+  readonly #elicitations = new Map<string, ClientSession>()
+
+  constructor (private readonly options: RelayOptions) {}
+
+  /** Handlers for an upstream session opened for one client. */
+  forClient (client: ClientSession, service: string, timeout: number): SessionHandlers {
+    return {
+      onNotification: (message, via) => this.#deliver(client, service, message, originOf(via)?.requestId),
+      onRequest: (incoming) => this.#ask(client, service, incoming, timeout)
+    }
+  }
+
+  /** A notification on a session every client shares. */
+  sharedNotification (upstreamId: string, service: string, message: JsonRpcNotification, via: Pending | undefined): void {
+    const origin = originOf(via)
+    const params = message.params as Params | undefined
+    if (message.method === 'notifications/resources/updated') {
+      for (const client of this.options.subscribers(upstreamId, String(params?.uri))) client.notify(message.method, params)
+      return
+    }
+    if (message.method === 'notifications/elicitation/complete') {
+      const id = String(params?.elicitationId)
+      const client = this.#elicitations.get(id) ?? origin?.client
+      this.#elicitations.delete(id)
+      if (client !== undefined) client.notify(message.method, params)
+      return
+    }
+    if (origin !== undefined) {
+      this.#deliver(origin.client, service, message, origin.requestId)
+      return
+    }
+    if (message.method === 'notifications/message') {
+      // Not tied to a call: every client that asked for log messages (logging/setLevel) gets it.
+      for (const client of this.options.clients()) {
+        if (client.logLevel !== undefined) this.#deliver(client, service, message, undefined)
+      }
+      return
+    }
+    this.options.log.debug({ upstream: upstreamId, method: message.method }, 'notification of a shared session not tied to a client; dropped')
+  }
+
+  /** A request on a session every client shares. */
+  sharedRequest (upstreamId: string, service: string, session: UpstreamSession, incoming: IncomingRequest, timeout: number): Promise<unknown> {
+    const method = incoming.message.method
+    if (method === 'ping') return Promise.resolve({})
+    const capability = NEEDS[method]
+    let client = originOf(incoming.via)?.client
+    if (client === undefined && capability !== undefined) {
+      const origins = session.inFlightOrigins() as CallOrigin[]
+      for (let i = origins.length - 1; i >= 0 && client === undefined; i--) {
+        const candidate = (origins[i] as CallOrigin).client
+        if (!candidate.closed && candidate.declared(capability)) client = candidate
+      }
+    }
+    if (client === undefined) {
+      // roots/list outside any call (a server asks right after initialize): the gateway itself has no roots.
+      if (method === 'roots/list') return Promise.resolve({ roots: [] })
+      return Promise.reject(Object.assign(new ERR_NO_CLIENT(method, upstreamId), {
+        rpcError: { code: RpcCode.InternalError, message: `No client of the gateway can answer ${method} now` }
+      }))
+    }
+    const elicitationId = (incoming.message.params as Params | undefined)?.elicitationId
+    if (method === 'elicitation/create' && typeof elicitationId === 'string') this.#elicitations.set(elicitationId, client)
+    return this.#ask(client, service, incoming, timeout)
+  }
+
+  #deliver (client: ClientSession, service: string, message: JsonRpcNotification, relatedTo: string | number | undefined): void {
+    const params = message.params as Params | undefined
+    switch (message.method) {
+      case 'notifications/message': {
+        if (!client.wantsLog(params?.level)) return
+        // The service is named, so a client reading logs of many servers knows whose they are.
+        const logger = typeof params?.logger === 'string' ? `${service}/${params.logger}` : service
+        client.notify(message.method, { ...params, logger }, relatedTo)
+        return
+      }
+      case 'notifications/resources/updated':
+        if (client.subscriptions.has(String(params?.uri))) client.notify(message.method, params)
+        return
+      case 'notifications/tools/list_changed':
+      case 'notifications/resources/list_changed':
+      case 'notifications/prompts/list_changed':
+        // The catalog follows the gateway's own session with the service; it announces changes to every client.
+        return
+      default:
+        client.notify(message.method, params, relatedTo)
+    }
+  }
+
+  /** Forwards a server→client request to `client`, if it declared what it needs, and resolves the answer. */
+  #ask (client: ClientSession, service: string, incoming: IncomingRequest, timeout: number): Promise<unknown> {
+    const { message, via, cancel } = incoming
+    if (message.method === 'ping') return Promise.resolve({})
+    const capability = NEEDS[message.method]
+    if (capability === undefined) {
+      return Promise.reject(Object.assign(new Error('unsupported'), {
+        rpcError: { code: RpcCode.MethodNotFound, message: `Method not found: ${message.method} (the gateway forwards sampling, elicitation and roots)` }
+      }))
+    }
+    const params = message.params as Params | undefined
+    const urlMode = message.method === 'elicitation/create' && params?.mode === 'url'
+    if (!client.declared(capability, urlMode ? 'url' : undefined)) {
+      const err = new ERR_CAPABILITY_NOT_DECLARED(urlMode ? 'elicitation.url' : capability, message.method)
+      return Promise.reject(Object.assign(err, { rpcError: { code: RpcCode.MethodNotFound, message: err.message } }))
+    }
+    let forwarded = params
+    const token = (params?._meta as Params | undefined)?.progressToken
+    let route: string | undefined
+    if (typeof token === 'string' || typeof token === 'number') {
+      route = client.routeProgress(token, incoming.session)
+      forwarded = { ...params, _meta: { ...(params?._meta as Params), progressToken: route } }
+    }
+    const relatedTo = originOf(via)?.requestId
+    const asked = client.request(message.method, forwarded, { timeout, cancel, ...(relatedTo !== undefined ? { relatedTo } : {}) })
+    if (route !== undefined) {
+      const routed = route
+      asked.then(() => client.dropProgressRoute(routed), () => client.dropProgressRoute(routed))
+    }
+    this.options.log.debug({ service, method: message.method, client: client.id }, 'forwarded a server request to its client')
+    return asked
+  }
+}
+
+function originOf (via: Pending | undefined): CallOrigin | undefined {
+  return via?.origin as CallOrigin | undefined
+}
