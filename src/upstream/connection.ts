@@ -107,6 +107,8 @@ export class UpstreamConnection {
     const session = (this.#http as HttpUpstream).createSession()
     session.handlers = handlers
     await session.initialize(identity, this.options.defaults.connectTimeout)
+    // What the server sends outside any call (roots requests, resource updates, logs) comes on its GET stream.
+    session.listen()
     return session
   }
 

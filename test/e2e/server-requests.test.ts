@@ -1,0 +1,162 @@
+import { test } from 'tap'
+import {
+  CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema
+} from '@modelcontextprotocol/sdk/types.js'
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { connectClient, everythingStdio, startEverythingHttp, startGateway, waitFor } from '../helper.js'
+import { sleep, startHttpFixture } from '../fixtures/mcp-server.js'
+
+/**
+ * What servers ask of clients, through the gateway: sampling, elicitation and roots requests reach the client whose
+ * call caused them and its answers go back; progress arrives in order; cancellation stops the upstream; a client
+ * that did not declare a capability makes the upstream fail cleanly, never hang. Real peers: server-everything over
+ * Streamable HTTP (a session per client) and over stdio (one session shared by all clients).
+ */
+
+const ALL = { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } }
+
+function answerEverything (client: Client, name: string) {
+  const seen = { sampling: 0, elicitation: 0, roots: 0 }
+  client.setRequestHandler(CreateMessageRequestSchema, async (request) => {
+    seen.sampling++
+    const text = (request.params.messages[0]?.content as { text?: string }).text
+    return { model: `model-of-${name}`, role: 'assistant', content: { type: 'text', text: `${name} saw: ${text}` }, stopReason: 'endTurn' }
+  })
+  client.setRequestHandler(ElicitRequestSchema, async () => {
+    seen.elicitation++
+    return { action: 'decline' }
+  })
+  client.setRequestHandler(ListRootsRequestSchema, async () => {
+    seen.roots++
+    return { roots: [{ uri: `file:///home/${name}`, name }] }
+  })
+  return seen
+}
+
+const text = (result: unknown) => ((result as { content: Array<{ text?: string }> }).content[0]?.text ?? '')
+
+test('sampling, elicitation and roots reach the client and its answers reach the upstream', async (t) => {
+  const everything = await startEverythingHttp(t)
+  const gateway = await startGateway(t, { servers: [{ id: 'http', url: everything.url }, everythingStdio('stdio')] })
+  const client = await connectClient(t, gateway.mcp, ALL)
+  const seen = answerEverything(client, 'alice')
+
+  for (const service of ['http', 'stdio']) {
+    const sampled = await client.callTool({ name: `${service}__trigger-sampling-request`, arguments: { prompt: 'hello' } })
+    t.match(text(sampled), /model-of-alice/, `${service}: the sampling request reached the client and its answer came back`)
+    t.match(text(sampled), /alice saw: .*hello/)
+
+    const elicited = await client.callTool({ name: `${service}__trigger-elicitation-request`, arguments: {} })
+    t.match(text(elicited), /declined/i, `${service}: the elicitation was answered by the client`)
+  }
+  t.equal(seen.sampling, 2)
+  t.equal(seen.elicitation, 2)
+
+  await waitFor('the HTTP upstream to ask the client for its roots', () => seen.roots > 0)
+  const roots = await client.callTool({ name: 'http__get-roots-list', arguments: {} })
+  t.match(text(roots), /file:\/\/\/home\/alice/, 'the upstream received the client\'s roots')
+})
+
+test('a client that did not declare a capability gets a clean failure, never a hang', async (t) => {
+  const everything = await startEverythingHttp(t)
+  const gateway = await startGateway(t, { servers: [{ id: 'http', url: everything.url }, everythingStdio('stdio')] })
+  const plain = await connectClient(t, gateway.mcp, {})
+
+  const viaOwnSession = await plain.callTool({ name: 'http__trigger-sampling-request', arguments: { prompt: 'x' } })
+    .then(result => ({ result }), (err: Error) => ({ err }))
+  t.ok('err' in viaOwnSession || (viaOwnSession.result as { isError?: boolean }).isError === true,
+    'over its own session the upstream never offered the tool to this client, so the call fails')
+
+  const viaShared = await plain.callTool({ name: 'stdio__trigger-sampling-request', arguments: { prompt: 'x' } })
+    .then(result => ({ result }), (err: Error) => ({ err }))
+  const failure = 'err' in viaShared ? viaShared.err.message : text(viaShared.result)
+  t.ok('err' in viaShared || (viaShared.result as { isError?: boolean }).isError === true, 'over the shared session it fails too')
+  t.match(failure, /did not declare the sampling capability|sampling/i, 'and says why')
+})
+
+test('progress arrives in order; a cancelled call stops upstream', async (t) => {
+  let aborted = 0
+  const fixture = await startHttpFixture(t, {
+    name: 'fx',
+    tools: [{
+      name: 'wait',
+      handler: async (_, signal) => {
+        await sleep(30_000, signal)
+        if (signal.aborted) aborted++
+        return { content: [{ type: 'text', text: 'finished' }] }
+      }
+    }]
+  })
+  const everything = await startEverythingHttp(t)
+  const gateway = await startGateway(t, { servers: [{ id: 'http', url: everything.url }, everythingStdio('stdio'), { id: 'fx', url: fixture.url }] })
+  const client = await connectClient(t, gateway.mcp, {})
+
+  for (const service of ['http', 'stdio']) {
+    const progress: number[] = []
+    const result = await client.callTool({ name: `${service}__trigger-long-running-operation`, arguments: { duration: 1, steps: 4 } }, undefined, {
+      onprogress: (p) => { progress.push(p.progress) }
+    })
+    t.match(text(result), /Long running operation completed/)
+    // The SDK client may drop the very last tick (it races the response); the ones it delivers are in order.
+    t.ok(progress.length >= 3, `${service}: ${progress.length} progress notifications arrived`)
+    t.same(progress, [1, 2, 3, 4].slice(0, progress.length), `${service}: in order, with the client's own token`)
+  }
+
+  const controller = new AbortController()
+  const call = client.callTool({ name: 'fx__wait', arguments: {} }, undefined, { signal: controller.signal })
+    .then(() => 'completed', (err: Error) => err.message)
+  await waitFor('the call to reach the upstream', () => fixture.calls.length === 1)
+  controller.abort('the user changed their mind')
+  t.match(await call, /changed their mind|abort/i, 'the client sees its own cancellation')
+  await waitFor('the upstream handler to be aborted', () => aborted === 1)
+  t.pass('notifications/cancelled reached the upstream and stopped its work')
+})
+
+test('two clients at once each get only their own requests and progress', async (t) => {
+  const everything = await startEverythingHttp(t)
+  const gateway = await startGateway(t, { servers: [{ id: 'http', url: everything.url }, everythingStdio('stdio')] })
+  const alice = await connectClient(t, gateway.mcp, ALL)
+  const bob = await connectClient(t, gateway.mcp, ALL)
+  const aliceSeen = answerEverything(alice, 'alice')
+  const bobSeen = answerEverything(bob, 'bob')
+
+  const [a, b] = await Promise.all([
+    alice.callTool({ name: 'http__trigger-sampling-request', arguments: { prompt: 'from alice' } }),
+    bob.callTool({ name: 'http__trigger-sampling-request', arguments: { prompt: 'from bob' } })
+  ])
+  t.match(text(a), /alice saw: .*from alice/, 'alice\'s sampling request went to alice')
+  t.match(text(b), /bob saw: .*from bob/, 'bob\'s to bob')
+  t.equal(aliceSeen.sampling, 1)
+  t.equal(bobSeen.sampling, 1)
+
+  const aliceProgress: number[] = []
+  const bobProgress: number[] = []
+  await Promise.all([
+    alice.callTool({ name: 'http__trigger-long-running-operation', arguments: { duration: 1, steps: 3 } }, undefined, {
+      onprogress: (p) => { aliceProgress.push(p.progress) }
+    }),
+    bob.callTool({ name: 'stdio__trigger-long-running-operation', arguments: { duration: 1.5, steps: 5 } }, undefined, {
+      onprogress: (p) => { bobProgress.push(p.progress) }
+    })
+  ])
+  t.ok(aliceProgress.length >= 2 && aliceProgress.every(p => p <= 3), `alice got her 3-step progress (${aliceProgress})`)
+  t.ok(bobProgress.length >= 4 && bobProgress.every(p => p <= 5), `bob got his 5-step progress (${bobProgress})`)
+})
+
+test('logging/setLevel is fanned out and log messages name their service', async (t) => {
+  const fixture = await startHttpFixture(t, {
+    name: 'fx',
+    tools: [{ name: 'hello' }]
+  })
+  const everything = await startEverythingHttp(t)
+  const gateway = await startGateway(t, { servers: [{ id: 'fx', url: fixture.url }, { id: 'http', url: everything.url }] })
+  const client = await connectClient(t, gateway.mcp, {})
+  t.ok(client.getServerCapabilities()?.logging, 'logging is advertised because an upstream has it')
+  const messages: Array<{ level: string, logger?: string }> = []
+  client.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => { messages.push(n.params as { level: string, logger?: string }) })
+  t.same(await client.setLoggingLevel('debug'), {}, 'setLevel answers an empty result')
+  await client.callTool({ name: 'http__toggle-simulated-logging', arguments: {} })
+  await waitFor('a log message from server-everything', () => messages.length > 0, 20_000)
+  t.match(messages[0], { logger: /^http/ }, 'the service is named in the logger')
+  await client.callTool({ name: 'http__toggle-simulated-logging', arguments: {} })
+})
