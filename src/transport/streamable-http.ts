@@ -44,6 +44,8 @@ const FORWARDED = new Set(['tools/call', 'resources/read', 'prompts/get', 'compl
 /** The first revision whose clients expect a priming event (an id without data) at the start of each SSE stream. */
 const PRIMING_SINCE = '2025-11-25'
 const GET_STREAM = 'g'
+/** The `retry:` a client is given: how long to wait before resuming a stream it lost (ms). */
+const RECONNECT_AFTER = 1000
 
 export interface StreamableHttpOptions {
   /** Comment lines on idle streams, so proxies and clients do not time them out. */
@@ -71,9 +73,12 @@ class SseWriter {
     return this.#open
   }
 
+  /** A message event; without data, a priming event that also tells the client how soon to reconnect. */
   write (id: string, data: string | undefined): void {
     if (!this.#open) return
-    this.sink.write(data === undefined ? 'id: ' + id + '\ndata: \n\n' : 'event: message\nid: ' + id + '\ndata: ' + data + '\n\n')
+    this.sink.write(data === undefined
+      ? 'id: ' + id + '\nretry: ' + RECONNECT_AFTER + '\ndata: \n\n'
+      : 'event: message\nid: ' + id + '\ndata: ' + data + '\n\n')
   }
 
   end (): void {

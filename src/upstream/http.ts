@@ -175,6 +175,39 @@ export class HttpSession extends UpstreamSession {
     }
   }
 
+  /**
+   * Resumes an answer stream the server closed before the response (SEP-1699 polling): GET with the last event id
+   * it sent, after the `retry` delay it asked for, until the response arrives. Each resumption must bring events;
+   * one that brings none ends the call with MCPGW_ERR_UPSTREAM_PROTOCOL (its deadline ends it anyway).
+   */
+  async resumeAnswer (pending: Pending, parser: SseParser): Promise<void> {
+    const resumer = messageParser(this, pending)
+    resumer.lastEventId = parser.lastEventId
+    resumer.retry = parser.retry
+    while (!pending.settled && !this.closed) {
+      const from = resumer.lastEventId as string
+      await sleep(resumer.retry ?? this.upstream.options.streamRetry, NEVER)
+      if (pending.settled) return
+      const headers: Record<string, string> = { ...this.#headers, accept: 'text/event-stream', 'last-event-id': from }
+      delete headers['content-type']
+      const res = await this.upstream.streamPool.request({
+        path: this.upstream.path,
+        method: 'GET',
+        headers,
+        headersTimeout: this.upstream.definition.timeout,
+        bodyTimeout: this.upstream.definition.timeout
+      })
+      if (res.statusCode !== 200) {
+        await res.body.dump()
+        throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `closed the answer to ${pending.method} early and refused to resume it (HTTP ${res.statusCode})`)
+      }
+      await this.#readEvents(res.body, resumer)
+      if (resumer.lastEventId === from && !pending.settled) {
+        throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `resumed the answer to ${pending.method} without sending anything`)
+      }
+    }
+  }
+
   async #readEvents (body: Dispatcher.ResponseData['body'], parser?: SseParser): Promise<SseParser> {
     const sse = parser ?? messageParser(this)
     const decoder = new StringDecoder('utf8')
@@ -229,6 +262,9 @@ export class HttpSession extends UpstreamSession {
     }
   }
 }
+
+/** A signal that never aborts, for waits that only time ends. */
+const NEVER = new AbortController().signal
 
 function sleep (ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -352,6 +388,12 @@ class PostExchange implements Dispatcher.DispatchHandler, TransportHandle {
         return
     }
     if (this.pending !== undefined && !this.pending.settled) {
+      const lastEventId = this.#sse?.lastEventId
+      if (lastEventId !== undefined) {
+        // SEP-1699: the server may close an answer stream early and expect the client to resume it with a GET.
+        this.session.resumeAnswer(this.pending, this.#sse as SseParser).then(this.resolve, (err: Error) => this.#fail(err))
+        return
+      }
       this.#fail(new ERR_UPSTREAM_PROTOCOL(this.session.serverId, `the answer to ${method} ended without a response (HTTP ${this.#status})`))
       return
     }

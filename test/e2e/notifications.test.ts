@@ -72,7 +72,7 @@ test('a client that lost its GET stream resumes it with Last-Event-ID and gets w
   const first = await request(gateway.mcp, { method: 'GET', headers })
   let text = ''
   first.body.on('data', (chunk: Buffer) => { text += chunk.toString() })
-  await waitFor('the priming event', () => /^id: (g\.\d+)\ndata: \n\n/.test(text))
+  await waitFor('the priming event', () => /^id: (g\.\d+)\nretry: \d+\ndata: \n\n/.test(text))
   const lastEventId = (/^id: (g\.\d+)/.exec(text) as RegExpExecArray)[1] as string
   first.body.destroy()
   await waitFor('the gateway to see the stream close', () => !gateway.app.mcpProxy.sessions.get(sessionId)?.channel.open)

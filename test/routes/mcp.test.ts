@@ -214,7 +214,7 @@ test('a call with a progress token is answered as an SSE stream', async (t) => {
   }, { 'mcp-session-id': sessionId })
   t.equal(res.status, 200)
   t.match(res.headers['content-type'], /text\/event-stream/)
-  t.equal(res.text, 'id: p1.1\ndata: \n\n' +
+  t.equal(res.text, 'id: p1.1\nretry: 1000\ndata: \n\n' +
     'event: message\nid: p1.2\ndata: {"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"done"}]}}\n\n',
   'a priming event (an id, no data) for a 2025-11-25 client, then the response, each with an event id')
 })
