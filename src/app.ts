@@ -1,4 +1,5 @@
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import websocket from '@fastify/websocket'
 import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Server } from 'node:http'
@@ -10,10 +11,12 @@ import proxyPlugin from '../plugins/proxy.js'
 import registryPlugin from '../plugins/registry.js'
 import securityPlugin from '../plugins/security.js'
 import adminRoutes from '../routes/admin.js'
+import legacySseRoutes from '../routes/legacy-sse.js'
 import mcpRoutes from '../routes/mcp.js'
 import metricsRoutes from '../routes/metrics.js'
 import restRoutes from '../routes/rest.js'
 import statusRoutes from '../routes/status.js'
+import websocketRoutes from '../routes/websocket.js'
 import type { GatewayConfig } from './config/types.js'
 import { SUPPORTED_PROTOCOL_VERSIONS } from './protocol.js'
 import { PACKAGE } from './version.js'
@@ -42,7 +45,11 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   await app.register(balancerPlugin)
   await app.register(proxyPlugin)
   if (opts.routes === false) return
+  // A host app that already has @fastify/websocket keeps its own; registering it twice would handle upgrades twice.
+  if (!app.hasDecorator('websocketServer')) await app.register(websocket, { options: { maxPayload: 4 * 1024 * 1024 } })
   await app.register(mcpRoutes)
+  await app.register(legacySseRoutes)
+  await app.register(websocketRoutes)
   await app.register(restRoutes)
   await app.register(statusRoutes, { version: PACKAGE.version, startedAt: new Date(), protocolVersions: SUPPORTED_PROTOCOL_VERSIONS })
   if (app.mcpConfig.metrics.enabled) await app.register(metricsRoutes)

@@ -78,6 +78,8 @@ export const ERR_CLIENT_SESSION_ENDED = createError('MCPGW_ERR_CLIENT_SESSION_EN
   'The client session ended before it answered', 503)
 export const ERR_UNKNOWN_EVENT_ID = createError('MCPGW_ERR_UNKNOWN_EVENT_ID',
   'Bad Request: Last-Event-ID %s is unknown or no longer kept; open a new stream without it', 400)
+export const ERR_UNKNOWN_TARGET = createError('MCPGW_ERR_UNKNOWN_TARGET',
+  'Unknown target %s: address a registered server by its id (GET /status lists them)', 404)
 export const ERR_REQUEST_CANCELLED = createError('MCPGW_ERR_REQUEST_CANCELLED', 'Request cancelled: %s', 499)
 export const ERR_SHUTTING_DOWN = createError('MCPGW_ERR_SHUTTING_DOWN', 'The gateway is shutting down', 503)
 
@@ -110,6 +112,7 @@ const rpcCodes: Record<string, number> = {
   MCPGW_ERR_CLIENT_DID_NOT_ANSWER: RpcCode.RequestTimeout,
   MCPGW_ERR_CLIENT_SESSION_ENDED: RpcCode.InternalError,
   MCPGW_ERR_UNKNOWN_EVENT_ID: RpcCode.ServerError,
+  MCPGW_ERR_UNKNOWN_TARGET: RpcCode.InvalidParams,
   MCPGW_ERR_UPSTREAM_SESSION_EXPIRED: RpcCode.ServerError
 }
 

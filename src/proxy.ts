@@ -7,7 +7,7 @@ import type { GatewayConfig } from './config/types.js'
 import { paginate } from './cursor.js'
 import {
   ERR_ALREADY_INITIALIZED, ERR_INVALID_PARAMS, ERR_METHOD_NOT_FOUND, ERR_NOT_INITIALIZED, ERR_SHUTTING_DOWN,
-  ERR_UNKNOWN_PROMPT, ERR_UNKNOWN_RESOURCE, ERR_UNKNOWN_TOOL, ERR_UPSTREAM_UNAVAILABLE
+  ERR_UNKNOWN_PROMPT, ERR_UNKNOWN_RESOURCE, ERR_UNKNOWN_TARGET, ERR_UNKNOWN_TOOL, ERR_UPSTREAM_UNAVAILABLE
 } from './errors.js'
 import type { HealthMonitor } from './health.js'
 import { notificationMessage, progressTokenOf } from './jsonrpc.js'
@@ -18,7 +18,9 @@ import { RawResult, resultValue } from './raw-result.js'
 import type { Registry, RegistryChange } from './registry.js'
 import { type CallOrigin, Relay } from './relay.js'
 import { type ClientChannel, type ClientSession, LOG_LEVELS, type LogLevel, SessionStore } from './sessions.js'
+import { LegacySseTransport } from './transport/legacy-sse.js'
 import { StreamableHttpTransport } from './transport/streamable-http.js'
+import { WebSocketTransport } from './transport/websocket.js'
 import { UpstreamConnection } from './upstream/connection.js'
 import { HttpSession } from './upstream/http.js'
 import { UpstreamSession } from './upstream/session.js'
@@ -121,6 +123,10 @@ export class McpProxy {
   readonly sessions: SessionStore
   /** The client side of the Streamable HTTP transport, for the `/mcp` route. */
   readonly streamableHttp: StreamableHttpTransport
+  /** The client side of the legacy HTTP+SSE transport, for `/sse` and `/messages`. */
+  readonly legacySse: LegacySseTransport
+  /** The client side of MCP over WebSocket, for `/ws`. */
+  readonly websocket: WebSocketTransport
   readonly #connections = new Map<string, UpstreamConnection>()
   readonly #relay: Relay
   /** Subscriptions made through shared sessions: upstream id → uri → the clients subscribed. */
@@ -164,6 +170,8 @@ export class McpProxy {
       keepAliveInterval: STREAM_KEEP_ALIVE,
       events: { maxEvents: this.#config.sessions.replayEvents, maxBytes: this.#config.sessions.replayBytes }
     })
+    this.legacySse = new LegacySseTransport(this, { keepAliveInterval: STREAM_KEEP_ALIVE })
+    this.websocket = new WebSocketTransport(this, { pingInterval: 2 * STREAM_KEEP_ALIVE })
   }
 
   /** The merged catalog, rebuilt on first read after any upstream's listing changed. */
@@ -296,6 +304,27 @@ export class McpProxy {
       case 'resources/unsubscribe': return this.#unsubscribe(session, params)
       default: return Promise.reject(new ERR_METHOD_NOT_FOUND(method))
     }
+  }
+
+  /**
+   * A request addressed to one upstream server by id, with the server's own names (the WebSocket envelope): no
+   * catalog, no balancing. It travels on the client's own session there, like any call.
+   */
+  requestUpstream (session: ClientSession, upstreamId: string, method: string, params: Params | undefined): Promise<unknown> {
+    if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
+    const connection = this.#connections.get(upstreamId)
+    if (connection === undefined) return Promise.reject(new ERR_UNKNOWN_TARGET(JSON.stringify(upstreamId)))
+    const started = performance.now()
+    const upstream = this.#sessionFor(session, connection)
+    const options = { timeout: connection.definition.timeout }
+    const answer = upstream instanceof UpstreamSession ? upstream.request(method, params, options) : upstream.then(u => u.request(method, params, options))
+    return answer.then((result) => {
+      this.#observe(upstreamId, method, 'success', started)
+      return result
+    }, (err: unknown) => {
+      this.#observe(upstreamId, method, outcomeOf(err), started)
+      throw wrapNetworkError(err, upstreamId)
+    })
   }
 
   // --- programmatic API ----------------------------------------------------------------------------------------

@@ -1,5 +1,4 @@
 import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../schemas/jsonrpc.js'
-import { Cancellation } from '../cancellation.js'
 import {
   ERR_ALREADY_INITIALIZED, ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_NOT_ACCEPTABLE, ERR_PARSE,
   ERR_SESSION_NOT_FOUND, ERR_SESSION_REQUIRED, ERR_STREAM_CONFLICT, ERR_UNKNOWN_EVENT_ID, ERR_UNSUPPORTED_MEDIA_TYPE,
@@ -7,11 +6,11 @@ import {
 } from '../errors.js'
 import { errorMessage, isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
-import type { CallContext, McpProxy } from '../proxy.js'
-import { RawResult } from '../raw-result.js'
+import type { McpProxy } from '../proxy.js'
 import { type ClientChannel, ClientSession } from '../sessions.js'
 import { SSE_KEEP_ALIVE } from '../sse.js'
 import { EventStore, type EventStoreLimits } from './event-store.js'
+import { FORWARDED, serveRequest } from './serve.js'
 
 /**
  * The MCP Streamable HTTP transport, server side, without Fastify: it turns one HTTP exchange on the MCP endpoint
@@ -39,8 +38,6 @@ export type HttpAnswer =
   | { kind: 'stream', status: number, headers: Record<string, string>, start: (sink: StreamSink) => void }
 
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>
-/** Methods that reach an upstream: only they can be cancelled, report progress or make the upstream talk back. */
-const FORWARDED = new Set(['tools/call', 'resources/read', 'prompts/get', 'completion/complete'])
 /** The first revision whose clients expect a priming event (an id without data) at the start of each SSE stream. */
 const PRIMING_SINCE = '2025-11-25'
 const GET_STREAM = 'g'
@@ -253,7 +250,7 @@ export class StreamableHttpTransport {
       return ACCEPTED
     }
     if (acceptsSse && (!acceptsJson || this.#mayTalkBack(session, body))) return this.#streamAnswer(session, body)
-    return this.#answer(session, body, {}).then(jsonAnswer)
+    return serveRequest(this.proxy, session, body).then(jsonAnswer)
   }
 
   /**
@@ -354,7 +351,7 @@ export class StreamableHttpTransport {
       else if (isResponse(message)) session.answer(message.id, message.result, message.error)
     }
     if (requests.length === 0) return ACCEPTED
-    const answers = await Promise.all(requests.map(r => this.#answer(session, r, {})))
+    const answers = await Promise.all(requests.map(r => serveRequest(this.proxy, session, r)))
     return jsonAnswer('[' + answers.join(',') + ']')
   }
 
@@ -409,36 +406,13 @@ export class StreamableHttpTransport {
         const answer = channel.openAnswer(request.id)
         channel.attachAnswer(answer, sink)
         // A dropped connection is not a cancellation (the spec): the call runs on and its answer is kept to resume.
-        this.#answer(session, request, {}).then(response => channel.finishAnswer(answer, response), () => {})
+        serveRequest(this.proxy, session, request).then(response => channel.finishAnswer(answer, response), () => {})
       }
     }
-  }
-
-  /** Serves one request and serializes its JSON-RPC answer; never rejects. */
-  #answer (session: ClientSession, request: JsonRpcRequest, context: CallContext): Promise<string> {
-    if (!FORWARDED.has(request.method)) {
-      return this.proxy.request(session, request.method, request.params, context)
-        .then(result => answerText(request.id, result), err => errorMessage(request.id, toRpcError(err)))
-    }
-    const cancel = new Cancellation()
-    session.inFlight.set(request.id, cancel)
-    const done = () => { if (session.inFlight.get(request.id) === cancel) session.inFlight.delete(request.id) }
-    return this.proxy.request(session, request.method, request.params, { cancel, requestId: request.id }).then((result) => {
-      done()
-      return answerText(request.id, result)
-    }, (err: unknown) => {
-      done()
-      return errorMessage(request.id, toRpcError(err))
-    })
   }
 }
 
 const ACCEPTED: HttpAnswer = Object.freeze({ kind: 'empty', status: 202, headers: NO_HEADERS })
-
-/** The JSON-RPC response text: the upstream's own result text when it arrived as a RawResult. */
-function answerText (id: JsonRpcId, result: unknown): string {
-  return result instanceof RawResult ? result.withId(id) : resultMessage(id, result)
-}
 
 function jsonAnswer (body: string): HttpAnswer {
   return { kind: 'json', status: 200, headers: NO_HEADERS, body }

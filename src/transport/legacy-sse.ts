@@ -1,0 +1,90 @@
+import type { JsonRpcMessage } from '../../schemas/jsonrpc.js'
+import { ERR_SESSION_NOT_FOUND, ERR_SESSION_REQUIRED, toRpcError } from '../errors.js'
+import { errorMessage } from '../jsonrpc.js'
+import type { McpProxy } from '../proxy.js'
+import type { ClientChannel } from '../sessions.js'
+import { SSE_KEEP_ALIVE } from '../sse.js'
+import { receiveMessage } from './serve.js'
+import type { HttpAnswer, StreamSink } from './streamable-http.js'
+
+/**
+ * The legacy HTTP+SSE transport (protocol 2024-11-05), server side: `GET /sse` opens a session whose first event
+ * names the endpoint to POST to (`…/messages?sessionId=…`); every POST is accepted with 202 and answered on the
+ * stream. The session lives as long as the stream. Kept for clients that predate Streamable HTTP.
+ */
+
+class LegacySseChannel implements ClientChannel {
+  #open = true
+  readonly #keepAlive: NodeJS.Timeout
+
+  constructor (private readonly sink: StreamSink, keepAliveInterval: number) {
+    this.#keepAlive = setInterval(() => sink.write(SSE_KEEP_ALIVE), keepAliveInterval)
+    this.#keepAlive.unref()
+    sink.onClose(() => {
+      this.#open = false
+      clearInterval(this.#keepAlive)
+    })
+  }
+
+  get open (): boolean {
+    return this.#open
+  }
+
+  send (message: string): void {
+    if (this.#open) this.sink.write('event: message\ndata: ' + message + '\n\n')
+  }
+
+  endpoint (uri: string): void {
+    this.sink.write('event: endpoint\ndata: ' + uri + '\n\n')
+  }
+
+  close (): void {
+    if (!this.#open) return
+    this.#open = false
+    clearInterval(this.#keepAlive)
+    this.sink.end()
+  }
+}
+
+export interface LegacySseOptions {
+  keepAliveInterval: number
+}
+
+export class LegacySseTransport {
+  constructor (private readonly proxy: McpProxy, private readonly options: LegacySseOptions) {}
+
+  /** GET on the SSE endpoint: a new session, announced by its `endpoint` event (`messagesPath` + its id). */
+  open (messagesPath: string): HttpAnswer {
+    return {
+      kind: 'stream',
+      status: 200,
+      headers: {},
+      start: (sink) => {
+        const channel = new LegacySseChannel(sink, this.options.keepAliveInterval)
+        let sessionId: string
+        try {
+          sessionId = this.proxy.openSession(channel).id
+        } catch (err) {
+          channel.send(errorMessage(null, toRpcError(err)))
+          channel.close()
+          return
+        }
+        sink.onClose(() => this.proxy.endSession(sessionId))
+        channel.endpoint(`${messagesPath}?sessionId=${encodeURIComponent(sessionId)}`)
+      }
+    }
+  }
+
+  /** POST to the messages endpoint: accepted (202) and answered on the session's stream. */
+  post (sessionId: string | undefined, body: JsonRpcMessage | JsonRpcMessage[]): HttpAnswer {
+    if (sessionId === undefined || sessionId === '') return this.#error(new ERR_SESSION_REQUIRED())
+    const session = this.proxy.sessions.get(sessionId)
+    if (session === undefined || !(session.channel instanceof LegacySseChannel)) return this.#error(new ERR_SESSION_NOT_FOUND(sessionId))
+    for (const message of Array.isArray(body) ? body : [body]) receiveMessage(this.proxy, session, message)
+    return { kind: 'json', status: 202, headers: {}, body: '"Accepted"' }
+  }
+
+  #error (err: { statusCode?: number }): HttpAnswer {
+    return { kind: 'json', status: err.statusCode ?? 400, headers: {}, body: errorMessage(null, toRpcError(err)) }
+  }
+}
