@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import {
-  CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema
+  CreateMessageRequestSchema, ElicitRequestSchema, ElicitResultSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema
 } from '@modelcontextprotocol/sdk/types.js'
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { connectClient, everythingStdio, startEverythingHttp, startGateway, waitFor } from '../helper.js'
@@ -159,4 +159,71 @@ test('logging/setLevel is fanned out and log messages name their service', async
   await waitFor('a log message from server-everything', () => messages.length > 0, 20_000)
   t.match(messages[0], { logger: /^http/ }, 'the service is named in the logger')
   await client.callTool({ name: 'http__toggle-simulated-logging', arguments: {} })
+})
+
+test('URL-mode elicitation: the request path, and the -32042 error path, reach the client intact', async (t) => {
+  const everything = await startEverythingHttp(t)
+  const gateway = await startGateway(t, { servers: [{ id: 'http', url: everything.url }] })
+  const client = await connectClient(t, gateway.mcp, { elicitation: { form: {}, url: {} } })
+  const asked: Array<Record<string, unknown>> = []
+  client.setRequestHandler(ElicitRequestSchema, async (request) => {
+    asked.push(request.params as Record<string, unknown>)
+    return { action: 'accept' }
+  })
+  const accepted = await client.callTool({ name: 'http__trigger-url-elicitation', arguments: { url: 'https://example.com/login', elicitationId: 'e-1' } })
+  t.match(text(accepted), /User completed the URL elicitation flow/)
+  t.match(asked[0], { mode: 'url', url: 'https://example.com/login', elicitationId: 'e-1' }, 'the client saw the URL request unchanged')
+
+  const required = await client.callTool({ name: 'http__trigger-url-elicitation', arguments: { url: 'https://example.com/other', errorPath: true } })
+    .then(() => undefined, (err: { code?: number, data?: { elicitations?: Array<Record<string, unknown>> } }) => err)
+  t.equal(required?.code, -32042, 'URLElicitationRequiredError is forwarded with its code')
+  t.match(required?.data?.elicitations?.[0], { mode: 'url', url: 'https://modelcontextprotocol.io' }, 'and its data')
+})
+
+test('two clients each get only their own elicitation requests; roots changes reach the upstream', async (t) => {
+  const everything = await startEverythingHttp(t)
+  const gateway = await startGateway(t, { servers: [{ id: 'http', url: everything.url }] })
+  const alice = await connectClient(t, gateway.mcp, ALL)
+  const bob = await connectClient(t, gateway.mcp, ALL)
+  const aliceSeen = answerEverything(alice, 'alice')
+  const bobSeen = answerEverything(bob, 'bob')
+  await Promise.all([
+    alice.callTool({ name: 'http__trigger-elicitation-request', arguments: {} }),
+    alice.callTool({ name: 'http__trigger-elicitation-request', arguments: {} }),
+    bob.callTool({ name: 'http__trigger-elicitation-request', arguments: {} })
+  ])
+  t.equal(aliceSeen.elicitation, 2, 'alice answered her two')
+  t.equal(bobSeen.elicitation, 1, 'bob answered his one')
+
+  await waitFor('the upstream to ask alice for roots', () => aliceSeen.roots >= 1)
+  const before = aliceSeen.roots
+  await alice.sendRootsListChanged()
+  await waitFor('the upstream to ask alice again after roots/list_changed', () => aliceSeen.roots > before)
+  t.pass('notifications/roots/list_changed reached the upstream, which asked alice again')
+})
+
+test('an upstream that withdraws its request cancels it at the client', async (t) => {
+  const fixture = await startHttpFixture(t, {
+    name: 'fx',
+    tools: [{
+      name: 'impatient',
+      handler: async (_args, _signal, extra) => {
+        const answer = await extra.sendRequest({ method: 'elicitation/create', params: { message: 'quick!', requestedSchema: { type: 'object', properties: {} } } },
+          ElicitResultSchema, { timeout: 300 }).then(() => 'answered', (err: Error) => err.message)
+        return { content: [{ type: 'text', text: answer }] }
+      }
+    }]
+  })
+  const gateway = await startGateway(t, { servers: [{ id: 'fx', url: fixture.url }] })
+  const client = await connectClient(t, gateway.mcp, { elicitation: {} })
+  let withdrawn = false
+  client.setRequestHandler(ElicitRequestSchema, async (_request, extra) => {
+    await new Promise<void>((resolve) => extra.signal.addEventListener('abort', () => resolve(), { once: true }))
+    withdrawn = true
+    return { action: 'cancel' }
+  })
+  const result = await client.callTool({ name: 'fx__impatient', arguments: {} })
+  t.match(text(result), /timed out|timeout/i, 'the upstream gave up on its own request')
+  await waitFor('the client to see the request withdrawn', () => withdrawn)
+  t.pass('notifications/cancelled from the upstream reached the client under the id the client knew')
 })
