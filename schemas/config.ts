@@ -15,8 +15,11 @@ export const ServerId = Type.String({
   description: 'Unique id of the upstream: letters, digits, "_", "-", "." (it becomes the tool prefix)'
 })
 
-export const Transport = Type.Union([Type.Literal('streamable-http'), Type.Literal('stdio')], {
-  description: 'How the gateway talks to the upstream; inferred from url/command when omitted'
+export const Transport = Type.Union([
+  Type.Literal('streamable-http'), Type.Literal('sse'), Type.Literal('websocket'), Type.Literal('stdio')
+], {
+  description: 'How the gateway talks to the upstream: "sse" is the legacy HTTP+SSE transport (2024-11-05); ' +
+    'inferred from url/command when omitted (ws:// and wss:// mean websocket)'
 })
 
 export const NameFilter = Type.Object({
@@ -34,7 +37,11 @@ export type NameFilter = Static<typeof NameFilter>
 /** Fields every upstream entry may carry, in either list shape. */
 const upstreamFields = {
   transport: Type.Optional(Transport),
-  url: Type.Optional(Type.String({ pattern: '^https?://', description: 'Streamable HTTP endpoint, e.g. http://127.0.0.1:3001/mcp' })),
+  url: Type.Optional(Type.String({
+    pattern: '^(https?|wss?)://',
+    description: 'Endpoint of an HTTP server (http:// or https://, e.g. http://127.0.0.1:3001/mcp; the SSE stream for "sse") ' +
+      'or of a WebSocket server (ws:// or wss://)'
+  })),
   command: Type.Optional(Type.String({ minLength: 1, description: 'Executable of a stdio server' })),
   args: Type.Optional(Type.Array(Type.String())),
   env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Environment of the stdio process (added to a minimal safe set)' })),
@@ -49,7 +56,7 @@ const upstreamFields = {
   maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, description: 'Size of the HTTP connection pool' })),
   timeout: Type.Optional(Milliseconds('Deadline of one call to this upstream')),
   headers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }), Type.String(), {
-    description: 'Sent on every HTTP request to this upstream (its credentials)',
+    description: 'Sent on every HTTP request to this upstream, and on the upgrade request of a WebSocket (its credentials)',
     additionalProperties: false
   })),
   enabled: Type.Optional(Type.Boolean()),
@@ -66,7 +73,8 @@ export type ServerConfig = Static<typeof ServerConfig>
 export const McpServerEntry = Type.Object({
   ...upstreamFields,
   type: Type.Optional(Type.Union([
-    Type.Literal('stdio'), Type.Literal('http'), Type.Literal('streamable-http'), Type.Literal('streamableHttp')
+    Type.Literal('stdio'), Type.Literal('http'), Type.Literal('streamable-http'), Type.Literal('streamableHttp'),
+    Type.Literal('sse'), Type.Literal('websocket')
   ])),
   disabled: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })

@@ -543,7 +543,8 @@ export class McpProxy {
       return control
     }
     const entry = session.upstreams.get(connection.id)
-    if (entry !== undefined) return entry
+    // A session the upstream ended (its stream or socket closed) is replaced by a new one, not reused.
+    if (entry !== undefined && !(entry instanceof UpstreamSession && entry.closed)) return entry
     const init = session.init
     const capabilities: Record<string, unknown> = {}
     for (const name of PASSED_CAPABILITIES) if (init?.capabilities[name] !== undefined) capabilities[name] = init.capabilities[name]

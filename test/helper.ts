@@ -99,6 +99,41 @@ export async function startEverythingHttp (t: Test, port?: number): Promise<Runn
   return running
 }
 
+/**
+ * server-everything in legacy HTTP+SSE mode, bound to loopback, on a free port: `url` is its SSE stream (GET /sse);
+ * each GET is one session, whose endpoint event names `/message?sessionId=…`.
+ */
+export async function startEverythingSse (t: Test): Promise<RunningServer> {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', LOOPBACK_ONLY, EVERYTHING, 'sse'], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  const running: RunningServer = {
+    url: `http://127.0.0.1:${port}/sse`,
+    child,
+    stop: () => stopChild(child)
+  }
+  t.teardown(() => running.stop())
+  await new Promise<void>((resolve, reject) => {
+    let text = ''
+    const timer = setTimeout(() => reject(new Error(`server-everything (sse) did not start: ${text}`)), 20_000)
+    child.stderr?.on('data', (chunk: Buffer) => {
+      text += chunk.toString()
+      if (text.includes('running on port')) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`server-everything (sse) exited with ${code}: ${text}`))
+    })
+  })
+  child.stderr?.resume()
+  return running
+}
+
 export function stopChild (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => {

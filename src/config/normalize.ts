@@ -135,18 +135,25 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
   } else if (input.url === undefined && input.command === undefined) {
     problems.push(`${field}: needs url (an HTTP server) or command (a stdio server)`)
   }
-  const transport: UpstreamTransport = input.transport ?? (input.command !== undefined ? 'stdio' : 'streamable-http')
+  const transport: UpstreamTransport = input.transport ?? inferTransport(input)
   if (transport === 'stdio' && input.command === undefined && input.url !== undefined) {
     problems.push(`${field}.transport: "stdio" needs command, but url is set`)
   }
-  if (transport === 'streamable-http' && input.url === undefined && input.command !== undefined) {
-    problems.push(`${field}.transport: "streamable-http" needs url, but command is set`)
+  if (transport !== 'stdio' && input.url === undefined && input.command !== undefined) {
+    problems.push(`${field}.transport: ${JSON.stringify(transport)} needs url, but command is set`)
   }
   if (input.url !== undefined) {
     try {
       const url = new URL(input.url)
       if (url.username !== '' || url.password !== '') {
         problems.push(`${field}.url: put credentials in headers, not in the URL`)
+      }
+      const webSocket = url.protocol === 'ws:' || url.protocol === 'wss:'
+      if (transport === 'websocket' && !webSocket) {
+        problems.push(`${field}.url: transport "websocket" needs a ws:// or wss:// URL, not ${JSON.stringify(input.url)}`)
+      } else if (transport !== 'websocket' && transport !== 'stdio' && webSocket) {
+        problems.push(`${field}.url: ${JSON.stringify(input.url)} is a WebSocket URL, which needs transport "websocket" ` +
+          `(transport is ${JSON.stringify(transport)}; it takes http:// or https://)`)
       }
     } catch {
       problems.push(`${field}.url: ${JSON.stringify(input.url)} is not a valid URL`)
@@ -179,6 +186,22 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
   return server
 }
 
+/** A ws:// or wss:// url is a WebSocket server, any other url a Streamable HTTP one, a command a stdio one. */
+function inferTransport (input: ServerConfig): UpstreamTransport {
+  if (input.command !== undefined) return 'stdio'
+  return input.url !== undefined && /^wss?:/i.test(input.url) ? 'websocket' : 'streamable-http'
+}
+
+/** The spellings of `type` in the hosts' files (VS Code and Cursor write legacy HTTP+SSE as "sse"). */
+const TYPE_TRANSPORT: Record<NonNullable<McpServerEntry['type']>, UpstreamTransport> = {
+  stdio: 'stdio',
+  http: 'streamable-http',
+  'streamable-http': 'streamable-http',
+  streamableHttp: 'streamable-http',
+  sse: 'sse',
+  websocket: 'websocket'
+}
+
 function fromMcpServerEntry (id: string, entry: McpServerEntry, field: string, problems: string[]): ServerConfig | undefined {
   const { type, disabled, ...rest } = entry
   if (disabled !== undefined && rest.enabled !== undefined && disabled === rest.enabled) {
@@ -187,7 +210,7 @@ function fromMcpServerEntry (id: string, entry: McpServerEntry, field: string, p
   }
   let transport = rest.transport
   if (type !== undefined) {
-    const fromType: UpstreamTransport = type === 'stdio' ? 'stdio' : 'streamable-http'
+    const fromType = TYPE_TRANSPORT[type]
     if (transport !== undefined && transport !== fromType) {
       problems.push(`${field}: type ${JSON.stringify(type)} and transport ${JSON.stringify(transport)} disagree; keep one`)
       return undefined

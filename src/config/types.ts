@@ -2,7 +2,7 @@ import type { NameFilter, PrefixMode } from '../../schemas/config.js'
 
 /** The configuration after validation and defaults: what every part of the gateway reads. Frozen. */
 
-export type UpstreamTransport = 'streamable-http' | 'stdio'
+export type UpstreamTransport = 'streamable-http' | 'sse' | 'websocket' | 'stdio'
 
 export interface UpstreamDefinition {
   readonly id: string

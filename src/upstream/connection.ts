@@ -6,9 +6,11 @@ import { ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_UNAVAILABLE } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { ListKind, ServiceListing } from '../mcp-types.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
-import { HttpUpstream } from './http.js'
+import { HttpSession, HttpUpstream } from './http.js'
 import type { ClientIdentity, IncomingRequest, Pending, SessionHandlers, UpstreamSession } from './session.js'
+import { SseSession } from './sse.js'
 import { StdioSession } from './stdio.js'
+import { WebSocketSession } from './websocket.js'
 
 /**
  * The gateway's own, long-lived relationship with one upstream: connect and initialize it, list what it offers,
@@ -45,6 +47,11 @@ export interface ConnectionOptions {
 }
 
 const MAX_PAGES = 1000
+/**
+ * What a Streamable HTTP server answers an initialize POST with when it only speaks the legacy HTTP+SSE transport
+ * (the spec's backwards-compatibility rule, 2025-11-25 wording): the client then tries GET and an `endpoint` event.
+ */
+const LEGACY_STATUSES = new Set([400, 404, 405])
 const LIST_CHANGED: Record<string, ListKind> = {
   'notifications/tools/list_changed': 'tools',
   'notifications/resources/list_changed': 'resources',
@@ -61,6 +68,8 @@ export class UpstreamConnection {
   control: UpstreamSession | undefined
   readonly #log: Logger
   #http: HttpUpstream | undefined
+  /** The HTTP upstream speaks the legacy HTTP+SSE transport: configured so, or learned by falling back to it. */
+  #legacySse: boolean
   #attempts = 0
   #timer: NodeJS.Timeout | undefined
   #stopped = true
@@ -69,13 +78,17 @@ export class UpstreamConnection {
 
   constructor (readonly definition: UpstreamDefinition, private readonly options: ConnectionOptions) {
     this.#log = options.log.child({ upstream: definition.id })
+    this.#legacySse = definition.transport === 'sse'
   }
 
   get id (): string {
     return this.definition.id
   }
 
-  /** One session serves every client: a stdio process is a single session, and `stateless` asks for sharing. */
+  /**
+   * One session serves every client: a stdio process is a single session, and `stateless` asks for sharing. Every
+   * other transport gives each client its own session (an SSE stream, a socket, an Mcp-Session-Id).
+   */
   get shared (): boolean {
     return this.definition.transport === 'stdio' || this.definition.stateless
   }
@@ -104,11 +117,16 @@ export class UpstreamConnection {
       throw new ERR_UPSTREAM_UNAVAILABLE(this.definition.service, `upstream ${this.id} is ${this.state}: ${this.reason ?? 'not connected'}`)
     }
     if (this.shared) return this.control
-    const session = (this.#http as HttpUpstream).createSession()
+    const session = this.#transportSession(this.#legacySse)
     session.handlers = handlers
-    await session.initialize(identity, this.options.defaults.connectTimeout)
+    try {
+      await session.initialize(identity, this.options.defaults.connectTimeout)
+    } catch (err) {
+      await session.close((err as Error).message)
+      throw err
+    }
     // What the server sends outside any call (roots requests, resource updates, logs) comes on its GET stream.
-    session.listen()
+    if (session instanceof HttpSession) session.listen()
     return session
   }
 
@@ -136,12 +154,21 @@ export class UpstreamConnection {
     this.#setState('connecting', this.reason)
     let session: UpstreamSession | undefined
     try {
-      session = this.#createSession()
-      await session.initialize({
+      const identity: ClientIdentity = {
         capabilities: this.options.clientCapabilities ?? {},
         clientInfo: this.options.clientInfo,
         protocolVersion: LATEST_PROTOCOL_VERSION
-      }, this.options.defaults.connectTimeout)
+      }
+      session = this.#createSession(false)
+      try {
+        await session.initialize(identity, this.options.defaults.connectTimeout)
+        if (session instanceof HttpSession) this.#legacySse = false
+      } catch (err) {
+        if (!this.#speaksLegacySse(session, err)) throw err
+        await session.close((err as Error).message)
+        session = this.#createSession(true)
+        await this.#initializeLegacy(session, identity, err as Error)
+      }
       const listing = await this.#list(session)
       if (this.#stopped) {
         await session.close('the gateway is stopping this upstream')
@@ -150,13 +177,14 @@ export class UpstreamConnection {
       this.control = session
       this.listing = listing
       this.#attempts = 0
-      if (session instanceof StdioSession) {
-        const stdio = session
-        stdio.exited.then((reason) => { if (this.control === stdio) this.#lost(reason) })
+      if (session instanceof HttpSession) {
+        session.onReinitialized = () => this.#relist(['tools', 'resources', 'prompts'])
+        session.listen()
       } else {
-        const http = session as ReturnType<HttpUpstream['createSession']>
-        http.onReinitialized = () => this.#relist(['tools', 'resources', 'prompts'])
-        http.listen()
+        // A process, stream or socket that ends on its own takes the upstream down at once, not at the next ping.
+        const own = session
+        const ended = own instanceof StdioSession ? own.exited : (own as SseSession | WebSocketSession).ended
+        ended.then((reason) => { if (this.control === own) this.#lost(reason) })
       }
       this.#setState('up', undefined)
       this.#log.info({ tools: listing.tools.length, resources: listing.resources.length, prompts: listing.prompts.length, server: listing.serverInfo }, 'upstream is up')
@@ -169,17 +197,44 @@ export class UpstreamConnection {
     }
   }
 
-  #createSession (): UpstreamSession {
-    let session: UpstreamSession
-    if (this.definition.transport === 'stdio') {
-      session = new StdioSession(this.definition, this.#log, { stopGrace: this.options.stopGrace ?? 2000 })
-    } else {
-      this.#http ??= new HttpUpstream(this.definition, {
-        connectTimeout: this.options.defaults.connectTimeout,
-        streamRetry: this.options.defaults.reconnectMin
-      })
-      session = this.#http.createSession()
+  /** A Streamable HTTP upstream answered initialize as a legacy HTTP+SSE server does. */
+  #speaksLegacySse (session: UpstreamSession, err: unknown): boolean {
+    const status = (err as { upstreamStatus?: unknown }).upstreamStatus
+    return this.definition.transport === 'streamable-http' && session instanceof HttpSession &&
+      (err as { code?: unknown }).code === 'MCPGW_ERR_UPSTREAM_HTTP' && typeof status === 'number' && LEGACY_STATUSES.has(status)
+  }
+
+  /** The fallback: the same URL as a legacy HTTP+SSE stream; remembered for the sessions opened later. */
+  async #initializeLegacy (session: UpstreamSession, identity: ClientIdentity, streamable: Error): Promise<void> {
+    try {
+      await session.initialize(identity, this.options.defaults.connectTimeout)
+    } catch (err) {
+      throw new ERR_UPSTREAM_UNAVAILABLE(this.definition.service, `upstream ${this.id} failed as Streamable HTTP (${streamable.message}) ` +
+        `and as legacy HTTP+SSE (${(err as Error).message})`)
     }
+    if (!this.#legacySse) this.#log.info({ url: this.definition.url }, 'upstream speaks the legacy HTTP+SSE transport')
+    this.#legacySse = true
+  }
+
+  /** A session of this upstream's transport (`legacySse`: of an HTTP upstream, over the legacy transport). */
+  #transportSession (legacySse: boolean): UpstreamSession {
+    switch (this.definition.transport) {
+      case 'stdio':
+        return new StdioSession(this.definition, this.#log, { stopGrace: this.options.stopGrace ?? 2000 })
+      case 'websocket':
+        return new WebSocketSession(this.definition)
+      default:
+        this.#http ??= new HttpUpstream(this.definition, {
+          connectTimeout: this.options.defaults.connectTimeout,
+          streamRetry: this.options.defaults.reconnectMin
+        })
+        return legacySse ? new SseSession(this.#http) : this.#http.createSession()
+    }
+  }
+
+  /** The gateway's own session, with handlers that keep the listing fresh and relay the rest. */
+  #createSession (legacySse: boolean): UpstreamSession {
+    const session = this.#transportSession(legacySse || this.definition.transport === 'sse')
     const relay = this.options.relay
     session.handlers = {
       onNotification: (message, via) => {

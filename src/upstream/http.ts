@@ -10,7 +10,8 @@ import { type ClientIdentity, type InitializeResult, type Pending, type RequestO
 /**
  * The Streamable HTTP transport to one upstream. `HttpUpstream` owns the connection pools (created here, destroyed
  * in `close`); each `HttpSession` is one MCP session (`Mcp-Session-Id`) carried over them. Answers are read as they
- * come, JSON or SSE, and handed to the session without re-validation.
+ * come, JSON or SSE, and handed to the session without re-validation. Legacy HTTP+SSE sessions (`SseSession`,
+ * sse.ts) ride on the same pools.
  */
 
 const ERROR_BODY_LIMIT = 2048
@@ -31,6 +32,9 @@ export class HttpUpstream {
    */
   readonly streamPool: Pool
   readonly path: string
+  /** The configured headers (the upstream's credentials), names lower-cased: every request carries them. */
+  readonly headers: Readonly<Record<string, string>>
+  /** What a Streamable HTTP POST carries. */
   readonly baseHeaders: Readonly<Record<string, string>>
 
   constructor (readonly definition: UpstreamDefinition, readonly options: HttpUpstreamOptions) {
@@ -46,9 +50,8 @@ export class HttpUpstream {
     this.streamPool = new Pool(url.origin, { connections: null, pipelining: 1, connect })
     const headers: Record<string, string> = {}
     for (const [name, value] of Object.entries(definition.headers)) headers[name.toLowerCase()] = value
-    headers['content-type'] = 'application/json'
-    headers.accept = 'application/json, text/event-stream'
-    this.baseHeaders = headers
+    this.headers = headers
+    this.baseHeaders = { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
   }
 
   createSession (): HttpSession {
@@ -140,12 +143,7 @@ export class HttpSession extends UpstreamSession {
     if (sentWith !== undefined && (status === 404 || (status === 400 && /session/i.test(text)))) {
       return new ERR_UPSTREAM_SESSION_EXPIRED(this.serverId, sentWith)
     }
-    let detail = text.trim()
-    try {
-      const body = JSON.parse(text) as { error?: { message?: string } }
-      if (typeof body.error?.message === 'string') detail = body.error.message
-    } catch {}
-    return new ERR_UPSTREAM_HTTP(this.serverId, status, detail === '' ? '(empty body)' : detail)
+    return httpStatusError(this.serverId, status, text)
   }
 
   /** Opens the standalone GET stream for notifications the server sends on its own (list_changed, …). */
@@ -261,6 +259,31 @@ export class HttpSession extends UpstreamSession {
       await sleep(parser?.retry ?? this.upstream.options.streamRetry, signal)
     }
   }
+}
+
+/**
+ * MCPGW_ERR_UPSTREAM_HTTP for a failure status, with the server's error text (a JSON-RPC error body gives its
+ * message). `upstreamStatus` keeps the status the upstream answered (the error's own `statusCode` is the gateway's).
+ */
+export function httpStatusError (serverId: string, status: number, text: string): Error & { upstreamStatus: number } {
+  let detail = text.trim()
+  try {
+    const body = JSON.parse(text) as { error?: { message?: string } }
+    if (typeof body.error?.message === 'string') detail = body.error.message
+  } catch {}
+  return Object.assign(new ERR_UPSTREAM_HTTP(serverId, status, detail === '' ? '(empty body)' : detail), { upstreamStatus: status })
+}
+
+/** The start of an error answer's body, as text; the rest is not read. */
+export async function readErrorBody (body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    chunks.push(chunk as Buffer)
+    size += (chunk as Buffer).length
+    if (size >= ERROR_BODY_LIMIT) break
+  }
+  return Buffer.concat(chunks).toString('utf8', 0, ERROR_BODY_LIMIT)
 }
 
 /** A signal that never aborts, for waits that only time ends. */

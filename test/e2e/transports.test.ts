@@ -6,12 +6,12 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js'
-import { everythingStdio, startEverythingHttp, startGateway } from '../helper.js'
+import { everythingStdio, startEverythingHttp, startEverythingSse, startGateway } from '../helper.js'
 
 /**
  * The transport matrix: the official SDK client over Streamable HTTP, legacy HTTP+SSE and WebSocket, against the
- * gateway fronting server-everything over Streamable HTTP and over stdio — list and call through every pair, and a
- * server→client request (sampling) over every client transport.
+ * gateway fronting server-everything over Streamable HTTP, legacy SSE and stdio — list and call through every pair,
+ * and a server→client request (sampling) over every pair.
  */
 
 // The SDK's WebSocket client uses the global WebSocket, which Node 20 lacks.
@@ -25,7 +25,10 @@ const clientTransports: Record<string, (base: string) => Transport> = {
 
 test('every client transport reaches every upstream transport', async (t) => {
   const everything = await startEverythingHttp(t)
-  const gateway = await startGateway(t, { servers: [{ id: 'http', url: everything.url }, everythingStdio('stdio')] })
+  const everythingSse = await startEverythingSse(t)
+  const gateway = await startGateway(t, {
+    servers: [{ id: 'http', url: everything.url }, { id: 'sse', url: everythingSse.url, transport: 'sse' }, everythingStdio('stdio')]
+  })
   for (const [name, make] of Object.entries(clientTransports)) {
     const client = new Client({ name: `matrix-${name}`, version: '1.0.0' }, { capabilities: { sampling: {} } })
     client.setRequestHandler(CreateMessageRequestSchema, async () => ({
@@ -35,7 +38,7 @@ test('every client transport reaches every upstream transport', async (t) => {
     t.teardown(() => client.close())
     t.equal(client.getServerVersion()?.name, 'fastify-mcp-gateway', `${name}: initialized`)
     const names = (await client.listTools()).tools.map(tool => tool.name)
-    for (const upstream of ['http', 'stdio']) {
+    for (const upstream of ['http', 'sse', 'stdio']) {
       t.ok(names.includes(`${upstream}__echo`), `${name} → ${upstream}: listed`)
       t.same(await client.callTool({ name: `${upstream}__echo`, arguments: { message: name } }),
         { content: [{ type: 'text', text: `Echo: ${name}` }] }, `${name} → ${upstream}: called`)

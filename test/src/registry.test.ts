@@ -88,11 +88,11 @@ test('add refuses invalid definitions with MCPGW_ERR_SERVER_INVALID naming the p
     [{ id: 'a' }, 'server: needs url (an HTTP server) or command (a stdio server)'],
     [{ id: 'a', url: 'http://x/', command: 'node' }, 'server: set either url (an HTTP server) or command (a stdio server), not both'],
     [{ id: '-a', url: 'http://x/' }, 'server.id: must match pattern "^[A-Za-z0-9][A-Za-z0-9_.-]*$"'],
-    [{ id: 'a', url: 'ftp://x/' }, 'server.url: must match pattern "^https?://"'],
+    [{ id: 'a', url: 'ftp://x/' }, 'server.url: must match pattern "^(https?|wss?)://"'],
     [{ id: 'a', url: 'http://u:p@x/' }, 'server.url: put credentials in headers, not in the URL'],
     [{ id: 'a', command: 'node', headers: { a: 'b' } }, 'server.headers: only HTTP upstreams send headers; use env for a stdio server'],
     [{ id: 'a', url: 'http://x/', weight: -1 }, 'server.weight: must be >= 0'],
-    [{ id: 'a', url: 'http://x/', transport: 'sse' }, 'server.transport: must be one of "streamable-http", "stdio"']
+    [{ id: 'a', url: 'http://x/', transport: 'grpc' }, 'server.transport: must be one of "streamable-http", "sse", "websocket", "stdio"']
   ]
   for (const [input, problem] of cases) {
     const message = typeof problem === 'string' ? `Invalid server definition: ${problem}` : problem
@@ -161,7 +161,7 @@ test('update of an unknown id is MCPGW_ERR_SERVER_NOT_FOUND, an invalid one MCPG
   })
   t.throws(() => r.update('a', { url: 'ftp://x' }), {
     code: 'MCPGW_ERR_SERVER_INVALID',
-    message: 'Invalid server definition: server.url: must match pattern "^https?://"'
+    message: 'Invalid server definition: server.url: must match pattern "^(https?|wss?)://"'
   })
   t.throws(() => r.update('a', { url: 'http://127.0.0.1:1/', colour: 'red' }), {
     code: 'MCPGW_ERR_SERVER_INVALID',
@@ -301,7 +301,7 @@ test('an overlay entry is validated and keyed by its id', async (t) => {
   await writeFile(file, JSON.stringify({ servers: { bad: { url: 'ftp://x' } } }))
   await t.rejects(registry([], file).r.load(), {
     code: 'MCPGW_ERR_SERVER_INVALID',
-    message: `Invalid server definition: ${file}: servers.bad.url: must match pattern "^https?://"`
+    message: `Invalid server definition: ${file}: servers.bad.url: must match pattern "^(https?|wss?)://"`
   })
 
   await writeFile(file, '{}')

@@ -306,10 +306,10 @@ test('enum errors list the allowed values', async (t) => {
     ['logLevel: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"'])
   t.same(problemsOf(t, () => resolve({ prefixMode: 'sometimes' })),
     ['prefixMode: must be one of "always", "conditional", "never"'])
-  t.same(problemsOf(t, () => resolve({ servers: [{ id: 'a', url: 'http://127.0.0.1:1/', transport: 'sse' }] })),
-    ['servers[0].transport: must be one of "streamable-http", "stdio"'])
-  t.same(problemsOf(t, () => resolve({ mcpServers: { a: { type: 'sse', url: 'http://127.0.0.1:1/' } } })),
-    ['mcpServers.a.type: must be one of "stdio", "http", "streamable-http", "streamableHttp"'])
+  t.same(problemsOf(t, () => resolve({ servers: [{ id: 'a', url: 'http://127.0.0.1:1/', transport: 'grpc' }] })),
+    ['servers[0].transport: must be one of "streamable-http", "sse", "websocket", "stdio"'])
+  t.same(problemsOf(t, () => resolve({ mcpServers: { a: { type: 'grpc', url: 'http://127.0.0.1:1/' } } })),
+    ['mcpServers.a.type: must be one of "stdio", "http", "streamable-http", "streamableHttp", "sse", "websocket"'])
 })
 
 test('every problem is listed, even next to an enum error', async (t) => {
@@ -369,7 +369,7 @@ test('an explicit transport must fit url or command', async (t) => {
 
 test('urls must be valid and free of credentials; stdio servers take no headers', async (t) => {
   t.same(problemsOf(t, () => resolve({ servers: [{ id: 'a', url: 'ftp://127.0.0.1/' }] })),
-    ['servers[0].url: must match pattern "^https?://"'])
+    ['servers[0].url: must match pattern "^(https?|wss?)://"'])
   t.same(problemsOf(t, () => resolve({
     servers: [
       { id: 'b', url: 'http://[bad' },
@@ -381,6 +381,66 @@ test('urls must be valid and free of credentials; stdio servers take no headers'
     'servers[1].url: put credentials in headers, not in the URL',
     'servers[2].headers: only HTTP upstreams send headers; use env for a stdio server'
   ])
+})
+
+test('legacy SSE and WebSocket upstreams: explicit, inferred from ws(s)://, and the hosts\' "type" spellings', async (t) => {
+  const config = resolve({
+    servers: [
+      { id: 'legacy', url: 'http://127.0.0.1:3001/sse', transport: 'sse', headers: { authorization: 'Bearer s' } },
+      { id: 'socket', url: 'ws://127.0.0.1:3002/mcp', transport: 'websocket', headers: { authorization: 'Bearer w' } },
+      { id: 'inferred', url: 'wss://mcp.example.com/ws' },
+      { id: 'plain', url: 'https://mcp.example.com/mcp' }
+    ],
+    mcpServers: {
+      vscode: { type: 'sse', url: 'http://127.0.0.1:3003/sse' },
+      typed: { type: 'websocket', url: 'ws://127.0.0.1:3004/' },
+      agreeing: { type: 'sse', transport: 'sse', url: 'http://127.0.0.1:3005/sse' },
+      bare: { url: 'ws://127.0.0.1:3006/' }
+    }
+  })
+  t.same(config.servers.map(s => [s.id, s.transport]), [
+    ['legacy', 'sse'],
+    ['socket', 'websocket'],
+    ['inferred', 'websocket'],
+    ['plain', 'streamable-http'],
+    ['vscode', 'sse'],
+    ['typed', 'websocket'],
+    ['agreeing', 'sse'],
+    ['bare', 'websocket']
+  ])
+  t.same(config.servers[0]?.headers, { authorization: 'Bearer s' }, 'sse upstreams take headers')
+  t.same(config.servers[1]?.headers, { authorization: 'Bearer w' }, 'websocket upstreams take headers')
+  t.equal(config.servers[1]?.url, 'ws://127.0.0.1:3002/mcp')
+})
+
+test('a WebSocket url needs transport websocket, and transport websocket needs one', async (t) => {
+  t.same(problemsOf(t, () => resolve({
+    servers: [
+      { id: 'a', url: 'http://127.0.0.1:1/', transport: 'websocket' },
+      { id: 'b', url: 'ws://127.0.0.1:1/', transport: 'sse' },
+      { id: 'c', url: 'wss://127.0.0.1:1/', transport: 'streamable-http' },
+      { id: 'd', command: 'x', transport: 'websocket' },
+      { id: 'e', command: 'x', transport: 'sse' }
+    ],
+    mcpServers: {
+      f: { type: 'http', url: 'ws://127.0.0.1:1/' },
+      g: { type: 'sse', transport: 'websocket', url: 'ws://127.0.0.1:1/' },
+      h: { type: 'websocket', url: 'https://127.0.0.1:1/' }
+    }
+  })), [
+    'servers[0].url: transport "websocket" needs a ws:// or wss:// URL, not "http://127.0.0.1:1/"',
+    'servers[1].url: "ws://127.0.0.1:1/" is a WebSocket URL, which needs transport "websocket" (transport is "sse"; it takes http:// or https://)',
+    'servers[2].url: "wss://127.0.0.1:1/" is a WebSocket URL, which needs transport "websocket" ' +
+      '(transport is "streamable-http"; it takes http:// or https://)',
+    'servers[3].transport: "websocket" needs url, but command is set',
+    'servers[4].transport: "sse" needs url, but command is set',
+    'mcpServers.f.url: "ws://127.0.0.1:1/" is a WebSocket URL, which needs transport "websocket" ' +
+      '(transport is "streamable-http"; it takes http:// or https://)',
+    'mcpServers.g: type "sse" and transport "websocket" disagree; keep one',
+    'mcpServers.h.url: transport "websocket" needs a ws:// or wss:// URL, not "https://127.0.0.1:1/"'
+  ])
+  t.same(problemsOf(t, () => resolve({ servers: [{ id: 'a', url: 'ws://user:secret@127.0.0.1:1/' }] })),
+    ['servers[0].url: put credentials in headers, not in the URL'], 'a WebSocket url is checked for credentials too')
 })
 
 test('ids must be unique across both list shapes', async (t) => {

@@ -27,7 +27,7 @@ test('a valid value has no problems', async (t) => {
 })
 
 test('problems name the field, with the root given', async (t) => {
-  t.same(schemaProblems(ServerConfig, { id: 'a', url: 'ftp://x' }, 'server'), ['server.url: must match pattern "^https?://"'])
+  t.same(schemaProblems(ServerConfig, { id: 'a', url: 'ftp://x' }, 'server'), ['server.url: must match pattern "^(https?|wss?)://"'])
   t.same(schemaProblems(ServerConfig, { id: 'a', url: 'http://x', weight: 2000 }, 'servers[3]'), ['servers[3].weight: must be <= 1000'])
   t.same(schemaProblems(GatewayConfigFile, { port: 1.5 }), ['port: must be integer'])
   t.same(schemaProblems(GatewayConfigFile, { servers: {} }), ['servers: must be array'])
@@ -57,8 +57,8 @@ test('header names are checked', async (t) => {
 
 test('enum problems list the allowed values once', async (t) => {
   t.same(schemaProblems(GatewayConfigFile, { logLevel: 'loud' }), [`logLevel: ${LOG_LEVELS}`])
-  t.same(schemaProblems(ServerConfig, { id: 'a', url: 'http://x', transport: 'sse' }, 'server'),
-    ['server.transport: must be one of "streamable-http", "stdio"'])
+  t.same(schemaProblems(ServerConfig, { id: 'a', url: 'http://x', transport: 'grpc' }, 'server'),
+    ['server.transport: must be one of "streamable-http", "sse", "websocket", "stdio"'])
 })
 
 test('every problem is reported, however many there are', async (t) => {
@@ -67,15 +67,15 @@ test('every problem is reported, however many there are', async (t) => {
     prefixMode: 'sometimes',
     port: 'x',
     mcpServers: { foo: { command: 'x', autoApprove: [] } },
-    servers: [{ id: 'a', url: 'ftp://x', transport: 'sse' }]
+    servers: [{ id: 'a', url: 'ftp://x', transport: 'grpc' }]
   })
   t.same([...problems].sort(), [
     `logLevel: ${LOG_LEVELS}`,
     'mcpServers.foo: unknown key "autoApprove"',
     'port: must be integer',
     'prefixMode: must be one of "always", "conditional", "never"',
-    'servers[0].transport: must be one of "streamable-http", "stdio"',
-    'servers[0].url: must match pattern "^https?://"'
+    'servers[0].transport: must be one of "streamable-http", "sse", "websocket", "stdio"',
+    'servers[0].url: must match pattern "^(https?|wss?)://"'
   ])
 })
 
