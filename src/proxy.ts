@@ -427,6 +427,11 @@ export class McpProxy {
     if (typeof name !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('tools/call needs params.name, the name of a tool from tools/list'))
     const entry = this.catalog.tool(name)
     if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_TOOL(name))
+    if (params?.task !== undefined) {
+      // Task ids are not mapped through the gateway, so it does not advertise tasks: a task-augmented call would get
+      // a CreateTaskResult it could never follow up. Refused plainly instead.
+      return Promise.reject(new ERR_INVALID_PARAMS('this gateway does not support tasks (it does not advertise them); send tools/call without params.task'))
+    }
     const annotations = entry.definition.annotations
     const idempotent = annotations?.readOnlyHint === true || annotations?.idempotentHint === true
     return this.#forward(session, entry.service, 'tools/call', { ...params, name: entry.originalName }, context, idempotent)

@@ -112,3 +112,28 @@ test('single plugins register on their own', async (t) => {
     await orphan.ready()
   }, /mcp-gateway-config/, 'a plugin without its dependency says which one is missing')
 })
+
+test('a host that already has @fastify/websocket keeps it, and the gateway\'s /ws works on it', async (t) => {
+  const { default: websocket } = await import('@fastify/websocket')
+  const { WebSocket } = await import('ws')
+  const fixture = await startHttpFixture(t, { name: 'fx', tools: [{ name: 'hello' }] })
+  const host = Fastify()
+  t.teardown(() => host.close())
+  await host.register(websocket)
+  host.get('/host-ws', { websocket: true }, (socket) => { socket.send('host socket') })
+  await host.register(mcpGateway, { prefix: '/gw', config: { metrics: { defaultMetrics: false }, servers: [{ id: 'fx', url: fixture.url }] } })
+  await host.listen({ host: '127.0.0.1', port: 0 })
+  const base = `ws://127.0.0.1:${(host.server.address() as { port: number }).port}`
+
+  const hostSocket = new WebSocket(base + '/host-ws')
+  t.equal(await new Promise(resolve => hostSocket.once('message', data => resolve(data.toString()))), 'host socket', 'the host\'s WebSocket route works')
+  hostSocket.close()
+
+  const gatewaySocket = new WebSocket(base + '/gw/ws', 'mcp')
+  await new Promise((resolve, reject) => { gatewaySocket.once('open', resolve); gatewaySocket.once('error', reject) })
+  t.equal(gatewaySocket.protocol, 'mcp', 'the subprotocol is selected')
+  gatewaySocket.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'ws', version: '1' } } }))
+  const answer = JSON.parse(await new Promise<string>(resolve => gatewaySocket.once('message', data => resolve(data.toString()))))
+  t.equal(answer.result.serverInfo.name, 'fastify-mcp-gateway', 'the gateway serves MCP over the host\'s WebSocket server')
+  gatewaySocket.close()
+})

@@ -243,3 +243,12 @@ test('the GET stream: one per session, and it carries list_changed', async (t) =
   t.match(await received, /"method":"notifications\/tools\/list_changed"/, 'removing the upstream announces the change')
   first.body.destroy()
 })
+
+test('a task-augmented call is refused: the gateway does not advertise tasks', async (t) => {
+  const { post, initialize } = await setup(t)
+  const { res, sessionId } = await initialize()
+  t.notOk('tasks' in res.json().result.capabilities, 'no tasks capability')
+  const call = await post({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'fx__tool_00', arguments: {}, task: { ttl: 1000 } } }, { 'mcp-session-id': sessionId })
+  t.equal(call.json().error.code, -32602)
+  t.match(call.json().error.message, /does not support tasks/)
+})
