@@ -23,7 +23,7 @@ export function sendAnswer (reply: FastifyReply, answer: HttpAnswer): FastifyRep
   answer.start({
     write: (chunk) => { if (!raw.writableEnded) raw.write(chunk) },
     end: () => { if (!raw.writableEnded) raw.end() },
-    onClose: (listener) => { raw.once('close', listener) }
+    onClose: (listener) => { raw.once('close', () => listener(raw.writableFinished)) }
   })
   return reply
 }

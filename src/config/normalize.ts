@@ -25,7 +25,7 @@ export const DEFAULTS = Object.freeze({
   pageSize: 500,
   idleTimeout: 30 * 60_000,
   replayEvents: 500,
-  replayBytes: 4 * 1024 * 1024,
+  replayBytes: 1024 * 1024,
   maxSessions: 10_000,
   startupWait: 10_000,
   shutdownTimeout: 10_000,

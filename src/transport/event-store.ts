@@ -43,6 +43,17 @@ export class EventStore {
     return stream + '.' + event.seq
   }
 
+  /** Forgets every event of `stream` (it was delivered in full). */
+  drop (stream: string): void {
+    let kept = this.#head
+    for (let i = this.#head; i < this.#events.length; i++) {
+      const event = this.#events[i] as StoredEvent
+      if (event.stream === stream) this.#bytes -= event.data?.length ?? 0
+      else this.#events[kept++] = event
+    }
+    this.#events.length = kept
+  }
+
   /** Events of `stream` after sequence `after` that are still kept, oldest first. */
   after (stream: string, after: number): StoredEvent[] {
     const found: StoredEvent[] = []
@@ -61,9 +72,8 @@ export class EventStore {
 
   static parseId (id: string): { stream: string, seq: number } | undefined {
     const dot = id.lastIndexOf('.')
-    if (dot <= 0) return undefined
+    if (dot <= 0 || !/^\d{1,15}$/.test(id.slice(dot + 1))) return undefined
     const seq = Number(id.slice(dot + 1))
-    if (!Number.isSafeInteger(seq) || seq < 0) return undefined
     return { stream: id.slice(0, dot), seq }
   }
 }

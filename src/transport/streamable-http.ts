@@ -28,8 +28,11 @@ export type Headers = Record<string, string | string[] | undefined>
 export interface StreamSink {
   write (chunk: string): void
   end (): void
-  /** Called once when the client goes away or the stream is ended. */
-  onClose (listener: () => void): void
+  /**
+   * Called once when the client goes away or the stream is ended; `delivered`: everything written was handed to the
+   * operating system (the stream ended on our side, not cut by the client).
+   */
+  onClose (listener: (delivered: boolean) => void): void
 }
 
 export type HttpAnswer =
@@ -56,13 +59,13 @@ class SseWriter {
   #open = true
   readonly #keepAlive: NodeJS.Timeout
 
-  constructor (private readonly sink: StreamSink, keepAliveInterval: number, onClose: () => void) {
+  constructor (private readonly sink: StreamSink, keepAliveInterval: number, onClose: (delivered: boolean) => void) {
     this.#keepAlive = setInterval(() => sink.write(SSE_KEEP_ALIVE), keepAliveInterval)
     this.#keepAlive.unref()
-    sink.onClose(() => {
+    sink.onClose((delivered) => {
       this.#open = false
       clearInterval(this.#keepAlive)
-      onClose()
+      onClose(delivered)
     })
   }
 
@@ -104,6 +107,7 @@ export class StreamableHttpChannel implements ClientChannel {
   #getClaimed = false
   /** The last GET-stream event written to a live connection; later ones wait for the next GET. */
   #getDelivered = 0
+  /** Answer streams of requests still running, by the client's request id and by stream name. */
   readonly #answers = new Map<JsonRpcId, AnswerStream>()
   readonly #answersByName = new Map<string, AnswerStream>()
   #nextStream = 0
@@ -146,22 +150,21 @@ export class StreamableHttpChannel implements ClientChannel {
   /** Writes an answer stream to a connection (its first, or one resuming it). */
   attachAnswer (answer: AnswerStream, sink: StreamSink): void {
     answer.writer?.end()
-    const writer = new SseWriter(sink, this.options.keepAliveInterval, () => {
-      if (answer.writer === writer) answer.writer = undefined
-    })
-    answer.writer = writer
-    if (this.priming) writer.write(this.store.add(answer.name, undefined), undefined)
+    answer.writer = this.#answerWriter(answer, sink)
+    if (this.priming) answer.writer.write(this.store.add(answer.name, undefined), undefined)
   }
 
-  /** The request's response: stored and written, then the stream ends. */
+  /**
+   * The request's response: stored and written, then the stream ends. Once the connection has taken all of it, its
+   * events are dropped (a large result is not kept for nothing); a client cut off before the end can still resume.
+   */
   finishAnswer (answer: AnswerStream, response: string): void {
     this.#emit(answer, response)
     answer.done = true
     if (this.#answers.get(answer.requestId) === answer) this.#answers.delete(answer.requestId)
-    answer.writer?.end()
-    answer.writer = undefined
-    // The name stays resolvable while its events are kept, for a client resuming after the end.
-    setTimeout(() => this.#answersByName.delete(answer.name), 60_000).unref()
+    this.#answersByName.delete(answer.name)
+    if (answer.writer === undefined) return
+    answer.writer.end()
   }
 
   /** Claims the GET stream; false when one is open (or being opened) already. */
@@ -174,7 +177,7 @@ export class StreamableHttpChannel implements ClientChannel {
   /** Starts the GET stream on a connection: the GET-stream events no connection received yet come first. */
   attachGet (sink: StreamSink, resumeAfter?: number): void {
     this.#get?.end()
-    const writer = new SseWriter(sink, this.options.keepAliveInterval, () => {
+    const writer: SseWriter = new SseWriter(sink, this.options.keepAliveInterval, () => {
       if (this.#get === writer) this.#get = undefined
     })
     this.#get = writer
@@ -192,16 +195,14 @@ export class StreamableHttpChannel implements ClientChannel {
     const answer = this.#answersByName.get(name)
     const missed = this.store.after(name, seq)
     if (answer === undefined && missed.length === 0) return false
-    if (answer !== undefined && !answer.done) {
+    if (answer !== undefined) {
       answer.writer?.end()
-      const writer = new SseWriter(sink, this.options.keepAliveInterval, () => {
-        if (answer.writer === writer) answer.writer = undefined
-      })
+      const writer = this.#answerWriter(answer, sink)
       for (const event of missed) if (event.data !== undefined) writer.write(name + '.' + event.seq, event.data)
       answer.writer = writer
       return true
     }
-    const writer = new SseWriter(sink, this.options.keepAliveInterval, () => {})
+    const writer = new SseWriter(sink, this.options.keepAliveInterval, (delivered) => { if (delivered) this.store.drop(name) })
     for (const event of missed) if (event.data !== undefined) writer.write(name + '.' + event.seq, event.data)
     writer.end()
     return true
@@ -210,6 +211,14 @@ export class StreamableHttpChannel implements ClientChannel {
   /** Whether an answer stream can be resumed after `seq`: it is running, or some of its events are still kept. */
   resumable (name: string, seq: number): boolean {
     return this.#answersByName.has(name) || this.store.after(name, seq).length > 0
+  }
+
+  #answerWriter (answer: AnswerStream, sink: StreamSink): SseWriter {
+    const writer: SseWriter = new SseWriter(sink, this.options.keepAliveInterval, (delivered) => {
+      if (answer.writer === writer) answer.writer = undefined
+      if (delivered && answer.done) this.store.drop(answer.name)
+    })
+    return writer
   }
 
   isAnswerStream (name: string): boolean {

@@ -1,6 +1,8 @@
 import { type Test, test } from 'tap'
 import { request } from 'undici'
-import { startGateway } from '../helper.js'
+import type { FastifyInstance } from 'fastify'
+import type { StreamableHttpChannel } from '../../src/transport/streamable-http.js'
+import { startGateway, waitFor } from '../helper.js'
 import { type FixtureTool, sleep, startHttpFixture } from '../fixtures/mcp-server.js'
 
 /**
@@ -11,6 +13,7 @@ import { type FixtureTool, sleep, startHttpFixture } from '../fixtures/mcp-serve
 const JSON_AND_SSE = 'application/json, text/event-stream'
 
 let gatewayMcp: URL
+let gatewayApp: FastifyInstance
 
 async function setup (t: Test, config: Record<string, unknown> = {}) {
   const fixture = await startHttpFixture(t, {
@@ -25,6 +28,7 @@ async function setup (t: Test, config: Record<string, unknown> = {}) {
   })
   const gateway = await startGateway(t, { servers: [{ id: 'fx', url: fixture.url }], ...config })
   gatewayMcp = gateway.mcp
+  gatewayApp = gateway.app
   const post = async (body: unknown, headers: Record<string, string> = {}) => {
     const res = await request(gateway.mcp, {
       method: 'POST',
@@ -217,6 +221,9 @@ test('a call with a progress token is answered as an SSE stream', async (t) => {
   t.equal(res.text, 'id: p1.1\nretry: 1000\ndata: \n\n' +
     'event: message\nid: p1.2\ndata: {"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"done"}]}}\n\n',
   'a priming event (an id, no data) for a 2025-11-25 client, then the response, each with an event id')
+  const channel = gatewayApp.mcpProxy.sessions.get(sessionId)?.channel as StreamableHttpChannel
+  await waitFor('the delivered answer stream to be forgotten', () => channel.store.after('p1', 0).length === 0)
+  t.pass('an answer stream delivered in full is not kept for replay')
 })
 
 test('the GET stream: one per session, and it carries list_changed', async (t) => {

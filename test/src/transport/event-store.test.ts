@@ -1,0 +1,53 @@
+import { test } from 'tap'
+import { EventStore } from '../../../src/transport/event-store.js'
+
+/** The per-session event store that Last-Event-ID resumes from: ids, per-stream replay, bounds, dropping. */
+
+test('ids name the stream and a session-wide sequence; replay is per stream', async (t) => {
+  const store = new EventStore({ maxEvents: 10, maxBytes: 1000 })
+  t.equal(store.add('g', 'a'), 'g.1')
+  t.equal(store.add('p1', undefined), 'p1.2', 'a priming event has an id and no data')
+  t.equal(store.add('p1', 'b'), 'p1.3')
+  t.equal(store.add('g', 'c'), 'g.4')
+  t.same(store.after('g', 1).map(e => e.data), ['c'])
+  t.same(store.after('p1', 2).map(e => e.data), ['b'])
+  t.same(store.after('g', 0).map(e => e.data), ['a', 'c'])
+  t.same(store.after('nope', 0), [])
+  t.same(EventStore.parseId('p12.34'), { stream: 'p12', seq: 34 })
+  t.same(EventStore.parseId('a.b.7'), { stream: 'a.b', seq: 7 })
+  for (const bad of ['', 'nodot', '.5', 'g.', 'g.x', 'g.-1', 'g.1.5x']) t.equal(EventStore.parseId(bad), undefined, JSON.stringify(bad))
+})
+
+test('the oldest events go first past the event or byte bound; one large event is kept alone', async (t) => {
+  const byCount = new EventStore({ maxEvents: 3, maxBytes: 1000 })
+  for (const data of ['1', '2', '3', '4', '5']) byCount.add('g', data)
+  t.same(byCount.after('g', 0).map(e => e.data), ['3', '4', '5'])
+  t.ok(byCount.lost(1), 'a client resuming from event 1 missed events the store no longer has')
+  t.notOk(byCount.lost(2))
+
+  const byBytes = new EventStore({ maxEvents: 100, maxBytes: 10 })
+  byBytes.add('g', 'aaaa')
+  byBytes.add('g', 'bbbb')
+  byBytes.add('g', 'cccc')
+  t.same(byBytes.after('g', 0).map(e => e.data), ['bbbb', 'cccc'])
+  byBytes.add('p1', 'x'.repeat(50))
+  t.same(byBytes.after('g', 0), [], 'a larger event pushes the others out')
+  t.equal(byBytes.after('p1', 0).length, 1, 'but is itself kept, so its stream can be resumed')
+})
+
+test('drop forgets a stream that was delivered in full, and its bytes', async (t) => {
+  const store = new EventStore({ maxEvents: 100, maxBytes: 20 })
+  store.add('p1', 'x'.repeat(15))
+  store.add('g', 'note')
+  store.drop('p1')
+  t.same(store.after('p1', 0), [])
+  t.same(store.after('g', 0).map(e => e.data), ['note'])
+  store.add('g', 'y'.repeat(15))
+  t.same(store.after('g', 0).map(e => e.data), ['note', 'y'.repeat(15)], 'the dropped bytes no longer count against the bound')
+})
+
+test('the store compacts itself under long use', async (t) => {
+  const store = new EventStore({ maxEvents: 5, maxBytes: 1_000_000 })
+  for (let i = 0; i < 5000; i++) store.add('g', String(i))
+  t.same(store.after('g', 0).map(e => e.data), ['4995', '4996', '4997', '4998', '4999'])
+})
