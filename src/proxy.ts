@@ -373,7 +373,7 @@ export class McpProxy {
       const report: UpstreamReport = {
         id: definition.id,
         service: definition.service,
-        transport: definition.transport,
+        transport: connection?.transport ?? definition.transport,
         target: publicTarget(definition),
         // No connection yet: it was just registered (or replaced) and is about to connect.
         state: connection?.state ?? (definition.enabled ? 'connecting' : 'disabled'),

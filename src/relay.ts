@@ -42,11 +42,17 @@ export class Relay {
 
   constructor (private readonly options: RelayOptions) {}
 
-  /** Handlers for an upstream session opened for one client. */
+  /**
+   * Handlers for an upstream session opened for one client. What arrives outside a call's answer stream (legacy SSE
+   * and WebSocket upstreams have only one stream) belongs to the client's most recent call on that session, if any.
+   */
   forClient (client: ClientSession, service: string, timeout: number): SessionHandlers {
     return {
       onNotification: (message, via) => this.#deliver(client, service, message, originOf(via)?.requestId),
-      onRequest: (incoming) => this.#ask(client, service, incoming, timeout)
+      onRequest: (incoming) => {
+        const origin = originOf(incoming.via) ?? (incoming.session.inFlightOrigins().at(-1) as CallOrigin | undefined)
+        return this.#ask(client, service, incoming, timeout, origin?.requestId)
+      }
     }
   }
 
@@ -84,14 +90,14 @@ export class Relay {
     const method = incoming.message.method
     if (method === 'ping') return Promise.resolve({})
     const capability = NEEDS[method]
-    let client = originOf(incoming.via)?.client
-    if (client === undefined && capability !== undefined) {
-      const origins = session.inFlightOrigins() as CallOrigin[]
-      for (let i = origins.length - 1; i >= 0 && client === undefined; i--) {
-        const candidate = (origins[i] as CallOrigin).client
-        if (!candidate.closed && candidate.declared(capability)) client = candidate
-      }
+    let origin = originOf(incoming.via)
+    if (origin === undefined && capability !== undefined) {
+      // The most recent call in flight whose client can answer; failing that, the most recent call at all (its
+      // client is then told it did not declare what the upstream asks, and so is the upstream).
+      const origins = (session.inFlightOrigins() as CallOrigin[]).filter(o => !o.client.closed)
+      origin = origins.findLast(o => o.client.declared(capability)) ?? origins.at(-1)
     }
+    const client = origin?.client
     if (client === undefined) {
       // roots/list outside any call (a server asks right after initialize): the gateway itself has no roots.
       if (method === 'roots/list') return Promise.resolve({ roots: [] })
@@ -101,7 +107,7 @@ export class Relay {
     }
     const elicitationId = (incoming.message.params as Params | undefined)?.elicitationId
     if (method === 'elicitation/create' && typeof elicitationId === 'string') this.#elicitations.set(elicitationId, client)
-    return this.#ask(client, service, incoming, timeout)
+    return this.#ask(client, service, incoming, timeout, origin?.requestId)
   }
 
   #deliver (client: ClientSession, service: string, message: JsonRpcNotification, relatedTo: string | number | undefined): void {
@@ -127,9 +133,12 @@ export class Relay {
     }
   }
 
-  /** Forwards a server→client request to `client`, if it declared what it needs, and resolves the answer. */
-  #ask (client: ClientSession, service: string, incoming: IncomingRequest, timeout: number): Promise<unknown> {
-    const { message, via, cancel } = incoming
+  /**
+   * Forwards a server→client request to `client`, if it declared what it needs, and resolves the answer. It travels
+   * with the client's call `relatedTo` (on that call's answer stream) when there is one.
+   */
+  #ask (client: ClientSession, service: string, incoming: IncomingRequest, timeout: number, relatedTo: string | number | undefined): Promise<unknown> {
+    const { message, cancel } = incoming
     if (message.method === 'ping') return Promise.resolve({})
     const capability = NEEDS[message.method]
     if (capability === undefined) {
@@ -150,7 +159,6 @@ export class Relay {
       route = client.routeProgress(token, incoming.session)
       forwarded = { ...params, _meta: { ...(params?._meta as Params), progressToken: route } }
     }
-    const relatedTo = originOf(via)?.requestId
     const asked = client.request(message.method, forwarded, { timeout, cancel, ...(relatedTo !== undefined ? { relatedTo } : {}) })
     if (route !== undefined) {
       const routed = route

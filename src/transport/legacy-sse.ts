@@ -1,5 +1,5 @@
 import type { JsonRpcMessage } from '../../schemas/jsonrpc.js'
-import { ERR_SESSION_NOT_FOUND, ERR_SESSION_REQUIRED, toRpcError } from '../errors.js'
+import { ERR_INVALID_REQUEST, ERR_SESSION_NOT_FOUND, toRpcError } from '../errors.js'
 import { errorMessage } from '../jsonrpc.js'
 import type { McpProxy } from '../proxy.js'
 import type { ClientChannel } from '../sessions.js'
@@ -77,7 +77,9 @@ export class LegacySseTransport {
 
   /** POST to the messages endpoint: accepted (202) and answered on the session's stream. */
   post (sessionId: string | undefined, body: JsonRpcMessage | JsonRpcMessage[]): HttpAnswer {
-    if (sessionId === undefined || sessionId === '') return this.#error(new ERR_SESSION_REQUIRED())
+    if (sessionId === undefined || sessionId === '') {
+      return this.#error(new ERR_INVALID_REQUEST('POST /messages needs the sessionId query parameter of the endpoint the SSE stream announced'))
+    }
     const session = this.proxy.sessions.get(sessionId)
     if (session === undefined || !(session.channel instanceof LegacySseChannel)) return this.#error(new ERR_SESSION_NOT_FOUND(sessionId))
     for (const message of Array.isArray(body) ? body : [body]) receiveMessage(this.proxy, session, message)

@@ -85,6 +85,11 @@ export class UpstreamConnection {
     return this.definition.id
   }
 
+  /** The transport in use: the configured one, or legacy SSE once a Streamable HTTP upstream fell back to it. */
+  get transport (): UpstreamDefinition['transport'] {
+    return this.#legacySse ? 'sse' : this.definition.transport
+  }
+
   /**
    * One session serves every client: a stdio process is a single session, and `stateless` asks for sharing. Every
    * other transport gives each client its own session (an SSE stream, a socket, an Mcp-Session-Id).

@@ -9,8 +9,8 @@ import { startConformanceServer } from '../fixtures/conformance-server.js'
 
 /**
  * The official MCP conformance suite (`@modelcontextprotocol/conformance`, server mode) against the gateway's
- * `/mcp`, with the conformance fixture behind it in no-prefix mode. The tool needs Node 22; npx fetches it from
- * the npm registry (see STYLE.md), so this test needs the registry the first time it runs on a machine. Every
+ * `/mcp`, with the conformance fixture behind it in no-prefix mode. The tool needs Node 22, which npx fetches from
+ * the npm registry (the `node@22` package), so this test needs the registry the first time it runs on a machine. Every
  * scenario of the suite (active and pending) must pass; the ones listed in expected-failures.yml, with the
  * reason, are allowed to fail — and the run fails when one of them starts passing, so the list stays true.
  */
