@@ -68,66 +68,44 @@ export interface RunningServer {
 }
 
 /** server-everything in Streamable HTTP mode, bound to loopback, on a free port (or the one given). */
-export async function startEverythingHttp (t: Test, port?: number): Promise<RunningServer> {
-  const chosen = port ?? await freePort()
-  const child = spawn(process.execPath, ['--import', LOOPBACK_ONLY, EVERYTHING, 'streamableHttp'], {
-    env: { ...process.env, PORT: String(chosen) },
-    stdio: ['ignore', 'ignore', 'pipe']
-  })
-  const running: RunningServer = {
-    url: `http://127.0.0.1:${chosen}/mcp`,
-    child,
-    stop: () => stopChild(child)
-  }
-  t.teardown(() => running.stop())
-  await new Promise<void>((resolve, reject) => {
-    let text = ''
-    const timer = setTimeout(() => reject(new Error(`server-everything did not start: ${text}`)), 20_000)
-    child.stderr?.on('data', (chunk: Buffer) => {
-      text += chunk.toString()
-      if (text.includes('listening on port')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`server-everything exited with ${code}: ${text}`))
-    })
-  })
-  child.stderr?.resume()
-  return running
+export function startEverythingHttp (t: Test, port?: number): Promise<RunningServer> {
+  return startEverything(t, 'streamableHttp', '/mcp', 'listening on port', port)
 }
 
 /**
  * server-everything in legacy HTTP+SSE mode, bound to loopback, on a free port: `url` is its SSE stream (GET /sse);
  * each GET is one session, whose endpoint event names `/message?sessionId=…`.
  */
-export async function startEverythingSse (t: Test): Promise<RunningServer> {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', LOOPBACK_ONLY, EVERYTHING, 'sse'], {
-    env: { ...process.env, PORT: String(port) },
+export function startEverythingSse (t: Test): Promise<RunningServer> {
+  return startEverything(t, 'sse', '/sse', 'running on port')
+}
+
+/** server-everything in one of its HTTP modes; ready once it prints `readyText` on stderr. */
+async function startEverything (t: Test, mode: string, path: string, readyText: string, port?: number): Promise<RunningServer> {
+  const chosen = port ?? await freePort()
+  const child = spawn(process.execPath, ['--import', LOOPBACK_ONLY, EVERYTHING, mode], {
+    env: { ...process.env, PORT: String(chosen) },
     stdio: ['ignore', 'ignore', 'pipe']
   })
   const running: RunningServer = {
-    url: `http://127.0.0.1:${port}/sse`,
+    url: `http://127.0.0.1:${chosen}${path}`,
     child,
     stop: () => stopChild(child)
   }
   t.teardown(() => running.stop())
   await new Promise<void>((resolve, reject) => {
     let text = ''
-    const timer = setTimeout(() => reject(new Error(`server-everything (sse) did not start: ${text}`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`server-everything (${mode}) did not start: ${text}`)), 20_000)
     child.stderr?.on('data', (chunk: Buffer) => {
       text += chunk.toString()
-      if (text.includes('running on port')) {
+      if (text.includes(readyText)) {
         clearTimeout(timer)
         resolve()
       }
     })
     child.once('exit', (code) => {
       clearTimeout(timer)
-      reject(new Error(`server-everything (sse) exited with ${code}: ${text}`))
+      reject(new Error(`server-everything (${mode}) exited with ${code}: ${text}`))
     })
   })
   child.stderr?.resume()

@@ -136,6 +136,7 @@ export abstract class UpstreamSession {
   protected readonly pending = new Map<JsonRpcId, Pending>()
   /** Requests the server sent us that we are still working on, by the server's id. */
   readonly #incoming = new Map<JsonRpcId, Cancellation>()
+  #opening: Promise<void> | undefined
   #nextId = 0
 
   constructor (readonly serverId: string) {}
@@ -157,12 +158,17 @@ export abstract class UpstreamSession {
   /** Releases the transport; pending calls fail with MCPGW_ERR_UPSTREAM_CLOSED. */
   abstract close (reason?: string): Promise<void>
 
+  /** Opens the transport if it needs opening, then runs the MCP handshake; `timeout` bounds both together. */
   async initialize (identity: ClientIdentity, timeout: number): Promise<InitializeResult> {
+    if (this.closedReason !== undefined) throw new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason)
+    const started = Date.now()
+    this.#opening ??= this.open(timeout)
+    await this.#opening
     const result = await this.request('initialize', {
       protocolVersion: identity.protocolVersion ?? LATEST_PROTOCOL_VERSION,
       capabilities: identity.capabilities,
       clientInfo: identity.clientInfo
-    }, { timeout }) as InitializeResult
+    }, { timeout: Math.max(1, timeout - (Date.now() - started)) }) as InitializeResult
     if (result === null || typeof result !== 'object' || typeof result.protocolVersion !== 'string') {
       throw new ERR_UPSTREAM_PROTOCOL(this.serverId, 'initialize answered without a protocolVersion')
     }
@@ -171,6 +177,14 @@ export abstract class UpstreamSession {
     this.negotiated(result)
     await this.notify('notifications/initialized')
     return result
+  }
+
+  /**
+   * Opens what carries the session (a legacy SSE stream, a socket) before the handshake; once per session. The
+   * transports whose channel exists already (HTTP requests, a spawned process) need nothing.
+   */
+  protected open (_timeout: number): Promise<void> {
+    return Promise.resolve()
   }
 
   /** Called once the server has answered initialize, before anything else is sent (HTTP sets its version header). */

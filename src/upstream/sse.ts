@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_TIMEOUT } from '../errors.js'
 import { type SseEvent, SseParser } from '../sse.js'
 import { type HttpUpstream, httpStatusError, readErrorBody } from './http.js'
-import { type ClientIdentity, type InitializeResult, type Pending, UpstreamSession } from './session.js'
+import { type Pending, UpstreamSession } from './session.js'
 
 /**
  * The legacy HTTP+SSE transport (protocol 2024-11-05): one session is one `GET <url>` event stream. Its first event,
@@ -23,7 +23,6 @@ export class SseSession extends UpstreamSession {
   /** Settles the wait for the `endpoint` event: with nothing when it came, with the error that ended the wait. */
   #endpointWait: ((err?: Error) => void) | undefined
   #streaming = false
-  #opening: Promise<void> | undefined
 
   constructor (readonly upstream: HttpUpstream) {
     super(upstream.definition.id)
@@ -35,15 +34,6 @@ export class SseSession extends UpstreamSession {
   /** The path and query messages are POSTed to, once the server has named it. */
   get endpoint (): string | undefined {
     return this.#endpoint
-  }
-
-  /** Opens the stream and waits for its endpoint first; `timeout` bounds both steps together. */
-  override async initialize (identity: ClientIdentity, timeout: number): Promise<InitializeResult> {
-    if (this.closed) throw new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason as string)
-    const started = Date.now()
-    this.#opening ??= this.#open(timeout)
-    await this.#opening
-    return super.initialize(identity, Math.max(1, timeout - (Date.now() - started)))
   }
 
   /**
@@ -78,7 +68,7 @@ export class SseSession extends UpstreamSession {
     this.#endpointWait?.(new ERR_UPSTREAM_CLOSED(this.serverId, reason))
   }
 
-  async #open (timeout: number): Promise<void> {
+  protected override async open (timeout: number): Promise<void> {
     const wait = new Promise<void>((resolve, reject) => {
       this.#endpointWait = (err) => {
         this.#endpointWait = undefined

@@ -3,7 +3,7 @@ import WebSocket from 'ws'
 import type { UpstreamDefinition } from '../config/types.js'
 import { ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_TIMEOUT } from '../errors.js'
 import { httpStatusError } from './http.js'
-import { type ClientIdentity, type InitializeResult, type Pending, UpstreamSession } from './session.js'
+import { type Pending, UpstreamSession } from './session.js'
 
 /**
  * MCP over WebSocket (not a spec transport; the SDK's client and SEP-1288 agree on it): one socket is one session,
@@ -21,20 +21,10 @@ export class WebSocketSession extends UpstreamSession {
   readonly ended: Promise<string>
   #onEnded!: (reason: string) => void
   #socket: WebSocket | undefined
-  #opening: Promise<void> | undefined
 
   constructor (readonly definition: UpstreamDefinition) {
     super(definition.id)
     this.ended = new Promise((resolve) => { this.#onEnded = resolve })
-  }
-
-  /** Opens the socket first; `timeout` bounds the handshake and initialize together. */
-  override async initialize (identity: ClientIdentity, timeout: number): Promise<InitializeResult> {
-    if (this.closed) throw new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason as string)
-    const started = Date.now()
-    this.#opening ??= this.#open(timeout)
-    await this.#opening
-    return super.initialize(identity, Math.max(1, timeout - (Date.now() - started)))
   }
 
   protected transmit (message: string, _pending: Pending | undefined): Promise<void> {
@@ -63,7 +53,7 @@ export class WebSocketSession extends UpstreamSession {
     })
   }
 
-  #open (timeout: number): Promise<void> {
+  protected override open (timeout: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(this.definition.url as string, SUBPROTOCOL, {
         headers: { ...this.definition.headers },
