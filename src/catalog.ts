@@ -224,5 +224,3 @@ function commonPrefixLength (a: string, b: string): number {
   while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++
   return i
 }
-
-export const emptyCatalog = (naming: NamingOptions) => new Catalog([], naming)

@@ -5,9 +5,6 @@ export const LATEST_PROTOCOL_VERSION = '2025-11-25'
 /** Newest first. 2024-11-05 clients use the legacy transport semantics; the body shapes are compatible. */
 export const SUPPORTED_PROTOCOL_VERSIONS: readonly string[] = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05']
 
-/** Without the MCP-Protocol-Version header the spec says to assume 2025-03-26. */
-export const DEFAULT_HEADER_PROTOCOL_VERSION = '2025-03-26'
-
 export function isSupportedProtocolVersion (version: string): boolean {
   return SUPPORTED_PROTOCOL_VERSIONS.includes(version)
 }

@@ -111,10 +111,3 @@ export function sseMessage (data: string, id?: string): string {
 }
 
 export const SSE_KEEP_ALIVE = ': keep-alive\n\n'
-
-export const SSE_HEADERS = {
-  'content-type': 'text/event-stream',
-  'cache-control': 'no-cache, no-transform',
-  connection: 'keep-alive',
-  'x-accel-buffering': 'no'
-} as const

@@ -64,12 +64,6 @@ export class EventStore {
     return found
   }
 
-  /** Whether events up to `seq` may have been dropped (the client asks to resume from before what is kept). */
-  lost (seq: number): boolean {
-    const oldest = this.#events[this.#head]
-    return oldest !== undefined && oldest.seq > seq + 1
-  }
-
   static parseId (id: string): { stream: string, seq: number } | undefined {
     const dot = id.lastIndexOf('.')
     if (dot <= 0 || !/^\d{1,15}$/.test(id.slice(dot + 1))) return undefined

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { Catalog, type CatalogSource, emptyCatalog, templatePattern } from '../../src/catalog.js'
+import { Catalog, type CatalogSource, templatePattern } from '../../src/catalog.js'
 import type { Prompt, Resource, ResourceTemplate, ServiceListing, Tool } from '../../src/mcp-types.js'
 import { shortHash } from '../../src/naming.js'
 
@@ -36,7 +36,7 @@ const source = (service: string, parts: ListingParts = {}, filters: Omit<Catalog
   ({ service, listing: listing(parts), ...filters })
 
 test('an empty catalog has nothing and routes nothing', async (t) => {
-  const catalog = emptyCatalog(always)
+  const catalog = new Catalog([], always)
   t.same(catalog.tools, [])
   t.same(catalog.prompts, [])
   t.same(catalog.resources, [])
