@@ -1,9 +1,10 @@
-import type { FastifyReply } from 'fastify'
-import type { HttpAnswer } from '../src/transport/streamable-http.js'
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
+import type { HttpAnswer, RefusedRequest } from '../src/transport/serve.js'
 
 /**
- * Writes a transport's answer to a Fastify reply: JSON, an empty status, or an SSE stream (the reply is hijacked
- * and the transport writes to the socket as messages come). Shared by the MCP routes; it is not a route itself.
+ * What the MCP HTTP routes share; not a route itself. `sendAnswer` writes a transport's answer to a Fastify reply:
+ * JSON, an empty status, or an SSE stream (the reply is hijacked and the transport writes to the socket as messages
+ * come). `jsonRpcEndpoint` sets up an encapsulated route plugin the way every JSON-RPC endpoint needs.
  */
 
 const SSE_HEADERS = {
@@ -26,4 +27,17 @@ export function sendAnswer (reply: FastifyReply, answer: HttpAnswer): FastifyRep
     onClose: (listener) => { raw.once('close', () => listener(raw.writableFinished)) }
   })
   return reply
+}
+
+/**
+ * JSON bodies only (without Fastify's text/plain parser another type is a 415, as the spec's SDK does), the
+ * Origin/Host guard first, and every refusal — bad JSON, a body that is not JSON-RPC — as a JSON-RPC error body.
+ */
+export function jsonRpcEndpoint (app: FastifyInstance, transport: { requestError (err: RefusedRequest, method?: string, contentType?: string): HttpAnswer }): void {
+  app.removeContentTypeParser('text/plain')
+  app.addHook('onRequest', app.mcpAuth.guardOrigin)
+  app.setErrorHandler<FastifyError>(async (err, request, reply) => {
+    if (typeof err.statusCode !== 'number' || err.statusCode >= 500) request.log.error({ err }, 'MCP request failed')
+    return sendAnswer(reply, transport.requestError(err, request.method, request.headers['content-type']))
+  })
 }

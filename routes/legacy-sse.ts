@@ -1,8 +1,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import Type from 'typebox'
 import { JsonRpcBody } from '../schemas/jsonrpc.js'
-import { sendAnswer } from './http-answer.js'
+import { jsonRpcEndpoint, sendAnswer } from './http-answer.js'
 
 /**
  * The legacy HTTP+SSE transport (2024-11-05) for older clients: `GET /sse` opens a session and names its message
@@ -15,11 +15,7 @@ export default async function legacySseRoutes (fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const transport = app.mcpProxy.legacySse
 
-  app.removeContentTypeParser('text/plain')
-  app.addHook('onRequest', app.mcpAuth.guardOrigin)
-  app.setErrorHandler<FastifyError>(async (err, request, reply) => {
-    return sendAnswer(reply, app.mcpProxy.streamableHttp.requestError(err, request.method, request.headers['content-type']))
-  })
+  jsonRpcEndpoint(app, transport)
 
   app.get('/sse', async (request, reply) => {
     // The endpoint is announced as a path under the same prefix as this route, so an embedded gateway works.

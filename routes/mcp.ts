@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { JsonRpcBody } from '../schemas/jsonrpc.js'
-import { sendAnswer } from './http-answer.js'
+import { jsonRpcEndpoint, sendAnswer } from './http-answer.js'
 
 /**
  * `/mcp`: the MCP Streamable HTTP endpoint. POST carries client messages (answered with JSON, or SSE when the call
@@ -13,13 +13,7 @@ export default async function mcpRoutes (fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const transport = app.mcpProxy.streamableHttp
 
-  // MCP bodies are JSON only: without Fastify's text/plain parser, any other type is a 415 (as the spec's SDK does).
-  app.removeContentTypeParser('text/plain')
-  app.addHook('onRequest', app.mcpAuth.guardOrigin)
-  app.setErrorHandler<FastifyError>(async (err, request, reply) => {
-    if (typeof err.statusCode !== 'number' || err.statusCode >= 500) request.log.error({ err }, 'MCP request failed')
-    return sendAnswer(reply, transport.requestError(err, request.method, request.headers['content-type']))
-  })
+  jsonRpcEndpoint(app, transport)
 
   app.post('/mcp', { schema: { body: JsonRpcBody } }, (request, reply) => {
     const answer = transport.post(request.headers, request.body)

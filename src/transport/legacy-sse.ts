@@ -3,9 +3,8 @@ import { ERR_INVALID_REQUEST, ERR_SESSION_NOT_FOUND, toRpcError } from '../error
 import { errorMessage } from '../jsonrpc.js'
 import type { McpProxy } from '../proxy.js'
 import type { ClientChannel } from '../sessions.js'
-import { SSE_KEEP_ALIVE } from '../sse.js'
-import { receiveMessage } from './serve.js'
-import type { HttpAnswer, StreamSink } from './streamable-http.js'
+import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
+import { errorAnswer, type HttpAnswer, type RefusedRequest, receiveMessage, requestErrorAnswer, type StreamSink } from './serve.js'
 
 /**
  * The legacy HTTP+SSE transport (protocol 2024-11-05), server side: `GET /sse` opens a session whose first event
@@ -31,7 +30,7 @@ class LegacySseChannel implements ClientChannel {
   }
 
   send (message: string): void {
-    if (this.#open) this.sink.write('event: message\ndata: ' + message + '\n\n')
+    if (this.#open) this.sink.write(sseMessage(message))
   }
 
   endpoint (uri: string): void {
@@ -78,15 +77,16 @@ export class LegacySseTransport {
   /** POST to the messages endpoint: accepted (202) and answered on the session's stream. */
   post (sessionId: string | undefined, body: JsonRpcMessage | JsonRpcMessage[]): HttpAnswer {
     if (sessionId === undefined || sessionId === '') {
-      return this.#error(new ERR_INVALID_REQUEST('POST /messages needs the sessionId query parameter of the endpoint the SSE stream announced'))
+      return errorAnswer(new ERR_INVALID_REQUEST('POST /messages needs the sessionId query parameter of the endpoint the SSE stream announced'))
     }
     const session = this.proxy.sessions.get(sessionId)
-    if (session === undefined || !(session.channel instanceof LegacySseChannel)) return this.#error(new ERR_SESSION_NOT_FOUND(sessionId))
+    if (session === undefined || !(session.channel instanceof LegacySseChannel)) return errorAnswer(new ERR_SESSION_NOT_FOUND(sessionId))
     for (const message of Array.isArray(body) ? body : [body]) receiveMessage(this.proxy, session, message)
     return { kind: 'json', status: 202, headers: {}, body: '"Accepted"' }
   }
 
-  #error (err: { statusCode?: number }): HttpAnswer {
-    return { kind: 'json', status: err.statusCode ?? 400, headers: {}, body: errorMessage(null, toRpcError(err)) }
+  /** A request the HTTP layer refused before the transport saw it, as a JSON-RPC error. */
+  requestError (err: RefusedRequest, method?: string, contentType?: string): HttpAnswer {
+    return requestErrorAnswer(err, method, contentType)
   }
 }

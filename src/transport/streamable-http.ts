@@ -1,16 +1,15 @@
 import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../schemas/jsonrpc.js'
 import {
-  ERR_ALREADY_INITIALIZED, ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_NOT_ACCEPTABLE, ERR_PARSE,
-  ERR_SESSION_NOT_FOUND, ERR_SESSION_REQUIRED, ERR_STREAM_CONFLICT, ERR_UNKNOWN_EVENT_ID, ERR_UNSUPPORTED_MEDIA_TYPE,
-  ERR_UNSUPPORTED_PROTOCOL_VERSION, toRpcError
+  ERR_ALREADY_INITIALIZED, ERR_INVALID_REQUEST, ERR_NOT_ACCEPTABLE, ERR_SESSION_NOT_FOUND, ERR_SESSION_REQUIRED,
+  ERR_STREAM_CONFLICT, ERR_UNKNOWN_EVENT_ID, ERR_UNSUPPORTED_PROTOCOL_VERSION
 } from '../errors.js'
-import { errorMessage, isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
+import { isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
 import type { McpProxy } from '../proxy.js'
 import { type ClientChannel, ClientSession } from '../sessions.js'
-import { SSE_KEEP_ALIVE } from '../sse.js'
+import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
 import { EventStore, type EventStoreLimits } from './event-store.js'
-import { FORWARDED, serveRequest } from './serve.js'
+import { errorAnswer, FORWARDED, type HttpAnswer, type RefusedRequest, requestErrorAnswer, serveRequest, type StreamSink } from './serve.js'
 
 /**
  * The MCP Streamable HTTP transport, server side, without Fastify: it turns one HTTP exchange on the MCP endpoint
@@ -23,22 +22,7 @@ import { FORWARDED, serveRequest } from './serve.js'
  */
 
 export type Headers = Record<string, string | string[] | undefined>
-
-/** Where a streamed answer goes: the route writes it to the socket. */
-export interface StreamSink {
-  write (chunk: string): void
-  end (): void
-  /**
-   * Called once when the client goes away or the stream is ended; `delivered`: everything written was handed to the
-   * operating system (the stream ended on our side, not cut by the client).
-   */
-  onClose (listener: (delivered: boolean) => void): void
-}
-
-export type HttpAnswer =
-  | { kind: 'json', status: number, headers: Record<string, string>, body: string }
-  | { kind: 'empty', status: number, headers: Record<string, string> }
-  | { kind: 'stream', status: number, headers: Record<string, string>, start: (sink: StreamSink) => void }
+export type { HttpAnswer, StreamSink }
 
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>
 /** The first revision whose clients expect a priming event (an id without data) at the start of each SSE stream. */
@@ -78,7 +62,7 @@ class SseWriter {
     if (!this.#open) return
     this.sink.write(data === undefined
       ? 'id: ' + id + '\nretry: ' + RECONNECT_AFTER + '\ndata: \n\n'
-      : 'event: message\nid: ' + id + '\ndata: ' + data + '\n\n')
+      : sseMessage(data, id))
   }
 
   end (): void {
@@ -314,35 +298,13 @@ export class StreamableHttpTransport {
     return { kind: 'empty', status: 200, headers: NO_HEADERS }
   }
 
-  /** Any error as the JSON-RPC error body of an HTTP answer with the error's status. */
-  error (err: unknown, id: JsonRpcId | null = null): HttpAnswer & { kind: 'json' } {
-    const status = (err as { statusCode?: number }).statusCode
-    return {
-      kind: 'json',
-      status: typeof status === 'number' && status >= 400 ? status : 500,
-      headers: NO_HEADERS,
-      body: errorMessage(id, toRpcError(err))
-    }
+  /** A request the HTTP layer refused before the transport saw it, as the JSON-RPC error the spec expects. */
+  requestError (err: RefusedRequest, method?: string, contentType?: string): HttpAnswer & { kind: 'json' } {
+    return requestErrorAnswer(err, method, contentType)
   }
 
-  /**
-   * A request the HTTP layer refused before the transport saw it (unparsable JSON, a body that is not JSON-RPC,
-   * another content type, an unsupported method), as the JSON-RPC error the spec expects.
-   */
-  requestError (err: { statusCode?: number, validation?: unknown, message: string, code?: string }, method?: string, contentType?: string): HttpAnswer & { kind: 'json' } {
-    if (err.validation !== undefined) return this.error(new ERR_INVALID_REQUEST(err.message))
-    if (err.statusCode === 415) return this.error(new ERR_UNSUPPORTED_MEDIA_TYPE(JSON.stringify(contentType ?? '')))
-    if (err.statusCode === 405 && method !== undefined) {
-      const answer = this.error(new ERR_METHOD_NOT_ALLOWED(method))
-      return { ...answer, headers: { allow: 'GET, POST, DELETE' } }
-    }
-    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError) {
-      return this.error(new ERR_PARSE(err.message))
-    }
-    if (typeof err.statusCode === 'number' && err.statusCode < 500) {
-      return { ...this.error(new ERR_INVALID_REQUEST(err.message)), status: err.statusCode }
-    }
-    return this.error(err)
+  error (err: unknown, id: JsonRpcId | null = null): HttpAnswer & { kind: 'json' } {
+    return errorAnswer(err, id)
   }
 
   /** A 2025-03-26 batch: notifications and responses handled, requests answered together as a JSON array. */

@@ -87,3 +87,17 @@ test('a foreign Origin cannot open a WebSocket or an SSE stream', async (t) => {
   const sse = await fetch(gateway.base + '/sse', { headers: { origin: 'http://evil.example.com' } })
   t.equal(sse.status, 403)
 })
+
+test('legacy /messages refusals are JSON-RPC errors that say what to fix', async (t) => {
+  const gateway = await startGateway(t, {})
+  const noSession = await fetch(gateway.base + '/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' })
+  t.equal(noSession.status, 400)
+  t.match(await noSession.json(), { jsonrpc: '2.0', id: null, error: { code: -32600, message: /needs the sessionId query parameter/ } })
+  const unknown = await fetch(gateway.base + '/messages?sessionId=nope', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' })
+  t.equal(unknown.status, 404)
+  const plain = await fetch(gateway.base + '/messages?sessionId=nope', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' })
+  t.equal(plain.status, 415, 'only JSON bodies, as on /mcp')
+  t.match(await plain.json(), { error: { message: /Unsupported Media Type: "text\/plain"/ } })
+  const broken = await fetch(gateway.base + '/messages?sessionId=nope', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' })
+  t.match(await broken.json(), { error: { code: -32700 } })
+})
