@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client'
 import { counterOf, histogramOf, LatencyRecorder, type Series } from '../src/latency-recorder.js'
-import type { CallOutcome } from '../src/proxy.js'
+import type { CallOutcome } from '../src/forwarder.js'
 
 /**
  * Prometheus metrics in the gateway's own prom-client Registry (never the global one, so two gateways in one

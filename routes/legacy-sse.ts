@@ -13,14 +13,14 @@ const MessagesQuery = Type.Object({ sessionId: Type.Optional(Type.String()) })
 
 export default async function legacySseRoutes (fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  const transport = app.mcpProxy.legacySse
+  const transport = app.mcpTransports.legacySse
 
   jsonRpcEndpoint(app, transport)
 
   app.get('/sse', async (request, reply) => {
     // The endpoint is announced as a path under the same prefix as this route, so an embedded gateway works.
     const base = (request.routeOptions.url ?? '/sse').slice(0, -'/sse'.length)
-    return sendAnswer(reply, transport.open(base + '/messages'))
+    return sendAnswer(reply, transport.open(base + '/messages', { address: request.ip }))
   })
 
   app.post('/messages', { schema: { body: JsonRpcBody, querystring: MessagesQuery } }, async (request, reply) => {

@@ -11,12 +11,12 @@ import { jsonRpcEndpoint, sendAnswer } from './http-answer.js'
 
 export default async function mcpRoutes (fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  const transport = app.mcpProxy.streamableHttp
+  const transport = app.mcpTransports.streamableHttp
 
   jsonRpcEndpoint(app, transport)
 
   app.post('/mcp', { schema: { body: JsonRpcBody } }, (request, reply) => {
-    const answer = transport.post(request.headers, request.body)
+    const answer = transport.post(request.headers, request.body, { address: request.ip })
     if ('kind' in answer) {
       sendAnswer(reply, answer)
       return

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
  * upgrade request.
  */
 export default async function websocketRoutes (app: FastifyInstance) {
-  const transport = app.mcpProxy.websocket
+  const transport = app.mcpTransports.websocket
   app.addHook('onRequest', app.mcpAuth.guardOrigin)
-  app.get('/ws', { websocket: true }, (socket) => transport.accept(socket))
+  app.get('/ws', { websocket: true }, (socket, request) => transport.accept(socket, { address: request.ip }))
 }

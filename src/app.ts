@@ -10,6 +10,7 @@ import metricsPlugin from '../plugins/metrics.js'
 import proxyPlugin from '../plugins/proxy.js'
 import registryPlugin from '../plugins/registry.js'
 import securityPlugin from '../plugins/security.js'
+import transportsPlugin from '../plugins/transports.js'
 import adminRoutes from '../routes/admin.js'
 import legacySseRoutes from '../routes/legacy-sse.js'
 import mcpRoutes from '../routes/mcp.js'
@@ -45,6 +46,7 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   await app.register(balancerPlugin)
   await app.register(proxyPlugin)
   if (opts.routes === false) return
+  await app.register(transportsPlugin)
   // A host app that already has @fastify/websocket keeps its own; registering it twice would handle upgrades twice.
   if (!app.hasDecorator('websocketServer')) await app.register(websocket, { options: { maxPayload: 4 * 1024 * 1024 } })
   await app.register(mcpRoutes)

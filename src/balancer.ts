@@ -1,3 +1,4 @@
+import type { ClientContext } from './client-context.js'
 import type { UpstreamDefinition } from './config/types.js'
 import type { HealthMonitor } from './health.js'
 import type { Registry } from './registry.js'
@@ -8,8 +9,11 @@ import type { Registry } from './registry.js'
  */
 
 export interface Balancer {
-  /** The replica for the next call, skipping `exclude` (replicas that already failed this call). */
-  pick (service: string, exclude?: ReadonlySet<string>): UpstreamDefinition | undefined
+  /**
+   * The replica for the next call of `context`'s client, skipping `exclude` (replicas that already failed this
+   * call). Strategies that hash on the caller read the context.
+   */
+  pick (service: string, context: ClientContext, exclude?: ReadonlySet<string>): UpstreamDefinition | undefined
 }
 
 export class RoundRobinBalancer implements Balancer {
@@ -17,7 +21,7 @@ export class RoundRobinBalancer implements Balancer {
 
   constructor (private readonly registry: Registry, private readonly health: HealthMonitor) {}
 
-  pick (service: string, exclude?: ReadonlySet<string>): UpstreamDefinition | undefined {
+  pick (service: string, _context: ClientContext, exclude?: ReadonlySet<string>): UpstreamDefinition | undefined {
     const replicas = this.registry.replicas(service)
     const n = replicas.length
     const start = n > 1 ? (this.#next.get(service) ?? 0) % n : 0

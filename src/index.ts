@@ -22,10 +22,13 @@ export { default as metricsPlugin, type GatewayMetrics } from '../plugins/metric
 export { default as proxyPlugin } from '../plugins/proxy.js'
 export { default as registryPlugin } from '../plugins/registry.js'
 export { default as securityPlugin, type GatewayAuth } from '../plugins/security.js'
+export { default as transportsPlugin, type GatewayTransports } from '../plugins/transports.js'
 
 export { loadConfigFile, resolveConfig, type ConfigOverrides } from './config/load.js'
 export type { GatewayConfig, UpstreamDefinition } from './config/types.js'
 export { McpProxy, type CallContext, type UpstreamReport } from './proxy.js'
+export { ANONYMOUS, type ClientContext, type Principal } from './client-context.js'
+export type { CallHooks, ForwardedCall } from './forwarder.js'
 export { Registry, type RegistryChange } from './registry.js'
 export { HealthMonitor, type UpstreamHealth } from './health.js'
 export { RoundRobinBalancer, type Balancer } from './balancer.js'

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { JsonRpcId, Params } from '../schemas/jsonrpc.js'
 import type { Cancellation } from './cancellation.js'
+import type { ClientContext, Principal } from './client-context.js'
 import { ERR_CLIENT_DID_NOT_ANSWER, ERR_CLIENT_SESSION_ENDED, ERR_SESSION_LIMIT, type RpcErrorObject, RpcCode } from './errors.js'
 import { notificationMessage } from './jsonrpc.js'
 import type { UpstreamSession } from './upstream/session.js'
@@ -25,6 +26,12 @@ export interface ClientChannel {
   close (): void
 }
 
+/** Where a client connects from, as its transport saw it. */
+export interface Peer {
+  /** The remote address (for the per-address session cap, and rate limits). */
+  readonly address: string | undefined
+}
+
 export interface ClientInfo {
   name: string
   version: string
@@ -37,6 +44,8 @@ export interface SessionInit {
   clientInfo: ClientInfo
 }
 
+const NO_CAPABILITIES: Readonly<Record<string, unknown>> = Object.freeze({})
+
 export const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
 
@@ -47,7 +56,8 @@ interface Outgoing {
   timer: NodeJS.Timeout
 }
 
-export class ClientSession {
+/** A client's session with the gateway; it is also the client's context for every request it makes. */
+export class ClientSession implements ClientContext {
   readonly id = randomUUID()
   readonly createdAt = Date.now()
   lastSeen = this.createdAt
@@ -70,11 +80,20 @@ export class ClientSession {
   readonly #progressRoutes = new Map<string, { session: UpstreamSession, token: string | number }>()
   #nextRoute = 0
   closed = false
+  /** Who opened the session; null while the gateway has no authentication configured. */
+  principal: Principal | null = null
+  readonly address: string | undefined
 
-  constructor (readonly channel: ClientChannel) {}
+  constructor (readonly channel: ClientChannel, peer: Peer) {
+    this.address = peer.address
+  }
 
   get protocolVersion (): string {
     return this.init?.protocolVersion ?? '2025-03-26'
+  }
+
+  get capabilities (): Readonly<Record<string, unknown>> {
+    return this.init?.capabilities ?? NO_CAPABILITIES
   }
 
   /** Whether the client declared a client capability (`sampling`, `elicitation`, `roots`), optionally a sub-feature. */
@@ -192,9 +211,9 @@ export class SessionStore {
     return this.#sessions.size
   }
 
-  create (channel: ClientChannel): ClientSession {
+  create (channel: ClientChannel, peer: Peer): ClientSession {
     if (this.#sessions.size >= this.options.max) throw new ERR_SESSION_LIMIT(this.options.max)
-    const session = new ClientSession(channel)
+    const session = new ClientSession(channel, peer)
     this.#sessions.set(session.id, session)
     return session
   }

@@ -1,10 +1,10 @@
 import type { JsonRpcMessage } from '../../schemas/jsonrpc.js'
 import { ERR_INVALID_REQUEST, ERR_SESSION_NOT_FOUND, toRpcError } from '../errors.js'
 import { errorMessage } from '../jsonrpc.js'
-import type { McpProxy } from '../proxy.js'
 import type { ClientChannel } from '../sessions.js'
 import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
 import { errorAnswer, type HttpAnswer, type RefusedRequest, receiveMessage, requestErrorAnswer, type StreamSink } from './serve.js'
+import type { ClientEndpoint, Peer } from './endpoint.js'
 
 /**
  * The legacy HTTP+SSE transport (protocol 2024-11-05), server side: `GET /sse` opens a session whose first event
@@ -50,10 +50,10 @@ export interface LegacySseOptions {
 }
 
 export class LegacySseTransport {
-  constructor (private readonly proxy: McpProxy, private readonly options: LegacySseOptions) {}
+  constructor (private readonly endpoint: ClientEndpoint, private readonly options: LegacySseOptions) {}
 
   /** GET on the SSE endpoint: a new session, announced by its `endpoint` event (`messagesPath` + its id). */
-  open (messagesPath: string): HttpAnswer {
+  open (messagesPath: string, peer: Peer): HttpAnswer {
     return {
       kind: 'stream',
       status: 200,
@@ -62,13 +62,13 @@ export class LegacySseTransport {
         const channel = new LegacySseChannel(sink, this.options.keepAliveInterval)
         let sessionId: string
         try {
-          sessionId = this.proxy.openSession(channel).id
+          sessionId = this.endpoint.openSession(channel, peer).id
         } catch (err) {
           channel.send(errorMessage(null, toRpcError(err)))
           channel.close()
           return
         }
-        sink.onClose(() => this.proxy.endSession(sessionId))
+        sink.onClose(() => this.endpoint.endSession(sessionId))
         channel.endpoint(`${messagesPath}?sessionId=${encodeURIComponent(sessionId)}`)
       }
     }
@@ -79,9 +79,9 @@ export class LegacySseTransport {
     if (sessionId === undefined || sessionId === '') {
       return errorAnswer(new ERR_INVALID_REQUEST('POST /messages needs the sessionId query parameter of the endpoint the SSE stream announced'))
     }
-    const session = this.proxy.sessions.get(sessionId)
+    const session = this.endpoint.findSession(sessionId)
     if (session === undefined || !(session.channel instanceof LegacySseChannel)) return errorAnswer(new ERR_SESSION_NOT_FOUND(sessionId))
-    for (const message of Array.isArray(body) ? body : [body]) receiveMessage(this.proxy, session, message)
+    for (const message of Array.isArray(body) ? body : [body]) receiveMessage(this.endpoint, session, message)
     return { kind: 'json', status: 202, headers: {}, body: '"Accepted"' }
   }
 

@@ -2,9 +2,9 @@ import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../schemas/js
 import { Cancellation } from '../cancellation.js'
 import { ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_PARSE, ERR_UNSUPPORTED_MEDIA_TYPE, toRpcError } from '../errors.js'
 import { errorMessage, isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
-import type { McpProxy } from '../proxy.js'
 import { RawResult } from '../raw-result.js'
 import type { ClientSession } from '../sessions.js'
+import type { ClientEndpoint } from './endpoint.js'
 
 /**
  * What every client transport shares: serving client messages — a request becomes its JSON-RPC answer text (calls
@@ -70,22 +70,22 @@ export function requestErrorAnswer (err: RefusedRequest, method?: string, conten
 export const FORWARDED = new Set(['tools/call', 'resources/read', 'prompts/get', 'completion/complete'])
 
 /** Serves one request and serializes its JSON-RPC answer; never rejects. */
-export function serveRequest (proxy: McpProxy, session: ClientSession, request: JsonRpcRequest): Promise<string> {
+export function serveRequest (endpoint: ClientEndpoint, session: ClientSession, request: JsonRpcRequest): Promise<string> {
   if (request.method === 'initialize') {
     try {
-      return Promise.resolve(resultMessage(request.id, proxy.initialize(session, request.params)))
+      return Promise.resolve(resultMessage(request.id, endpoint.initialize(session, request.params)))
     } catch (err) {
       return Promise.resolve(errorMessage(request.id, toRpcError(err)))
     }
   }
   if (!FORWARDED.has(request.method)) {
-    return proxy.request(session, request.method, request.params)
+    return endpoint.request(session, request.method, request.params)
       .then(result => answerText(request.id, result), err => errorMessage(request.id, toRpcError(err)))
   }
   const cancel = new Cancellation()
   session.inFlight.set(request.id, cancel)
   const done = () => { if (session.inFlight.get(request.id) === cancel) session.inFlight.delete(request.id) }
-  return proxy.request(session, request.method, request.params, { cancel, requestId: request.id }).then((result) => {
+  return endpoint.request(session, request.method, request.params, { cancel, requestId: request.id }).then((result) => {
     done()
     return answerText(request.id, result)
   }, (err: unknown) => {
@@ -98,12 +98,12 @@ export function serveRequest (proxy: McpProxy, session: ClientSession, request: 
  * One message on a transport with a single channel to the client (legacy SSE, WebSocket): requests are answered on
  * the channel, in the order they finish; notifications and responses are taken in.
  */
-export function receiveMessage (proxy: McpProxy, session: ClientSession, message: JsonRpcMessage): void {
+export function receiveMessage (endpoint: ClientEndpoint, session: ClientSession, message: JsonRpcMessage): void {
   session.lastSeen = Date.now()
   if (isRequest(message)) {
-    serveRequest(proxy, session, message).then(answer => session.channel.send(answer))
+    serveRequest(endpoint, session, message).then(answer => session.channel.send(answer))
   } else if (isNotification(message)) {
-    proxy.notification(session, message.method, message.params)
+    endpoint.notification(session, message.method, message.params)
   } else if (isResponse(message)) {
     session.answer(message.id, message.result, message.error)
   } else {

@@ -1,15 +1,15 @@
-import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../schemas/jsonrpc.js'
+import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest, Params } from '../../schemas/jsonrpc.js'
 import {
   ERR_ALREADY_INITIALIZED, ERR_INVALID_REQUEST, ERR_NOT_ACCEPTABLE, ERR_SESSION_NOT_FOUND, ERR_SESSION_REQUIRED,
   ERR_STREAM_CONFLICT, ERR_UNKNOWN_EVENT_ID, ERR_UNSUPPORTED_PROTOCOL_VERSION
 } from '../errors.js'
 import { isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
-import type { McpProxy } from '../proxy.js'
 import { type ClientChannel, ClientSession } from '../sessions.js'
 import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
 import { EventStore, type EventStoreLimits } from './event-store.js'
 import { errorAnswer, FORWARDED, type HttpAnswer, type RefusedRequest, requestErrorAnswer, serveRequest, type StreamSink } from './serve.js'
+import type { ClientEndpoint, Peer } from './endpoint.js'
 
 /**
  * The MCP Streamable HTTP transport, server side, without Fastify: it turns one HTTP exchange on the MCP endpoint
@@ -220,30 +220,30 @@ function seqOf (id: string): number {
 }
 
 export class StreamableHttpTransport {
-  constructor (private readonly proxy: McpProxy, private readonly options: StreamableHttpOptions) {}
+  constructor (private readonly endpoint: ClientEndpoint, private readonly options: StreamableHttpOptions) {}
 
   /** One POST: a message or a batch. Resolves synchronously-built answers without a promise where it can. */
-  post (headers: Headers, body: JsonRpcMessage | JsonRpcMessage[]): HttpAnswer | Promise<HttpAnswer> {
+  post (headers: Headers, body: JsonRpcMessage | JsonRpcMessage[], peer: Peer): HttpAnswer | Promise<HttpAnswer> {
     const accept = header(headers, 'accept') ?? ''
     const acceptsJson = accept === '' || accept.includes('application/json') || accept.includes('*/*')
     const acceptsSse = accept.includes('text/event-stream')
     if (!acceptsJson && !acceptsSse) {
       return this.error(new ERR_NOT_ACCEPTABLE('the client must accept application/json or text/event-stream'))
     }
-    if (Array.isArray(body)) return this.#batch(headers, body)
-    if (body.method === 'initialize') return this.#initialize(headers, [body], body)
+    if (Array.isArray(body)) return this.#batch(headers, body, peer)
+    if (body.method === 'initialize') return this.#initialize(headers, [body], body, peer)
 
     const found = this.#session(headers)
     if (!(found instanceof ClientSession)) return found
     const session = found
     session.lastSeen = Date.now()
     if (!isRequest(body)) {
-      if (isNotification(body)) this.proxy.notification(session, body.method, body.params)
+      if (isNotification(body)) this.endpoint.notification(session, body.method, body.params)
       else if (isResponse(body)) session.answer(body.id, body.result, body.error)
       return ACCEPTED
     }
     if (acceptsSse && (!acceptsJson || this.#mayTalkBack(session, body))) return this.#streamAnswer(session, body)
-    return serveRequest(this.proxy, session, body).then(jsonAnswer)
+    return serveRequest(this.endpoint, session, body).then(jsonAnswer)
   }
 
   /**
@@ -294,7 +294,7 @@ export class StreamableHttpTransport {
   delete (headers: Headers): HttpAnswer {
     const found = this.#session(headers)
     if (!(found instanceof ClientSession)) return found
-    this.proxy.endSession(found.id)
+    this.endpoint.endSession(found.id)
     return { kind: 'empty', status: 200, headers: NO_HEADERS }
   }
 
@@ -308,9 +308,9 @@ export class StreamableHttpTransport {
   }
 
   /** A 2025-03-26 batch: notifications and responses handled, requests answered together as a JSON array. */
-  async #batch (headers: Headers, messages: JsonRpcMessage[]): Promise<HttpAnswer> {
+  async #batch (headers: Headers, messages: JsonRpcMessage[], peer: Peer): Promise<HttpAnswer> {
     const init = messages.find(m => m.method === 'initialize')
-    if (init !== undefined) return this.#initialize(headers, messages, init)
+    if (init !== undefined) return this.#initialize(headers, messages, init, peer)
     const found = this.#session(headers)
     if (!(found instanceof ClientSession)) return found
     const session = found
@@ -318,23 +318,23 @@ export class StreamableHttpTransport {
     const requests: JsonRpcRequest[] = []
     for (const message of messages) {
       if (isRequest(message)) requests.push(message)
-      else if (isNotification(message)) this.proxy.notification(session, message.method, message.params)
+      else if (isNotification(message)) this.endpoint.notification(session, message.method, message.params)
       else if (isResponse(message)) session.answer(message.id, message.result, message.error)
     }
     if (requests.length === 0) return ACCEPTED
-    const answers = await Promise.all(requests.map(r => serveRequest(this.proxy, session, r)))
+    const answers = await Promise.all(requests.map(r => serveRequest(this.endpoint, session, r)))
     return jsonAnswer('[' + answers.join(',') + ']')
   }
 
-  #initialize (headers: Headers, messages: JsonRpcMessage[], init: JsonRpcMessage): HttpAnswer {
+  #initialize (headers: Headers, messages: JsonRpcMessage[], init: JsonRpcMessage, peer: Peer): HttpAnswer {
     if (messages.length > 1) return this.error(new ERR_INVALID_REQUEST('initialize must be sent alone, not in a batch'))
     if (init.id === undefined) return this.error(new ERR_INVALID_REQUEST('initialize must be a request (it needs an id)'))
     const existing = header(headers, 'mcp-session-id')
     if (existing !== undefined) return this.error(new ERR_ALREADY_INITIALIZED(existing), init.id)
     try {
       const channel = new StreamableHttpChannel(this.options)
-      const session = this.proxy.openSession(channel)
-      const result = this.proxy.initialize(session, init.params)
+      const session = this.endpoint.openSession(channel, peer)
+      const result = this.endpoint.initialize(session, init.params as Params | undefined)
       channel.priming = session.protocolVersion >= PRIMING_SINCE
       return { kind: 'json', status: 200, headers: { 'mcp-session-id': session.id }, body: resultMessage(init.id, result) }
     } catch (err) {
@@ -349,7 +349,7 @@ export class StreamableHttpTransport {
     if (version !== undefined && !isSupportedProtocolVersion(version)) {
       return this.error(new ERR_UNSUPPORTED_PROTOCOL_VERSION(version, SUPPORTED_PROTOCOL_VERSIONS.join(', ')))
     }
-    const session = this.proxy.sessions.get(id)
+    const session = this.endpoint.findSession(id)
     // A session of another transport (WebSocket, legacy SSE) is not reachable here.
     if (session === undefined || !(session.channel instanceof StreamableHttpChannel)) return this.error(new ERR_SESSION_NOT_FOUND(id))
     return session
@@ -377,7 +377,7 @@ export class StreamableHttpTransport {
         const answer = channel.openAnswer(request.id)
         channel.attachAnswer(answer, sink)
         // A dropped connection is not a cancellation (the spec): the call runs on and its answer is kept to resume.
-        serveRequest(this.proxy, session, request).then(response => channel.finishAnswer(answer, response), () => {})
+        serveRequest(this.endpoint, session, request).then(response => channel.finishAnswer(answer, response), () => {})
       }
     }
   }

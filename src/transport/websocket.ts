@@ -3,10 +3,10 @@ import type { JsonRpcMessage } from '../../schemas/jsonrpc.js'
 import { ERR_INVALID_REQUEST, ERR_PARSE, toRpcError } from '../errors.js'
 import { errorMessage } from '../jsonrpc.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
-import type { McpProxy } from '../proxy.js'
 import { resultValue } from '../raw-result.js'
 import type { ClientChannel, ClientSession } from '../sessions.js'
 import { receiveMessage } from './serve.js'
+import type { ClientEndpoint, Peer } from './endpoint.js'
 
 /**
  * MCP over WebSocket, server side: one socket is one session, one JSON-RPC message per text frame (the framing the
@@ -45,12 +45,12 @@ export interface WebSocketOptions {
 }
 
 export class WebSocketTransport {
-  constructor (private readonly proxy: McpProxy, private readonly options: WebSocketOptions) {}
+  constructor (private readonly endpoint: ClientEndpoint, private readonly options: WebSocketOptions) {}
 
-  accept (socket: WebSocket): void {
+  accept (socket: WebSocket, peer: Peer): void {
     let session: ClientSession
     try {
-      session = this.proxy.openSession(new WebSocketChannel(socket))
+      session = this.endpoint.openSession(new WebSocketChannel(socket), peer)
     } catch (err) {
       socket.close(1013, (err as Error).message.slice(0, 120))
       return
@@ -72,7 +72,7 @@ export class WebSocketTransport {
     })
     socket.on('close', () => {
       clearInterval(heartbeat)
-      this.proxy.endSession(session.id)
+      this.endpoint.endSession(session.id)
     })
     socket.on('error', () => socket.terminate())
   }
@@ -105,20 +105,20 @@ export class WebSocketTransport {
           toRpcError(new ERR_INVALID_REQUEST('expected a JSON-RPC 2.0 message, or an envelope {"type":"message","target","data"}'))))
         continue
       }
-      receiveMessage(this.proxy, session, one as JsonRpcMessage)
+      receiveMessage(this.endpoint, session, one as JsonRpcMessage)
     }
   }
 
   #envelope (session: ClientSession, socket: WebSocket, envelope: Envelope): void {
     // Envelope clients do not initialize: the session is set up for them on their first message.
     if (session.init === undefined) {
-      this.proxy.initialize(session, { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'websocket-envelope', version: '1.0.0' } })
+      this.endpoint.initialize(session, { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'websocket-envelope', version: '1.0.0' } })
     }
     const reply = (data: unknown) => {
       if (socket.readyState !== 1) return
       socket.send(JSON.stringify({ type: 'response', target: envelope.target, ...(envelope.id !== undefined ? { id: envelope.id } : {}), data }))
     }
-    this.proxy.requestUpstream(session, envelope.target, envelope.data.method, envelope.data.params)
+    this.endpoint.requestUpstream(session, envelope.target, envelope.data.method, envelope.data.params)
       .then(result => reply(resultValue(result)), (err: unknown) => reply({ error: toRpcError(err) }))
   }
 }

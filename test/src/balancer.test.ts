@@ -1,5 +1,6 @@
 import { test } from 'tap'
 import { RoundRobinBalancer } from '../../src/balancer.js'
+import { ANONYMOUS } from '../../src/client-context.js'
 import { DEFAULT_UPSTREAM, normalizeServer } from '../../src/config/normalize.js'
 import type { UpstreamDefinition } from '../../src/config/types.js'
 import { HealthMonitor, type UpstreamHealth } from '../../src/health.js'
@@ -19,7 +20,7 @@ function setup (servers: UpstreamDefinition[], up: string[] = servers.map(s => s
   for (const s of servers) monitor.update(health(s.id, up.includes(s.id) ? 'up' : 'down', s.service))
   const balancer = new RoundRobinBalancer(registry, monitor)
   const picks = (service: string, n: number, exclude?: ReadonlySet<string>) =>
-    Array.from({ length: n }, () => balancer.pick(service, exclude)?.id)
+    Array.from({ length: n }, () => balancer.pick(service, ANONYMOUS, exclude)?.id)
   return { registry, monitor, balancer, picks }
 }
 
@@ -35,10 +36,10 @@ test('replicas that are up take turns', async (t) => {
 
 test('each service keeps its own turn', async (t) => {
   const { balancer } = setup([server('a1', 'a'), server('a2', 'a'), server('b1', 'b'), server('b2', 'b')])
-  t.equal(balancer.pick('a')?.id, 'a1')
-  t.equal(balancer.pick('b')?.id, 'b1')
-  t.equal(balancer.pick('a')?.id, 'a2')
-  t.equal(balancer.pick('b')?.id, 'b2')
+  t.equal(balancer.pick('a', ANONYMOUS)?.id, 'a1')
+  t.equal(balancer.pick('b', ANONYMOUS)?.id, 'b1')
+  t.equal(balancer.pick('a', ANONYMOUS)?.id, 'a2')
+  t.equal(balancer.pick('b', ANONYMOUS)?.id, 'b2')
 })
 
 test('replicas that are not up are skipped', async (t) => {
@@ -56,28 +57,28 @@ test('replicas that are not up are skipped', async (t) => {
 test('a replica without any health report is not up', async (t) => {
   const registry = new Registry([server('a', 'svc')], { defaults: DEFAULT_UPSTREAM, file: null, log: silentLogger })
   const balancer = new RoundRobinBalancer(registry, new HealthMonitor())
-  t.equal(balancer.pick('svc'), undefined)
+  t.equal(balancer.pick('svc', ANONYMOUS), undefined)
 })
 
 test('a replica with weight 0 is drained', async (t) => {
   const { picks } = setup([server('a', 'svc'), server('b', 'svc', 0), server('c', 'svc')])
   t.same(picks('svc', 4), ['a', 'c', 'a', 'c'])
   const only = setup([server('z', 'solo', 0)])
-  t.equal(only.balancer.pick('solo'), undefined)
+  t.equal(only.balancer.pick('solo', ANONYMOUS), undefined)
 })
 
 test('excluded replicas are skipped for that call only', async (t) => {
   const { balancer } = setup([server('a', 'svc'), server('b', 'svc')])
-  t.equal(balancer.pick('svc', new Set(['a']))?.id, 'b')
-  t.equal(balancer.pick('svc', new Set(['a']))?.id, 'b')
-  t.equal(balancer.pick('svc')?.id, 'a')
-  t.equal(balancer.pick('svc', new Set(['a', 'b'])), undefined, 'every replica already failed this call')
+  t.equal(balancer.pick('svc', ANONYMOUS, new Set(['a']))?.id, 'b')
+  t.equal(balancer.pick('svc', ANONYMOUS, new Set(['a']))?.id, 'b')
+  t.equal(balancer.pick('svc', ANONYMOUS)?.id, 'a')
+  t.equal(balancer.pick('svc', ANONYMOUS, new Set(['a', 'b'])), undefined, 'every replica already failed this call')
 })
 
 test('undefined when no replica can serve or the service is unknown', async (t) => {
   const { balancer } = setup([server('a', 'svc'), server('b', 'svc')], [])
-  t.equal(balancer.pick('svc'), undefined)
-  t.equal(balancer.pick('nope'), undefined)
+  t.equal(balancer.pick('svc', ANONYMOUS), undefined)
+  t.equal(balancer.pick('nope', ANONYMOUS), undefined)
 })
 
 test('the turn follows replicas added and removed in the registry', async (t) => {

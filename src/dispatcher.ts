@@ -1,0 +1,204 @@
+import type { Params } from '../schemas/jsonrpc.js'
+import type { ClientContext } from './client-context.js'
+import type { ClientStateSync } from './client-state.js'
+import type { GatewayConfig } from './config/types.js'
+import { paginate } from './cursor.js'
+import {
+  ERR_ALREADY_INITIALIZED, ERR_INVALID_PARAMS, ERR_METHOD_NOT_FOUND, ERR_NOT_INITIALIZED, ERR_UNKNOWN_PROMPT,
+  ERR_UNKNOWN_RESOURCE, ERR_UNKNOWN_TOOL
+} from './errors.js'
+import type { NamedEntry } from './catalog.js'
+import type { ForwardOptions, Forwarder } from './forwarder.js'
+import type { LiveCatalog } from './live-catalog.js'
+import { negotiateProtocolVersion } from './protocol.js'
+import type { SessionBroker } from './session-broker.js'
+import { ClientSession } from './sessions.js'
+import type { UpstreamPool } from './upstream-pool.js'
+
+/**
+ * The MCP methods a client may call, and where each is served: initialize and the lists from the gateway itself
+ * (the catalog, with its own cursors), tools, resources, prompts and completions by routing the name to its service
+ * and forwarding, logging and subscriptions through the client-state sync, notifications where they belong.
+ */
+
+export type ListName = 'tools' | 'resources' | 'resourceTemplates' | 'prompts'
+
+export interface DispatcherOptions {
+  config: GatewayConfig
+  version: string
+  catalog: LiveCatalog
+  forwarder: Forwarder
+  state: ClientStateSync
+  broker: SessionBroker
+  pool: UpstreamPool
+}
+
+export class Dispatcher {
+  constructor (private readonly options: DispatcherOptions) {}
+
+  /** Negotiates the session's protocol version and records what the client declared; returns the result. */
+  initialize (session: ClientSession, params: Params | undefined): Record<string, unknown> {
+    if (session.init !== undefined) throw new ERR_ALREADY_INITIALIZED(session.id)
+    const protocolVersion = negotiateProtocolVersion(params?.protocolVersion)
+    const capabilities = isObject(params?.capabilities) ? params.capabilities : {}
+    const clientInfo = isObject(params?.clientInfo) && typeof params.clientInfo.name === 'string'
+      ? params.clientInfo as { name: string, version: string }
+      : { name: 'unknown-client', version: '0.0.0' }
+    session.init = { protocolVersion, capabilities, clientInfo }
+    const { config, version } = this.options
+    const result: Record<string, unknown> = {
+      protocolVersion,
+      capabilities: this.#capabilities(),
+      serverInfo: { name: config.name, version }
+    }
+    if (config.instructions !== undefined) result.instructions = config.instructions
+    return result
+  }
+
+  /** A notification from a client. */
+  notification (session: ClientSession, method: string, params: Params | undefined): void {
+    switch (method) {
+      case 'notifications/initialized':
+        session.initialized = true
+        return
+      case 'notifications/cancelled': {
+        const requestId = params?.requestId
+        if (typeof requestId === 'string' || typeof requestId === 'number') {
+          session.inFlight.get(requestId)?.cancel(typeof params?.reason === 'string' ? params.reason : 'cancelled by the client')
+        }
+        return
+      }
+      case 'notifications/progress': {
+        // Progress on a request an upstream sent the client: back to that upstream, under its own token.
+        const route = session.progressRoute(params?.progressToken)
+        if (route !== undefined) route.session.notify(method, { ...params, progressToken: route.token }).catch(() => {})
+        return
+      }
+      case 'notifications/roots/list_changed':
+        for (const upstream of this.options.broker.openSessionsOf(session)) upstream.notify(method).catch(() => {})
+        for (const connection of this.options.pool.connections.values()) {
+          if (connection.shared && connection.state === 'up') connection.control?.notify(method).catch(() => {})
+        }
+    }
+  }
+
+  /**
+   * Serves one client request; resolves the JSON-RPC result — a RawResult when it can be forwarded as the text the
+   * upstream wrote — or rejects with a coded error.
+   */
+  request (context: ClientContext, method: string, params: Params | undefined, options: ForwardOptions = {}): Promise<unknown> {
+    const session = context instanceof ClientSession ? context : undefined
+    if (session !== undefined && session.init === undefined && method !== 'ping') return Promise.reject(new ERR_NOT_INITIALIZED(method))
+    switch (method) {
+      case 'tools/call': return this.#callTool(context, params, options)
+      case 'tools/list': return this.page('tools', params)
+      case 'resources/list': return this.page('resources', params)
+      case 'resources/templates/list': return this.page('resourceTemplates', params)
+      case 'prompts/list': return this.page('prompts', params)
+      case 'resources/read': return this.#readResource(context, params, options)
+      case 'prompts/get': return this.#getPrompt(context, params, options)
+      case 'completion/complete': return this.#complete(context, params, options)
+      case 'ping': return Promise.resolve({})
+      case 'logging/setLevel': return this.options.state.setLevel(session, params)
+      case 'resources/subscribe': return this.options.state.subscribe(session, params)
+      case 'resources/unsubscribe': return this.options.state.unsubscribe(session, params)
+      default: return Promise.reject(new ERR_METHOD_NOT_FOUND(method))
+    }
+  }
+
+  /** One page of a list from the catalog. */
+  page (list: ListName, params: Params | undefined): Promise<unknown> {
+    try {
+      const catalog = this.options.catalog.current
+      const cursor = params?.cursor
+      const size = this.options.config.pageSize
+      const out: Record<string, unknown> = {}
+      let next: string | undefined
+      if (list === 'tools' || list === 'prompts') {
+        const { page, nextCursor } = paginate<NamedEntry<unknown>>(list, catalog[list], e => e.name, cursor, size)
+        out[list] = page.map(e => e.definition)
+        next = nextCursor
+      } else {
+        const entries = list === 'resources' ? catalog.resources : catalog.templates
+        const { page, nextCursor } = paginate<{ key: string, definition: unknown }>(list, entries, e => e.key, cursor, size)
+        out[list] = page.map(e => e.definition)
+        next = nextCursor
+      }
+      if (next !== undefined) out.nextCursor = next
+      return Promise.resolve(out)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  #callTool (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {
+    const name = params?.name
+    if (typeof name !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('tools/call needs params.name, the name of a tool from tools/list'))
+    const entry = this.options.catalog.current.tool(name)
+    if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_TOOL(name))
+    if (params?.task !== undefined) {
+      // Task ids are not mapped through the gateway, so it does not advertise tasks: a task-augmented call would get
+      // a CreateTaskResult it could never follow up. Refused plainly instead.
+      return Promise.reject(new ERR_INVALID_PARAMS('this gateway does not support tasks (it does not advertise them); send tools/call without params.task'))
+    }
+    const annotations = entry.definition.annotations
+    const idempotent = annotations?.readOnlyHint === true || annotations?.idempotentHint === true
+    return this.options.forwarder.forward(context, { service: entry.service, method: 'tools/call', params: { ...params, name: entry.originalName }, idempotent }, options)
+  }
+
+  #readResource (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {
+    const uri = params?.uri
+    if (typeof uri !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('resources/read needs params.uri'))
+    const service = this.options.catalog.current.resourceOwner(uri)
+    if (service === undefined) return Promise.reject(new ERR_UNKNOWN_RESOURCE(uri))
+    return this.options.forwarder.forward(context, { service, method: 'resources/read', params: params as Params, idempotent: true }, options)
+  }
+
+  #getPrompt (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {
+    const name = params?.name
+    if (typeof name !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('prompts/get needs params.name, the name of a prompt from prompts/list'))
+    const entry = this.options.catalog.current.prompt(name)
+    if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_PROMPT(name))
+    return this.options.forwarder.forward(context, { service: entry.service, method: 'prompts/get', params: { ...params, name: entry.originalName }, idempotent: true }, options)
+  }
+
+  #complete (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {
+    const catalog = this.options.catalog.current
+    const ref = params?.ref as { type?: unknown, name?: unknown, uri?: unknown } | undefined
+    if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
+      const entry = catalog.prompt(ref.name)
+      if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_PROMPT(ref.name))
+      return this.options.forwarder.forward(context, {
+        service: entry.service, method: 'completion/complete', params: { ...params, ref: { ...ref, name: entry.originalName } }, idempotent: true
+      }, options)
+    }
+    if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
+      const service = catalog.template(ref.uri)?.service ?? catalog.resourceOwner(ref.uri)
+      if (service === undefined) return Promise.reject(new ERR_UNKNOWN_RESOURCE(ref.uri))
+      return this.options.forwarder.forward(context, { service, method: 'completion/complete', params: params as Params, idempotent: true }, options)
+    }
+    return Promise.reject(new ERR_INVALID_PARAMS('completion/complete needs params.ref: {type:"ref/prompt",name} or {type:"ref/resource",uri}'))
+  }
+
+  #capabilities (): Record<string, unknown> {
+    const capabilities: Record<string, unknown> = {
+      tools: { listChanged: true },
+      resources: { listChanged: true },
+      prompts: { listChanged: true }
+    }
+    for (const connection of this.options.pool.connections.values()) {
+      const upstream = connection.listing?.capabilities
+      if (upstream === undefined) continue
+      if (upstream.completions !== undefined) capabilities.completions = {}
+      if (upstream.logging !== undefined) capabilities.logging = {}
+      if ((upstream.resources as { subscribe?: unknown } | undefined)?.subscribe === true) {
+        capabilities.resources = { subscribe: true, listChanged: true }
+      }
+    }
+    return capabilities
+  }
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}

@@ -1,0 +1,224 @@
+import { performance } from 'node:perf_hooks'
+import type { JsonRpcId, JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
+import type { Balancer } from './balancer.js'
+import { Cancellation } from './cancellation.js'
+import type { ClientContext } from './client-context.js'
+import { ERR_UPSTREAM_UNAVAILABLE } from './errors.js'
+import { notificationMessage, progressTokenOf } from './jsonrpc.js'
+import { RawResult } from './raw-result.js'
+import type { Registry } from './registry.js'
+import type { CallOrigin } from './relay.js'
+import type { SessionBroker } from './session-broker.js'
+import { ClientSession } from './sessions.js'
+import type { UpstreamConnection } from './upstream/connection.js'
+import { UpstreamSession } from './upstream/session.js'
+import type { UpstreamPool } from './upstream-pool.js'
+
+/**
+ * Forwarding one request to a service: the hooks first (authorization, limits, the cache plug in here), then a
+ * replica from the balancer, an upstream session from the broker, the attempt, and — when the failure allows it —
+ * another attempt on another replica. Every outcome is reported to the observer (metrics).
+ */
+
+export type CallOutcome = 'success' | 'tool_error' | 'rpc_error' | 'timeout' | 'cancelled' | 'unavailable' | 'failure'
+
+export interface CallObserver {
+  upstreamCall (server: string, method: string, outcome: CallOutcome, seconds: number): void
+}
+
+/** What the caller wants forwarded. */
+export interface ForwardTarget {
+  readonly service: string
+  readonly method: string
+  /** As the upstream must receive them (its own names). */
+  readonly params: Params
+  /** Safe to send twice: read-only or idempotent tools, reads of resources and prompts. */
+  readonly idempotent: boolean
+}
+
+export interface ForwardOptions {
+  /** Aborting it cancels the call, upstream too (for programmatic callers). */
+  signal?: AbortSignal | undefined
+  /** The same, without an EventTarget: what the transports use on the hot path. */
+  cancel?: Cancellation | undefined
+  /** The client's id for this request: what the upstream sends about it travels with it (its answer stream). */
+  requestId?: JsonRpcId | undefined
+  /** For callers without a session: receives the call's progress notifications. */
+  related?: ((message: JsonRpcNotification) => void) | undefined
+}
+
+/** One forwarded request, across the replicas it may try; what the hooks see. */
+export interface ForwardedCall extends ForwardTarget {
+  params: Params
+  readonly context: ClientContext
+  readonly origin: CallOrigin | undefined
+  readonly cancel: Cancellation | undefined
+  readonly onProgress: ((p: Params) => void) | undefined
+  /** Replicas that failed this call already. */
+  tried: Set<string> | undefined
+}
+
+/**
+ * The pipeline the security, limits and cache concerns plug into. `preCall` may throw to refuse the call, or
+ * return a result to answer it without forwarding (a cache hit); `onResult` sees every result that was forwarded.
+ */
+export interface CallHooks {
+  preCall? (context: ClientContext, call: ForwardedCall): unknown
+  onResult? (context: ClientContext, call: ForwardedCall, result: unknown): void
+}
+
+export interface ForwarderOptions {
+  pool: UpstreamPool
+  registry: Registry
+  balancer: Balancer
+  broker: SessionBroker
+  observer: CallObserver | undefined
+}
+
+/** Errors that mean the request never reached the upstream: trying another replica is always safe. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'MCPGW_ERR_UPSTREAM_UNAVAILABLE'])
+/** Errors after which the upstream may be gone: its health is checked at once. */
+const SUSPICIOUS = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED',
+  'UND_ERR_HEADERS_TIMEOUT', 'MCPGW_ERR_UPSTREAM_CLOSED', 'MCPGW_ERR_UPSTREAM_TIMEOUT'
+])
+
+export class Forwarder {
+  readonly #preCall: Array<NonNullable<CallHooks['preCall']>> = []
+  readonly #onResult: Array<NonNullable<CallHooks['onResult']>> = []
+
+  constructor (private readonly options: ForwarderOptions) {}
+
+  addHooks (hooks: CallHooks): void {
+    if (hooks.preCall !== undefined) this.#preCall.push(hooks.preCall.bind(hooks))
+    if (hooks.onResult !== undefined) this.#onResult.push(hooks.onResult.bind(hooks))
+  }
+
+  /**
+   * Sends a request to a replica of `target.service`. A replica that fails before the request reached it is skipped
+   * for the next one; one that fails after is retried elsewhere only when the target is idempotent.
+   */
+  forward (context: ClientContext, target: ForwardTarget, options: ForwardOptions): Promise<unknown> {
+    const session = context instanceof ClientSession ? context : undefined
+    let params = target.params
+    const token = progressTokenOf(params)
+    const requestId = options.requestId
+    const origin: CallOrigin | undefined = session !== undefined && requestId !== undefined ? { client: session, requestId } : undefined
+    let onProgress: ((p: Params) => void) | undefined
+    if (token !== undefined) {
+      const related = options.related
+      if (origin !== undefined) {
+        onProgress = (p) => origin.client.notify('notifications/progress', { ...p, progressToken: token }, origin.requestId)
+      } else if (related !== undefined) {
+        onProgress = (p) => related(notificationMessage('notifications/progress', { ...p, progressToken: token }))
+      } else {
+        // Nobody can receive progress: do not let the client's token reach a session others share.
+        const { progressToken: _, ...meta } = params._meta as Params
+        params = { ...params, _meta: meta }
+      }
+    }
+    const cancel = options.cancel ?? (options.signal !== undefined ? Cancellation.fromSignal(options.signal) : undefined)
+    const call: ForwardedCall = {
+      service: target.service,
+      method: target.method,
+      params,
+      idempotent: target.idempotent,
+      context,
+      origin,
+      cancel,
+      onProgress,
+      tried: undefined
+    }
+    if (this.#preCall.length === 0 && this.#onResult.length === 0) return this.#attempt(call)
+    return this.#withHooks(call)
+  }
+
+  async #withHooks (call: ForwardedCall): Promise<unknown> {
+    for (const hook of this.#preCall) {
+      const answer = await hook(call.context, call)
+      if (answer !== undefined) return answer
+    }
+    const result = await this.#attempt(call)
+    for (const hook of this.#onResult) hook(call.context, call, result)
+    return result
+  }
+
+  /** One try on one replica; on a failure that allows it, the next try on another. */
+  #attempt (call: ForwardedCall): Promise<unknown> {
+    const { balancer, pool, broker, registry } = this.options
+    const replica = balancer.pick(call.service, call.context, call.tried)
+    if (replica === undefined) {
+      return Promise.reject(new ERR_UPSTREAM_UNAVAILABLE(call.service,
+        call.tried === undefined ? pool.whyUnavailable(call.service) : 'every replica failed this call'))
+    }
+    const connection = pool.get(replica.id) as UpstreamConnection
+    const started = performance.now()
+    const options = { timeout: replica.timeout, cancel: call.cancel, onProgress: call.onProgress, raw: true, origin: call.origin }
+    const session = call.context instanceof ClientSession ? call.context : undefined
+    const upstream = broker.sessionFor(session, connection)
+    const answer = upstream instanceof UpstreamSession
+      ? upstream.request(call.method, call.params, options)
+      : upstream.then(u => u.request(call.method, call.params, options), (err: Error) => { throw notSent(err) })
+    return answer.then((result) => {
+      const toolError = result instanceof RawResult ? result.isToolError : (result as { isError?: unknown } | undefined)?.isError === true
+      this.#observe(replica.id, call.method, toolError ? 'tool_error' : 'success', started)
+      return result
+    }, (err: unknown) => {
+      const code = (err as { code?: string }).code ?? ''
+      this.#observe(replica.id, call.method, outcomeOf(err), started)
+      if (SUSPICIOUS.has(code) || (code === 'MCPGW_ERR_UPSTREAM_HTTP' && (err as { statusCode?: number }).statusCode === 502)) connection.suspect()
+      broker.dropClosed(session, connection)
+      const mayRetry = (err as { notSent?: boolean }).notSent === true || NOT_SENT.has(code) ||
+        (call.idempotent && SUSPICIOUS.has(code) && code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')
+      if (!mayRetry || call.cancel?.requested === true || registry.replicas(call.service).length < 2) {
+        throw wrapNetworkError(err, replica.id)
+      }
+      call.tried ??= new Set()
+      call.tried.add(replica.id)
+      return this.#attempt(call)
+    })
+  }
+
+  /** A request on one upstream by id, with the server's own names (the WebSocket envelope): no balancing. */
+  direct (session: ClientSession, connection: UpstreamConnection, method: string, params: Params | undefined): Promise<unknown> {
+    const started = performance.now()
+    const upstream = this.options.broker.sessionFor(session, connection)
+    const options = { timeout: connection.definition.timeout }
+    const answer = upstream instanceof UpstreamSession ? upstream.request(method, params, options) : upstream.then(u => u.request(method, params, options))
+    return answer.then((result) => {
+      this.#observe(connection.id, method, 'success', started)
+      return result
+    }, (err: unknown) => {
+      this.#observe(connection.id, method, outcomeOf(err), started)
+      throw wrapNetworkError(err, connection.id)
+    })
+  }
+
+  #observe (server: string, method: string, outcome: CallOutcome, started: number): void {
+    this.options.observer?.upstreamCall(server, method, outcome, (performance.now() - started) / 1000)
+  }
+}
+
+/** Marks an error that happened before the request was sent (opening the session failed): always safe to retry. */
+function notSent (err: Error): Error {
+  return Object.assign(err, { notSent: true })
+}
+
+function outcomeOf (err: unknown): CallOutcome {
+  const e = err as { code?: string, rpcError?: unknown }
+  if (e.rpcError !== undefined) return 'rpc_error'
+  switch (e.code) {
+    case 'MCPGW_ERR_UPSTREAM_TIMEOUT': return 'timeout'
+    case 'MCPGW_ERR_REQUEST_CANCELLED': return 'cancelled'
+    case 'MCPGW_ERR_UPSTREAM_UNAVAILABLE': case 'ECONNREFUSED': return 'unavailable'
+    default: return 'failure'
+  }
+}
+
+/** Raw socket errors become coded errors that name the upstream. */
+function wrapNetworkError (err: unknown, serverId: string): unknown {
+  const code = (err as { code?: string }).code
+  if (typeof code === 'string' && code.startsWith('MCPGW_ERR_')) return err
+  if ((err as { rpcError?: unknown }).rpcError !== undefined) return err
+  return new ERR_UPSTREAM_UNAVAILABLE(serverId, `${(err as Error).message}${code !== undefined ? ` (${code})` : ''}`)
+}
