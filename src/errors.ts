@@ -56,15 +56,6 @@ export const ERR_ORIGIN_FORBIDDEN = createError('MCPGW_ERR_ORIGIN_FORBIDDEN',
 export const ERR_HOST_FORBIDDEN = createError('MCPGW_ERR_HOST_FORBIDDEN',
   'Forbidden: Host %s is not allowed (add it to allowedHosts)', 403)
 
-export const ERR_UPSTREAM_UNAVAILABLE = createError('MCPGW_ERR_UPSTREAM_UNAVAILABLE',
-  'Service %s is unavailable: %s', 503)
-export const ERR_UPSTREAM_TIMEOUT = createError('MCPGW_ERR_UPSTREAM_TIMEOUT',
-  'Upstream %s did not answer %s within %dms', 504)
-export const ERR_UPSTREAM_HTTP = createError('MCPGW_ERR_UPSTREAM_HTTP', 'Upstream %s answered HTTP %d: %s', 502)
-export const ERR_UPSTREAM_PROTOCOL = createError('MCPGW_ERR_UPSTREAM_PROTOCOL', 'Upstream %s broke the protocol: %s', 502)
-export const ERR_UPSTREAM_CLOSED = createError('MCPGW_ERR_UPSTREAM_CLOSED', 'Connection to upstream %s closed: %s', 502)
-export const ERR_UPSTREAM_SESSION_EXPIRED = createError('MCPGW_ERR_UPSTREAM_SESSION_EXPIRED',
-  'Upstream %s no longer knows session %s', 502)
 export const ERR_UPSTREAM_RPC = createError('MCPGW_ERR_UPSTREAM_RPC', 'Upstream %s answered %s with an error: %s', 502)
 export const ERR_NOT_INITIALIZED = createError('MCPGW_ERR_NOT_INITIALIZED',
   'Bad Request: the session is not initialized; send initialize first (got %s)', 400)
@@ -82,6 +73,144 @@ export const ERR_UNKNOWN_TARGET = createError('MCPGW_ERR_UNKNOWN_TARGET',
   'Unknown target %s: address a registered server by its id (GET /status lists them)', 404)
 export const ERR_REQUEST_CANCELLED = createError('MCPGW_ERR_REQUEST_CANCELLED', 'Request cancelled: %s', 499)
 export const ERR_SHUTTING_DOWN = createError('MCPGW_ERR_SHUTTING_DOWN', 'The gateway is shutting down', 503)
+
+/**
+ * Every way a forwarded request can fail short of an answer from the upstream — it could not be sent, it was not
+ * answered in time, the connection dropped, the upstream broke the protocol or answered with an HTTP error — is one
+ * type. It says what the forwarder needs to decide: whether the request may have reached the upstream (`sent`: if
+ * not, another replica can always take it) and whether the upstream itself may be gone (`suspect`: check its
+ * health now). Its message is safe to show a client: upstream bodies are shortened and addresses are removed.
+ */
+export type UpstreamFailureCode =
+  | 'MCPGW_ERR_UPSTREAM_UNAVAILABLE'
+  | 'MCPGW_ERR_UPSTREAM_TIMEOUT'
+  | 'MCPGW_ERR_UPSTREAM_HTTP'
+  | 'MCPGW_ERR_UPSTREAM_PROTOCOL'
+  | 'MCPGW_ERR_UPSTREAM_CLOSED'
+  | 'MCPGW_ERR_UPSTREAM_SESSION_EXPIRED'
+
+export interface FailureFacts {
+  /** The request may have reached the upstream. */
+  sent: boolean
+  /** The upstream may be gone. */
+  suspect: boolean
+}
+
+export class UpstreamFailure extends Error {
+  override readonly name = 'UpstreamFailure'
+  readonly sent: boolean
+  readonly suspect: boolean
+
+  constructor (readonly code: UpstreamFailureCode, readonly statusCode: number, message: string, facts: FailureFacts) {
+    super(message)
+    this.sent = facts.sent
+    this.suspect = facts.suspect
+  }
+}
+
+/** No replica can take the call, or the upstream cannot be reached: never sent. */
+export class ERR_UPSTREAM_UNAVAILABLE extends UpstreamFailure {
+  constructor (service: string, detail: string, facts: FailureFacts = { sent: false, suspect: false }) {
+    super('MCPGW_ERR_UPSTREAM_UNAVAILABLE', 503, `Service ${service} is unavailable: ${redact(detail)}`, facts)
+  }
+}
+
+/** The deadline passed: the upstream had the request and did not answer. */
+export class ERR_UPSTREAM_TIMEOUT extends UpstreamFailure {
+  constructor (upstream: string, what: string, ms: number) {
+    super('MCPGW_ERR_UPSTREAM_TIMEOUT', 504, `Upstream ${upstream} did not answer ${what} within ${ms}ms`, { sent: true, suspect: true })
+  }
+}
+
+/** The upstream answered with an HTTP error status; `upstreamStatus` is that status (the error's own is 502). */
+export class ERR_UPSTREAM_HTTP extends UpstreamFailure {
+  constructor (upstream: string, readonly upstreamStatus: number, detail: string) {
+    // 502, 503 and 504 are what a proxy in front of the upstream answers when the upstream is not there.
+    super('MCPGW_ERR_UPSTREAM_HTTP', 502, `Upstream ${upstream} answered HTTP ${upstreamStatus}: ${shorten(redact(detail))}`,
+      { sent: true, suspect: upstreamStatus >= 502 && upstreamStatus <= 504 })
+  }
+}
+
+export class ERR_UPSTREAM_PROTOCOL extends UpstreamFailure {
+  constructor (upstream: string, detail: string) {
+    super('MCPGW_ERR_UPSTREAM_PROTOCOL', 502, `Upstream ${upstream} broke the protocol: ${shorten(redact(detail))}`, { sent: true, suspect: false })
+  }
+}
+
+/** The connection or session ended; `sent: false` when it had ended before the request went out. */
+export class ERR_UPSTREAM_CLOSED extends UpstreamFailure {
+  constructor (upstream: string, reason: string, facts: FailureFacts = { sent: true, suspect: true }) {
+    super('MCPGW_ERR_UPSTREAM_CLOSED', 502, `Connection to upstream ${upstream} closed: ${redact(reason)}`, facts)
+  }
+}
+
+/** The upstream no longer knows the session the request carried (it restarted); the request was not processed. */
+export class ERR_UPSTREAM_SESSION_EXPIRED extends UpstreamFailure {
+  constructor (upstream: string, session: string) {
+    super('MCPGW_ERR_UPSTREAM_SESSION_EXPIRED', 502, `Upstream ${upstream} no longer knows session ${session}`, { sent: false, suspect: false })
+  }
+}
+
+/** Socket and resolver errors: what they mean for a request, in words a client can read. */
+const NETWORK_ERRORS: Record<string, { text: string, sent: boolean, suspect: boolean }> = {
+  ECONNREFUSED: { text: 'connection refused', sent: false, suspect: true },
+  ENOTFOUND: { text: 'host not found', sent: false, suspect: true },
+  EAI_AGAIN: { text: 'host name lookup failed', sent: false, suspect: true },
+  EHOSTUNREACH: { text: 'host unreachable', sent: false, suspect: true },
+  ENETUNREACH: { text: 'network unreachable', sent: false, suspect: true },
+  UND_ERR_CONNECT_TIMEOUT: { text: 'connecting timed out', sent: false, suspect: true },
+  // The gateway's own limits, not the upstream's fault: nothing was sent, and the upstream is not to blame.
+  EMFILE: { text: 'the gateway has no file descriptors left', sent: false, suspect: false },
+  ENFILE: { text: 'the system has no file descriptors left', sent: false, suspect: false },
+  ECONNRESET: { text: 'connection reset', sent: true, suspect: true },
+  EPIPE: { text: 'connection broken', sent: true, suspect: true },
+  UND_ERR_SOCKET: { text: 'connection failed', sent: true, suspect: true },
+  UND_ERR_CLOSED: { text: 'connection closed', sent: true, suspect: true },
+  UND_ERR_HEADERS_TIMEOUT: { text: 'no answer headers in time', sent: true, suspect: true },
+  UND_ERR_BODY_TIMEOUT: { text: 'the answer stalled', sent: true, suspect: true }
+}
+
+/**
+ * Any error met while sending a request to `upstream` or reading its answer, as an UpstreamFailure (errors that
+ * already are one, and upstream JSON-RPC errors, pass as they are). `sent` is what is known when the code does not
+ * tell: whether the request had been handed to the transport.
+ */
+export function upstreamFailure (err: unknown, upstream: string, sent = true): Error {
+  if (err instanceof UpstreamFailure) return err
+  const e = err as { code?: unknown, rpcError?: unknown, message?: unknown, cause?: { code?: unknown } } | null
+  if (e !== null && typeof e === 'object' && (e.rpcError !== undefined || (typeof e.code === 'string' && e.code.startsWith('MCPGW_ERR_')))) return err as Error
+  const code = typeof e?.code === 'string' ? e.code : typeof e?.cause?.code === 'string' ? e.cause.code : undefined
+  const known = code === undefined ? undefined : NETWORK_ERRORS[code]
+  if (known !== undefined) {
+    const detail = `${known.text} (${code as string})`
+    return known.sent
+      ? new ERR_UPSTREAM_CLOSED(upstream, detail, { sent: true, suspect: known.suspect })
+      : new ERR_UPSTREAM_UNAVAILABLE(upstream, `upstream ${upstream}: ${detail}`, { sent: false, suspect: known.suspect })
+  }
+  const message = typeof e?.message === 'string' ? e.message : String(err)
+  return new ERR_UPSTREAM_CLOSED(upstream, `${message}${code === undefined ? '' : ` (${code})`}`, { sent, suspect: true })
+}
+
+/** Longest upstream text a client sees; the rest is in the gateway's log. */
+const DETAIL_LIMIT = 200
+
+function shorten (text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim()
+  return flat.length <= DETAIL_LIMIT ? flat : flat.slice(0, DETAIL_LIMIT) + '…'
+}
+
+/**
+ * Removes what tells a client where upstreams live: URLs, IP addresses, host:port pairs. Upstream ids stay (they
+ * are public: they prefix the tool names).
+ */
+export function redact (text: string): string {
+  return text
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>,;)]+/gi, '<url>')
+    .replace(/\[[0-9a-f:.]*:[0-9a-f:.]*\](?::\d+)?/gi, '<address>')
+    .replace(/\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b/g, '<address>')
+    .replace(/\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{1,4}\b/gi, '<address>')
+    .replace(/\b(?:localhost|[a-z0-9-]+(?:\.[a-z0-9-]+)+):\d{2,5}\b/gi, '<address>')
+}
 
 export const ERR_SERVER_EXISTS = createError('MCPGW_ERR_SERVER_EXISTS',
   'Server %s is already registered (use PUT /admin/servers/%s to change it)', 409)

@@ -3,7 +3,7 @@ import type { JsonRpcId, JsonRpcNotification, Params } from '../schemas/jsonrpc.
 import type { Balancer } from './balancer.js'
 import { Cancellation } from './cancellation.js'
 import type { ClientContext } from './client-context.js'
-import { ERR_UPSTREAM_UNAVAILABLE } from './errors.js'
+import { ERR_UPSTREAM_UNAVAILABLE, UpstreamFailure, upstreamFailure } from './errors.js'
 import { notificationMessage, progressTokenOf } from './jsonrpc.js'
 import { RawResult } from './raw-result.js'
 import type { Registry } from './registry.js'
@@ -74,14 +74,6 @@ export interface ForwarderOptions {
   broker: SessionBroker
   observer: CallObserver | undefined
 }
-
-/** Errors that mean the request never reached the upstream: trying another replica is always safe. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'MCPGW_ERR_UPSTREAM_UNAVAILABLE'])
-/** Errors after which the upstream may be gone: its health is checked at once. */
-const SUSPICIOUS = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED',
-  'UND_ERR_HEADERS_TIMEOUT', 'MCPGW_ERR_UPSTREAM_CLOSED', 'MCPGW_ERR_UPSTREAM_TIMEOUT'
-])
 
 export class Forwarder {
   readonly #preCall: Array<NonNullable<CallHooks['preCall']>> = []
@@ -158,21 +150,21 @@ export class Forwarder {
     const upstream = broker.sessionFor(session, connection)
     const answer = upstream instanceof UpstreamSession
       ? upstream.request(call.method, call.params, options)
-      : upstream.then(u => u.request(call.method, call.params, options), (err: Error) => { throw notSent(err) })
+      : upstream.then(u => u.request(call.method, call.params, options), (err: unknown) => { throw openFailed(err, replica.id) })
     return answer.then((result) => {
       const toolError = result instanceof RawResult ? result.isToolError : (result as { isError?: unknown } | undefined)?.isError === true
       this.#observe(replica.id, call.method, toolError ? 'tool_error' : 'success', started)
       return result
     }, (err: unknown) => {
-      const code = (err as { code?: string }).code ?? ''
-      this.#observe(replica.id, call.method, outcomeOf(err), started)
-      if (SUSPICIOUS.has(code) || (code === 'MCPGW_ERR_UPSTREAM_HTTP' && (err as { statusCode?: number }).statusCode === 502)) connection.suspect()
+      const failure = upstreamFailure(err, replica.id)
+      this.#observe(replica.id, call.method, outcomeOf(failure), started)
+      if (!(failure instanceof UpstreamFailure)) throw failure // an answer (a JSON-RPC error) or a cancellation
+      if (failure.suspect) connection.suspect()
       broker.dropClosed(session, connection)
-      const mayRetry = (err as { notSent?: boolean }).notSent === true || NOT_SENT.has(code) ||
-        (call.idempotent && SUSPICIOUS.has(code) && code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')
-      if (!mayRetry || call.cancel?.requested === true || registry.replicas(call.service).length < 2) {
-        throw wrapNetworkError(err, replica.id)
-      }
+      // Sent twice only when that is harmless: never sent, or idempotent and not merely slow (a timeout may be
+      // the upstream still working on it).
+      const mayRetry = !failure.sent || (call.idempotent && failure.suspect && failure.code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')
+      if (!mayRetry || call.cancel?.requested === true || registry.replicas(call.service).length < 2) throw failure
       call.tried ??= new Set()
       call.tried.add(replica.id)
       return this.#attempt(call)
@@ -189,8 +181,9 @@ export class Forwarder {
       this.#observe(connection.id, method, 'success', started)
       return result
     }, (err: unknown) => {
-      this.#observe(connection.id, method, outcomeOf(err), started)
-      throw wrapNetworkError(err, connection.id)
+      const failure = upstreamFailure(err, connection.id)
+      this.#observe(connection.id, method, outcomeOf(failure), started)
+      throw failure
     })
   }
 
@@ -199,26 +192,22 @@ export class Forwarder {
   }
 }
 
-/** Marks an error that happened before the request was sent (opening the session failed): always safe to retry. */
-function notSent (err: Error): Error {
-  return Object.assign(err, { notSent: true })
+/**
+ * Opening the client's session on the upstream failed, so the call itself was never sent (another replica may take
+ * it), whatever the failure was.
+ */
+function openFailed (err: unknown, upstream: string): Error {
+  const failure = upstreamFailure(err, upstream)
+  if (!(failure instanceof UpstreamFailure) || !failure.sent) return failure
+  return new ERR_UPSTREAM_UNAVAILABLE(upstream, `upstream ${upstream}: opening a session failed: ${failure.message}`, { sent: false, suspect: failure.suspect })
 }
 
-function outcomeOf (err: unknown): CallOutcome {
-  const e = err as { code?: string, rpcError?: unknown }
-  if (e.rpcError !== undefined) return 'rpc_error'
-  switch (e.code) {
+function outcomeOf (err: Error): CallOutcome {
+  if ((err as { rpcError?: unknown }).rpcError !== undefined) return 'rpc_error'
+  switch ((err as { code?: unknown }).code) {
     case 'MCPGW_ERR_UPSTREAM_TIMEOUT': return 'timeout'
     case 'MCPGW_ERR_REQUEST_CANCELLED': return 'cancelled'
-    case 'MCPGW_ERR_UPSTREAM_UNAVAILABLE': case 'ECONNREFUSED': return 'unavailable'
+    case 'MCPGW_ERR_UPSTREAM_UNAVAILABLE': return 'unavailable'
     default: return 'failure'
   }
-}
-
-/** Raw socket errors become coded errors that name the upstream. */
-function wrapNetworkError (err: unknown, serverId: string): unknown {
-  const code = (err as { code?: string }).code
-  if (typeof code === 'string' && code.startsWith('MCPGW_ERR_')) return err
-  if ((err as { rpcError?: unknown }).rpcError !== undefined) return err
-  return new ERR_UPSTREAM_UNAVAILABLE(serverId, `${(err as Error).message}${code !== undefined ? ` (${code})` : ''}`)
 }

@@ -265,13 +265,13 @@ export class HttpSession extends UpstreamSession {
  * MCPGW_ERR_UPSTREAM_HTTP for a failure status, with the server's error text (a JSON-RPC error body gives its
  * message). `upstreamStatus` keeps the status the upstream answered (the error's own `statusCode` is the gateway's).
  */
-export function httpStatusError (serverId: string, status: number, text: string): Error & { upstreamStatus: number } {
+export function httpStatusError (serverId: string, status: number, text: string): ERR_UPSTREAM_HTTP {
   let detail = text.trim()
   try {
     const body = JSON.parse(text) as { error?: { message?: string } }
     if (typeof body.error?.message === 'string') detail = body.error.message
   } catch {}
-  return Object.assign(new ERR_UPSTREAM_HTTP(serverId, status, detail === '' ? '(empty body)' : detail), { upstreamStatus: status })
+  return new ERR_UPSTREAM_HTTP(serverId, status, detail === '' ? '(empty body)' : detail)
 }
 
 /** The start of an error answer's body, as text; the rest is not read. */

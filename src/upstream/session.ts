@@ -1,7 +1,7 @@
 import type { JsonRpcId, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse, Params } from '../../schemas/jsonrpc.js'
 import {
   ERR_REQUEST_CANCELLED, ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_TIMEOUT, RpcCode,
-  type RpcErrorObject, toRpcError, upstreamRpcError
+  type RpcErrorObject, toRpcError, upstreamFailure, upstreamRpcError
 } from '../errors.js'
 import { Cancellation, type CancellationListener } from '../cancellation.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
@@ -193,7 +193,7 @@ export abstract class UpstreamSession {
   request (method: string, params: Params | undefined, options: RequestOptions): Promise<unknown> {
     if (this.closedReason !== undefined) {
       // Never sent: the caller may safely try another replica.
-      return Promise.reject(Object.assign(new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason), { notSent: true }))
+      return Promise.reject(new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason, { sent: false, suspect: false }))
     }
     const cancellation = options.cancel
     if (cancellation?.reason !== undefined) return Promise.reject(new ERR_REQUEST_CANCELLED(cancellation.reason))
@@ -210,7 +210,7 @@ export abstract class UpstreamSession {
       pending.timer = setTimeout(onDeadline, options.timeout, pending, options.timeout)
       cancellation?.listen(pending)
       this.pending.set(id, pending)
-      this.transmit(message, pending).catch((err: Error) => pending.reject(err))
+      this.transmit(message, pending).catch((err: unknown) => pending.reject(upstreamFailure(err, this.serverId)))
     })
   }
 

@@ -19,8 +19,11 @@ import {
   ERR_UPSTREAM_SESSION_EXPIRED,
   ERR_UPSTREAM_TIMEOUT,
   ERR_UPSTREAM_UNAVAILABLE,
+  redact,
   RpcCode,
   toRpcError,
+  UpstreamFailure,
+  upstreamFailure,
   upstreamRpcError
 } from '../../src/errors.js'
 
@@ -121,4 +124,41 @@ test('anything else is an internal error (-32603) with its message and no data',
 test('toRpcError never throws, even for null or undefined', async (t) => {
   t.doesNotThrow(() => toRpcError(null), 'throw null')
   t.doesNotThrow(() => toRpcError(undefined), 'throw undefined')
+})
+
+test('every upstream failure is one type that says whether the request was sent and whether the upstream may be gone', async (t) => {
+  const cases: Array<[unknown, string, boolean, boolean]> = [
+    [Object.assign(new Error('connect ECONNREFUSED 10.1.2.3:8080'), { code: 'ECONNREFUSED' }), 'MCPGW_ERR_UPSTREAM_UNAVAILABLE', false, true],
+    [Object.assign(new Error('getaddrinfo ENOTFOUND mcp.internal'), { code: 'ENOTFOUND' }), 'MCPGW_ERR_UPSTREAM_UNAVAILABLE', false, true],
+    [Object.assign(new Error('Connect Timeout Error'), { code: 'UND_ERR_CONNECT_TIMEOUT' }), 'MCPGW_ERR_UPSTREAM_UNAVAILABLE', false, true],
+    [Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' }), 'MCPGW_ERR_UPSTREAM_UNAVAILABLE', false, false],
+    [Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), 'MCPGW_ERR_UPSTREAM_CLOSED', true, true],
+    [Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }), 'MCPGW_ERR_UPSTREAM_CLOSED', true, true],
+    [Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } }), 'MCPGW_ERR_UPSTREAM_UNAVAILABLE', false, true],
+    [new Error('something odd'), 'MCPGW_ERR_UPSTREAM_CLOSED', true, true],
+    [new ERR_UPSTREAM_TIMEOUT('u', 'tools/call', 5), 'MCPGW_ERR_UPSTREAM_TIMEOUT', true, true],
+    [new ERR_UPSTREAM_HTTP('u', 500, 'boom'), 'MCPGW_ERR_UPSTREAM_HTTP', true, false],
+    [new ERR_UPSTREAM_HTTP('u', 503, 'no backend'), 'MCPGW_ERR_UPSTREAM_HTTP', true, true],
+    [new ERR_UPSTREAM_PROTOCOL('u', 'not JSON'), 'MCPGW_ERR_UPSTREAM_PROTOCOL', true, false],
+    [new ERR_UPSTREAM_SESSION_EXPIRED('u', 's1'), 'MCPGW_ERR_UPSTREAM_SESSION_EXPIRED', false, false]
+  ]
+  for (const [err, code, sent, suspect] of cases) {
+    const failure = upstreamFailure(err, 'u')
+    t.ok(failure instanceof UpstreamFailure, code)
+    t.match(failure, { code, sent, suspect }, `${(err as Error).message} → ${code}`)
+    t.notMatch(failure.message, /10\.1\.2\.3|mcp\.internal/, 'no address reaches the message')
+  }
+  const rpc = upstreamRpcError('u', 'tools/call', { code: -32602, message: 'bad' })
+  t.equal(upstreamFailure(rpc, 'u'), rpc, 'an answer from the upstream is not a failure')
+  t.equal(upstreamFailure(new ERR_SHUTTING_DOWN(), 'u').code, 'MCPGW_ERR_SHUTTING_DOWN', 'other gateway errors pass as they are')
+})
+
+test('upstream HTTP error bodies are shortened and lose their addresses', async (t) => {
+  const body = 'proxy error: backend http://10.0.0.7:9000/mcp (10.0.0.7:9000) refused; see [fd00::1]:443 and db.internal.example:5432 ' + 'x'.repeat(500)
+  const err = new ERR_UPSTREAM_HTTP('github', 502, body)
+  t.match(err.message, /^Upstream github answered HTTP 502: proxy error: backend <url> \(<address>\) refused; see <address> and <address> x+…$/)
+  t.ok(err.message.length < 300, 'shortened')
+  t.equal(err.upstreamStatus, 502)
+  t.equal(redact('github__search and tool names stay'), 'github__search and tool names stay')
+  t.equal(redact('localhost:3000 and 127.0.0.1 and ::1-free text'), '<address> and <address> and ::1-free text')
 })

@@ -410,7 +410,7 @@ test('close() sends DELETE with the session id; later requests reject with MCPGW
 
   const later = await failure(session.request('tools/list', undefined, { timeout: TIMEOUT }))
   t.equal(later.code, 'MCPGW_ERR_UPSTREAM_CLOSED')
-  t.equal(later.notSent, true, 'it was never sent, so another replica may take it')
+  t.equal(later.sent, false, 'it was never sent, so another replica may take it')
   const count = fixture.seen.length
   await session.close()
   t.equal(fixture.seen.length, count, 'a second close sends nothing')

@@ -97,7 +97,7 @@ test('close() ends a well-behaved server by closing stdin', async (t) => {
   await session.close()
   t.match(await inFlight, { code: 'MCPGW_ERR_UPSTREAM_CLOSED', message: /stopped by the gateway/ }, 'the call in flight fails')
   t.match(await session.request('ping', undefined, { timeout: TIMEOUT }).catch((e: unknown) => e),
-    { code: 'MCPGW_ERR_UPSTREAM_CLOSED', notSent: true }, 'a later call is never sent')
+    { code: 'MCPGW_ERR_UPSTREAM_CLOSED', sent: false }, 'a later call is never sent')
   t.equal(session.child.exitCode, 0)
   t.equal(session.child.signalCode, null)
   t.equal(await session.exited, 'process exited with code 0')
@@ -140,7 +140,7 @@ test('a command that does not exist: exited names it, calls fail with MCPGW_ERR_
   t.match(reason, /"mcpgw-test-no-such-command": command not found/)
   t.match(await call, { code: 'MCPGW_ERR_UPSTREAM_CLOSED', message: /command not found/ }, 'the pending call')
   t.match(await session.request('ping', undefined, { timeout: TIMEOUT }).catch((e: unknown) => e),
-    { code: 'MCPGW_ERR_UPSTREAM_CLOSED', notSent: true }, 'a later call')
+    { code: 'MCPGW_ERR_UPSTREAM_CLOSED', sent: false }, 'a later call')
   await session.close()
 })
 

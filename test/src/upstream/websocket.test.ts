@@ -158,7 +158,7 @@ test('the socket closing fails the calls in flight with the close code and reaso
   t.equal(err.code, 'MCPGW_ERR_UPSTREAM_CLOSED')
   t.equal(err.message, 'Connection to upstream ws-up closed: the WebSocket closed with code 4001: server going away')
   t.equal(await session.ended, 'the WebSocket closed with code 4001: server going away')
-  await t.rejects(echo(session, 'after'), { code: 'MCPGW_ERR_UPSTREAM_CLOSED', notSent: true })
+  await t.rejects(echo(session, 'after'), { code: 'MCPGW_ERR_UPSTREAM_CLOSED', sent: false })
 })
 
 test('close() closes the socket with 1000 and fails what is in flight', async (t) => {
