@@ -61,7 +61,17 @@ const upstreamFields = {
   })),
   enabled: Type.Optional(Type.Boolean()),
   tags: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
-  stateless: Type.Optional(Type.Boolean({ description: 'All clients share one upstream session' })),
+  sessionMode: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('shared'), Type.Literal('per-client')], {
+    description: 'Upstream sessions: "auto" (default) gives a client its own session only when it needs one (it declared ' +
+      'sampling, elicitation or roots, set a log level or subscribed), "shared" makes every client share the gateway\'s ' +
+      'session, "per-client" gives every client its own'
+  })),
+  stateless: Type.Optional(Type.Boolean({ description: 'Deprecated: true is sessionMode "shared"' })),
+  maxSessions: Type.Optional(Type.Integer({
+    minimum: 1,
+    maximum: 100000,
+    description: 'Most client sessions held open on this upstream; beyond it the least recently used idle one is closed'
+  })),
   tools: Type.Optional(NameFilter),
   prompts: Type.Optional(NameFilter)
 }
@@ -101,7 +111,8 @@ export const GatewayConfigFile = Type.Object({
   })),
   sessions: Type.Optional(Type.Object({
     idleTimeout: Type.Optional(Milliseconds('A session unused this long is ended')),
-    max: Type.Optional(Type.Integer({ minimum: 1 })),
+    max: Type.Optional(Type.Integer({ minimum: 1, description: 'Most client sessions; a newcomer at the limit reclaims an idle one' })),
+    maxPerAddress: Type.Optional(Type.Integer({ minimum: 0, description: 'Most client sessions one remote address may hold; 0 (default): no limit' })),
     replayEvents: Type.Optional(Type.Integer({ minimum: 1, description: 'SSE events kept per session for Last-Event-ID resumption' })),
     replayBytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'Bytes of SSE events kept per session for resumption' }))
   }, { additionalProperties: false })),
@@ -111,7 +122,9 @@ export const GatewayConfigFile = Type.Object({
     maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
     healthInterval: Type.Optional(Milliseconds('How often a connected upstream is pinged')),
     reconnectMin: Type.Optional(Milliseconds('First delay before reconnecting a failed upstream')),
-    reconnectMax: Type.Optional(Milliseconds('Longest delay between reconnect attempts'))
+    reconnectMax: Type.Optional(Milliseconds('Longest delay between reconnect attempts')),
+    maxSessions: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'Most client sessions held open on one upstream' })),
+    sessionIdleTimeout: Type.Optional(Milliseconds('A client\'s own upstream session unused this long is closed (it reopens on use)'))
   }, { additionalProperties: false })),
   startupWait: Type.Optional(Type.Integer({ minimum: 0, description: 'How long start-up waits for upstreams to connect (ms)' })),
   shutdownTimeout: Type.Optional(Milliseconds('How long shutdown waits for in-flight calls')),

@@ -1,25 +1,25 @@
 import type { Params } from '../schemas/jsonrpc.js'
-import type { Balancer } from './balancer.js'
-import { ERR_INVALID_PARAMS, ERR_UNKNOWN_RESOURCE, ERR_UPSTREAM_UNAVAILABLE } from './errors.js'
+import { type ClientSession, LOG_LEVELS, type LogLevel } from './client-session.js'
+import { ERR_INVALID_PARAMS, ERR_METHOD_NOT_FOUND, ERR_UNKNOWN_RESOURCE } from './errors.js'
 import type { Logger } from './logger.js'
+import type { Registry } from './registry.js'
 import type { SessionBroker } from './session-broker.js'
-import { type ClientSession, LOG_LEVELS, type LogLevel } from './sessions.js'
 import type { UpstreamConnection } from './upstream/connection.js'
 import type { UpstreamSession } from './upstream/session.js'
 import type { UpstreamPool } from './upstream-pool.js'
 
 /**
  * What clients set that upstreams must keep knowing: log levels (logging/setLevel) and resource subscriptions.
- * Each is passed to the upstream session that serves the client — its own, or the shared one, where the most
- * verbose level any client asked for is set and a URI is subscribed once for all its subscribers — and set again
- * whenever that session is new or came back empty (a reconnect, a re-initialization).
+ * Each reaches the upstream session that serves the client — its own (see SessionBroker), or the shared one, where
+ * a URI is subscribed once for all its subscribers and a shared-only upstream (stdio, `sessionMode: "shared"`) gets
+ * the most verbose level any client asked for — and is set again whenever that session is new, moved to another
+ * replica, or came back empty (a reconnect, a re-initialization).
  */
 
 export interface ClientStateOptions {
   pool: UpstreamPool
+  registry: Registry
   broker: SessionBroker
-  balancer: Balancer
-  clients: () => Iterable<ClientSession>
   /** The service that serves a URI, per the catalog. */
   resourceOwner: (uri: string) => string | undefined
   /** Deadline of the gateway's own requests (setLevel, subscribe). */
@@ -27,20 +27,36 @@ export interface ClientStateOptions {
   log: Logger
 }
 
+/** A URI subscribed through a shared session, once for all its subscribers. */
+interface SharedSubscription {
+  /** The replica it is subscribed on; undefined while none is up. */
+  upstreamId: string | undefined
+  readonly clients: Set<ClientSession>
+}
+
 export class ClientStateSync {
-  /** Subscriptions made through shared sessions: upstream id → uri → the clients subscribed. */
-  readonly #shared = new Map<string, Map<string, Set<ClientSession>>>()
+  /** Clients that set a log level. */
+  readonly #leveled = new Set<ClientSession>()
+  /** Subscriptions through shared sessions: service → uri → where, and who. */
+  readonly #shared = new Map<string, Map<string, SharedSubscription>>()
+  /** Service → the clients holding a subscription through their own session there. */
+  readonly #ownSubscribers = new Map<string, Set<ClientSession>>()
 
   constructor (private readonly options: ClientStateOptions) {}
 
-  /** The clients subscribed to `uri` through the shared session of `upstreamId`. */
-  subscribers (upstreamId: string, uri: string): Iterable<ClientSession> {
-    return this.#shared.get(upstreamId)?.get(uri) ?? []
+  /** The clients that asked for log messages (logging/setLevel). */
+  logListeners (): Iterable<ClientSession> {
+    return this.#leveled
+  }
+
+  /** The clients subscribed to `uri` of `service` through the shared session. */
+  subscribers (service: string, uri: string): Iterable<ClientSession> {
+    return this.#shared.get(service)?.get(uri)?.clients ?? []
   }
 
   /**
    * logging/setLevel: remembered for the client (log messages are filtered to it), passed to every upstream session
-   * opened for it, and to shared sessions as the most verbose level any client asked for.
+   * opened for it (and to those it opens later), and to shared-only sessions as the most verbose level asked for.
    */
   async setLevel (session: ClientSession | undefined, params: Params | undefined): Promise<unknown> {
     const level = params?.level
@@ -48,104 +64,168 @@ export class ClientStateSync {
       throw new ERR_INVALID_PARAMS(`logging/setLevel needs params.level, one of ${LOG_LEVELS.join(', ')}; got ${JSON.stringify(level)}`)
     }
     if (session === undefined) throw new ERR_INVALID_PARAMS('logging/setLevel needs a client session')
-    session.logLevel = level as LogLevel
+    session.record.logLevel = level as LogLevel
+    this.#leveled.add(session)
+    await this.options.broker.streamsChanged(session)
     const sets: Array<Promise<unknown>> = []
     for (const upstream of this.options.broker.openSessionsOf(session)) {
       if (upstream.initializeResult?.capabilities.logging !== undefined) sets.push(this.#tell(upstream, 'logging/setLevel', { level }))
     }
     for (const connection of this.options.pool.connections.values()) {
-      if (connection.shared) sets.push(this.#setSharedLevel(connection))
+      if (connection.shared && connection.state === 'up') sets.push(this.#setSharedLevel(connection))
     }
     await Promise.allSettled(sets)
     return {}
   }
 
-  /** resources/subscribe: through the client's own session with the owning service, or the shared one (once per URI). */
+  /**
+   * resources/subscribe: through the client's own session with the service that serves the URI, or the shared one
+   * (once per URI). A URI no upstream lists goes to the service whose URIs it resembles, or to the only service
+   * that takes subscriptions: servers may watch resources they do not list.
+   */
   async subscribe (session: ClientSession | undefined, params: Params | undefined): Promise<unknown> {
     const uri = params?.uri
     if (typeof uri !== 'string') throw new ERR_INVALID_PARAMS('resources/subscribe needs params.uri')
     if (session === undefined) throw new ERR_INVALID_PARAMS('resources/subscribe needs a client session')
-    if (session.subscriptions.has(uri)) return {}
-    const service = this.options.resourceOwner(uri)
+    if (session.subscribed(uri)) return {}
+    const service = this.options.resourceOwner(uri) ?? this.#soleSubscribable()
     if (service === undefined) throw new ERR_UNKNOWN_RESOURCE(uri)
-    const replica = this.options.balancer.pick(service, session)
-    if (replica === undefined) throw new ERR_UPSTREAM_UNAVAILABLE(service, this.options.pool.whyUnavailable(service))
-    const connection = this.options.pool.get(replica.id) as UpstreamConnection
-    if (connection.shared) {
-      let table = this.#shared.get(replica.id)
-      if (table === undefined) this.#shared.set(replica.id, table = new Map())
-      let subscribers = table.get(uri)
-      if (subscribers === undefined) {
-        await this.#tell(await this.options.broker.sessionFor(undefined, connection), 'resources/subscribe', { uri }, true)
-        table.set(uri, subscribers = new Set())
-      }
-      subscribers.add(session)
-    } else {
-      await this.#tell(await this.options.broker.sessionFor(session, connection), 'resources/subscribe', { uri }, true)
+    const { upstream, connection, own } = await this.options.broker.subscriptionSession(session, service)
+    if ((upstream.initializeResult?.capabilities.resources as { subscribe?: unknown } | undefined)?.subscribe !== true) {
+      throw new ERR_METHOD_NOT_FOUND(`resources/subscribe (service ${service} does not offer resource subscriptions)`)
     }
-    session.subscriptions.set(uri, replica.id)
+    if (own) {
+      // Recorded first, so the session's GET stream opens (and listens) before the server can send an update.
+      session.record.subscriptions[uri] = service
+      await this.options.broker.streamsChanged(session)
+      try {
+        await this.#tell(upstream, 'resources/subscribe', { uri }, true)
+      } catch (err) {
+        delete session.record.subscriptions[uri]
+        throw err
+      }
+      let clients = this.#ownSubscribers.get(service)
+      if (clients === undefined) this.#ownSubscribers.set(service, clients = new Set())
+      clients.add(session)
+      return {}
+    }
+    let table = this.#shared.get(service)
+    if (table === undefined) this.#shared.set(service, table = new Map())
+    let entry = table.get(uri)
+    if (entry === undefined) {
+      await this.#tell(upstream, 'resources/subscribe', { uri }, true)
+      table.set(uri, entry = { upstreamId: connection.id, clients: new Set() })
+    }
+    entry.clients.add(session)
+    session.record.subscriptions[uri] = service
     return {}
   }
 
   async unsubscribe (session: ClientSession | undefined, params: Params | undefined): Promise<unknown> {
     const uri = params?.uri
     if (typeof uri !== 'string') throw new ERR_INVALID_PARAMS('resources/unsubscribe needs params.uri')
-    const upstreamId = session?.subscriptions.get(uri)
-    if (session === undefined || upstreamId === undefined) return {}
-    session.subscriptions.delete(uri)
-    const connection = this.options.pool.get(upstreamId)
-    if (connection === undefined) return {}
-    if (connection.shared) {
-      const subscribers = this.#shared.get(upstreamId)?.get(uri)
-      subscribers?.delete(session)
-      if (subscribers?.size === 0) this.#unsubscribeShared(upstreamId, uri)
+    const service = session?.record.subscriptions[uri]
+    // Not subscribed (or never was): nothing to undo, and nothing wrong with asking.
+    if (session === undefined || service === undefined) return {}
+    delete session.record.subscriptions[uri]
+    const shared = this.#shared.get(service)?.get(uri)
+    if (shared?.clients.has(session) === true) {
+      this.#leaveShared(session, service, uri, shared)
       return {}
     }
-    const entry = session.upstreams.get(upstreamId)
-    if (entry !== undefined) await this.#tell(await entry, 'resources/unsubscribe', { uri }, true)
+    if (!session.subscribedOn(service)) this.#ownSubscribers.get(service)?.delete(session)
+    const upstream = this.options.broker.ownSession(session, service)
+    if (upstream !== undefined) await this.#tell(upstream, 'resources/unsubscribe', { uri }, true)
     return {}
   }
 
-  /** After a client's upstream session opened or came back: its log level and subscriptions there. */
+  /** After a client's own upstream session opened, moved or came back: its log level and subscriptions there. */
   async restoreClient (session: ClientSession, connection: UpstreamConnection, upstream: UpstreamSession): Promise<void> {
     const sets: Array<Promise<unknown>> = []
     if (session.logLevel !== undefined && upstream.initializeResult?.capabilities.logging !== undefined) {
       sets.push(this.#tell(upstream, 'logging/setLevel', { level: session.logLevel }))
     }
-    for (const [uri, upstreamId] of session.subscriptions) {
-      if (upstreamId === connection.id) sets.push(this.#tell(upstream, 'resources/subscribe', { uri }))
+    const service = connection.definition.service
+    const subscriptions = session.record.subscriptions
+    for (const uri in subscriptions) {
+      if (subscriptions[uri] !== service || this.#shared.get(service)?.get(uri)?.clients.has(session) === true) continue
+      sets.push(this.#tell(upstream, 'resources/subscribe', { uri }))
     }
     await Promise.allSettled(sets)
   }
 
-  /** After a shared session (re)connected: the level and the subscriptions its clients hold. */
-  async restoreShared (connection: UpstreamConnection): Promise<void> {
+  /**
+   * An upstream came up: a shared-only one gets the shared level; the shared subscriptions of its service that no
+   * replica holds are subscribed there; clients whose own subscriptions could not move yet move there.
+   */
+  async upstreamUp (connection: UpstreamConnection): Promise<void> {
     const control = connection.control
     if (control === undefined) return
-    const sets: Array<Promise<unknown>> = [this.#setSharedLevel(connection)]
-    for (const uri of this.#shared.get(connection.id)?.keys() ?? []) sets.push(this.#tell(control, 'resources/subscribe', { uri }))
+    const service = connection.definition.service
+    const sets: Array<Promise<unknown>> = []
+    if (connection.shared) sets.push(this.#setSharedLevel(connection))
+    for (const [uri, entry] of this.#shared.get(service) ?? []) {
+      if (entry.upstreamId !== undefined && entry.upstreamId !== connection.id && this.options.pool.get(entry.upstreamId)?.state === 'up') continue
+      entry.upstreamId = connection.id
+      sets.push(this.#tell(control, 'resources/subscribe', { uri }))
+    }
+    for (const client of this.#ownSubscribers.get(service) ?? []) this.options.broker.reopen(client, service)
     await Promise.allSettled(sets)
   }
 
-  /** A client session ended: its shared subscriptions go (the last subscriber of a URI unsubscribes it). */
-  clientEnded (session: ClientSession): void {
-    for (const [uri, upstreamId] of session.subscriptions) {
-      const subscribers = this.#shared.get(upstreamId)?.get(uri)
-      if (subscribers === undefined) continue
-      subscribers.delete(session)
-      if (subscribers.size === 0) this.#unsubscribeShared(upstreamId, uri)
+  /** An upstream went down or away: the shared subscriptions it held move to another replica that is up. */
+  upstreamLost (connection: UpstreamConnection): void {
+    const service = connection.definition.service
+    for (const [uri, entry] of this.#shared.get(service) ?? []) {
+      if (entry.upstreamId !== connection.id) continue
+      entry.upstreamId = undefined
+      const other = this.#upReplica(service, connection.id)
+      if (other?.control === undefined) continue
+      entry.upstreamId = other.id
+      this.#tell(other.control, 'resources/subscribe', { uri }).catch(() => {})
     }
   }
 
-  /** The upstream is gone: nothing is subscribed through it any more. */
-  connectionRemoved (id: string): void {
-    this.#shared.delete(id)
+  /** A client session ended: it leaves the shared subscriptions (the last subscriber of a URI unsubscribes it). */
+  clientEnded (session: ClientSession): void {
+    this.#leveled.delete(session)
+    const subscriptions = session.record.subscriptions
+    for (const uri in subscriptions) {
+      const service = subscriptions[uri] as string
+      this.#ownSubscribers.get(service)?.delete(session)
+      const shared = this.#shared.get(service)?.get(uri)
+      if (shared?.clients.has(session) === true) this.#leaveShared(session, service, uri, shared)
+    }
   }
 
-  #unsubscribeShared (upstreamId: string, uri: string): void {
-    this.#shared.get(upstreamId)?.delete(uri)
-    const control = this.options.pool.get(upstreamId)?.control
+  #leaveShared (session: ClientSession, service: string, uri: string, entry: SharedSubscription): void {
+    entry.clients.delete(session)
+    if (entry.clients.size > 0) return
+    this.#shared.get(service)?.delete(uri)
+    const control = entry.upstreamId === undefined ? undefined : this.options.pool.get(entry.upstreamId)?.control
     if (control !== undefined) this.#tell(control, 'resources/unsubscribe', { uri }).catch(() => {})
+  }
+
+  /** The only service that takes subscriptions, if there is exactly one. */
+  #soleSubscribable (): string | undefined {
+    let found: string | undefined
+    for (const connection of this.options.pool.connections.values()) {
+      const resources = connection.listing?.capabilities.resources as { subscribe?: unknown } | undefined
+      if (resources?.subscribe !== true) continue
+      const service = connection.definition.service
+      if (found !== undefined && found !== service) return undefined
+      found = service
+    }
+    return found
+  }
+
+  #upReplica (service: string, except: string): UpstreamConnection | undefined {
+    for (const replica of this.options.registry.replicas(service)) {
+      if (replica.id === except) continue
+      const connection = this.options.pool.get(replica.id)
+      if (connection?.state === 'up') return connection
+    }
+    return undefined
   }
 
   /** The most verbose level any client asked for, on a shared session (each client's own level filters for it). */
@@ -153,9 +233,7 @@ export class ClientStateSync {
     const control = connection.control
     if (control?.initializeResult?.capabilities.logging === undefined) return Promise.resolve()
     let verbose: number = LOG_LEVELS.length
-    for (const client of this.options.clients()) {
-      if (client.logLevel !== undefined) verbose = Math.min(verbose, LOG_LEVELS.indexOf(client.logLevel))
-    }
+    for (const client of this.#leveled) verbose = Math.min(verbose, LOG_LEVELS.indexOf(client.logLevel as LogLevel))
     if (verbose === LOG_LEVELS.length) return Promise.resolve()
     return this.#tell(control, 'logging/setLevel', { level: LOG_LEVELS[verbose] })
   }

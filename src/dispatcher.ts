@@ -12,7 +12,7 @@ import type { ForwardOptions, Forwarder } from './forwarder.js'
 import type { LiveCatalog } from './live-catalog.js'
 import { negotiateProtocolVersion } from './protocol.js'
 import type { SessionBroker } from './session-broker.js'
-import { ClientSession } from './sessions.js'
+import { ClientSession } from './client-session.js'
 import type { UpstreamPool } from './upstream-pool.js'
 
 /**
@@ -31,6 +31,8 @@ export interface DispatcherOptions {
   state: ClientStateSync
   broker: SessionBroker
   pool: UpstreamPool
+  /** The client completed initialization (notifications/initialized). */
+  initialized: (session: ClientSession) => void
 }
 
 export class Dispatcher {
@@ -38,13 +40,16 @@ export class Dispatcher {
 
   /** Negotiates the session's protocol version and records what the client declared; returns the result. */
   initialize (session: ClientSession, params: Params | undefined): Record<string, unknown> {
-    if (session.init !== undefined) throw new ERR_ALREADY_INITIALIZED(session.id)
+    if (session.negotiated) throw new ERR_ALREADY_INITIALIZED(session.id)
     const protocolVersion = negotiateProtocolVersion(params?.protocolVersion)
     const capabilities = isObject(params?.capabilities) ? params.capabilities : {}
     const clientInfo = isObject(params?.clientInfo) && typeof params.clientInfo.name === 'string'
       ? params.clientInfo as { name: string, version: string }
       : { name: 'unknown-client', version: '0.0.0' }
-    session.init = { protocolVersion, capabilities, clientInfo }
+    const record = session.record
+    record.protocolVersion = protocolVersion
+    record.capabilities = capabilities
+    record.clientInfo = clientInfo
     const { config, version } = this.options
     const result: Record<string, unknown> = {
       protocolVersion,
@@ -59,7 +64,7 @@ export class Dispatcher {
   notification (session: ClientSession, method: string, params: Params | undefined): void {
     switch (method) {
       case 'notifications/initialized':
-        session.initialized = true
+        this.options.initialized(session)
         return
       case 'notifications/cancelled': {
         const requestId = params?.requestId
@@ -88,7 +93,7 @@ export class Dispatcher {
    */
   request (context: ClientContext, method: string, params: Params | undefined, options: ForwardOptions = {}): Promise<unknown> {
     const session = context instanceof ClientSession ? context : undefined
-    if (session !== undefined && session.init === undefined && method !== 'ping') return Promise.reject(new ERR_NOT_INITIALIZED(method))
+    if (session !== undefined && !session.negotiated && method !== 'ping') return Promise.reject(new ERR_NOT_INITIALIZED(method))
     switch (method) {
       case 'tools/call': return this.#callTool(context, params, options)
       case 'tools/list': return this.page('tools', params)

@@ -40,6 +40,8 @@ export const ERR_SESSION_NOT_FOUND = createError('MCPGW_ERR_SESSION_NOT_FOUND',
   'Session not found: %s (it ended or expired; send a new initialize without Mcp-Session-Id)', 404)
 export const ERR_SESSION_LIMIT = createError('MCPGW_ERR_SESSION_LIMIT',
   'Too many sessions: the gateway holds its maximum of %d; end unused sessions with DELETE or raise sessions.max', 503)
+export const ERR_ADDRESS_SESSION_LIMIT = createError('MCPGW_ERR_ADDRESS_SESSION_LIMIT',
+  'Too many sessions from this address: it holds the maximum of %d busy sessions; end unused sessions with DELETE', 429)
 export const ERR_ALREADY_INITIALIZED = createError('MCPGW_ERR_ALREADY_INITIALIZED',
   'Invalid Request: initialize must be sent without an Mcp-Session-Id header; session %s is already initialized', 400)
 export const ERR_UNSUPPORTED_PROTOCOL_VERSION = createError('MCPGW_ERR_UNSUPPORTED_PROTOCOL_VERSION',
@@ -230,6 +232,8 @@ const rpcCodes: Record<string, number> = {
   MCPGW_ERR_INVALID_CURSOR: RpcCode.InvalidParams,
   MCPGW_ERR_UNKNOWN_RESOURCE: RpcCode.ResourceNotFound,
   MCPGW_ERR_SESSION_NOT_FOUND: RpcCode.SessionNotFound,
+  MCPGW_ERR_SESSION_LIMIT: RpcCode.ServerError,
+  MCPGW_ERR_ADDRESS_SESSION_LIMIT: RpcCode.ServerError,
   MCPGW_ERR_UPSTREAM_TIMEOUT: RpcCode.RequestTimeout,
   MCPGW_ERR_UPSTREAM_UNAVAILABLE: RpcCode.InternalError,
   MCPGW_ERR_UPSTREAM_HTTP: RpcCode.InternalError,

@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks'
 import type { JsonRpcId, JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
-import type { Balancer } from './balancer.js'
 import { Cancellation } from './cancellation.js'
 import type { ClientContext } from './client-context.js'
 import { ERR_UPSTREAM_UNAVAILABLE, UpstreamFailure, upstreamFailure } from './errors.js'
@@ -9,7 +8,7 @@ import { RawResult } from './raw-result.js'
 import type { Registry } from './registry.js'
 import type { CallOrigin } from './relay.js'
 import type { SessionBroker } from './session-broker.js'
-import { ClientSession } from './sessions.js'
+import { ClientSession } from './client-session.js'
 import type { UpstreamConnection } from './upstream/connection.js'
 import { UpstreamSession } from './upstream/session.js'
 import type { UpstreamPool } from './upstream-pool.js'
@@ -70,7 +69,6 @@ export interface CallHooks {
 export interface ForwarderOptions {
   pool: UpstreamPool
   registry: Registry
-  balancer: Balancer
   broker: SessionBroker
   observer: CallObserver | undefined
 }
@@ -137,8 +135,8 @@ export class Forwarder {
 
   /** One try on one replica; on a failure that allows it, the next try on another. */
   #attempt (call: ForwardedCall): Promise<unknown> {
-    const { balancer, pool, broker, registry } = this.options
-    const replica = balancer.pick(call.service, call.context, call.tried)
+    const { pool, broker, registry } = this.options
+    const replica = broker.replicaFor(call.context, call.service, call.tried)
     if (replica === undefined) {
       return Promise.reject(new ERR_UPSTREAM_UNAVAILABLE(call.service,
         call.tried === undefined ? pool.whyUnavailable(call.service) : 'every replica failed this call'))
@@ -146,8 +144,7 @@ export class Forwarder {
     const connection = pool.get(replica.id) as UpstreamConnection
     const started = performance.now()
     const options = { timeout: replica.timeout, cancel: call.cancel, onProgress: call.onProgress, raw: true, origin: call.origin }
-    const session = call.context instanceof ClientSession ? call.context : undefined
-    const upstream = broker.sessionFor(session, connection)
+    const upstream = broker.sessionFor(call.context, connection)
     const answer = upstream instanceof UpstreamSession
       ? upstream.request(call.method, call.params, options)
       : upstream.then(u => u.request(call.method, call.params, options), (err: unknown) => { throw openFailed(err, replica.id) })
@@ -160,7 +157,7 @@ export class Forwarder {
       this.#observe(replica.id, call.method, outcomeOf(failure), started)
       if (!(failure instanceof UpstreamFailure)) throw failure // an answer (a JSON-RPC error) or a cancellation
       if (failure.suspect) connection.suspect()
-      broker.dropClosed(session, connection)
+      broker.dropClosed(call.context, connection)
       // Sent twice only when that is harmless: never sent, or idempotent and not merely slow (a timeout may be
       // the upstream still working on it).
       const mayRetry = !failure.sent || (call.idempotent && failure.suspect && failure.code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')

@@ -15,8 +15,9 @@ import { RawResult, resultValue } from './raw-result.js'
 import type { Registry } from './registry.js'
 import { Relay } from './relay.js'
 import { SessionBroker } from './session-broker.js'
-import { type ClientChannel, type ClientSession, SessionStore } from './sessions.js'
-import type { ClientEndpoint, Peer, RequestHandle } from './transport/endpoint.js'
+import type { ClientChannel, ClientSession, Peer } from './client-session.js'
+import { SessionStore } from './session-store.js'
+import type { ClientEndpoint, RequestHandle } from './transport/endpoint.js'
 import type { UpstreamConnection } from './upstream/connection.js'
 import { UpstreamPool, type UpstreamReport } from './upstream-pool.js'
 
@@ -76,17 +77,18 @@ export class McpProxy implements ClientEndpoint {
     this.sessions = new SessionStore({
       idleTimeout: config.sessions.idleTimeout,
       max: config.sessions.max,
+      maxPerAddress: config.sessions.maxPerAddress,
       onEnd: (session) => this.#sessionEnded(session)
     })
     this.#catalog = new LiveCatalog({
       naming: config,
       log,
-      broadcast: (message) => { for (const session of this.sessions.all()) if (session.init !== undefined) session.channel.send(message) }
+      broadcast: (message) => { for (const session of this.sessions.all()) if (session.negotiated) session.channel.send(message) }
     })
     this.#relay = new Relay({
       log,
-      clients: () => this.sessions.all(),
-      subscribers: (upstreamId, uri) => this.#state.subscribers(upstreamId, uri)
+      logListeners: () => this.#state.logListeners(),
+      subscribers: (service, uri) => this.#state.subscribers(service, uri)
     })
     this.#pool = new UpstreamPool({
       config,
@@ -96,27 +98,36 @@ export class McpProxy implements ClientEndpoint {
       clientInfo: { name: config.name, version: options.version },
       clientCapabilities: FORWARDABLE_CAPABILITIES,
       relay: {
-        notification: (c, message, via) => this.#relay.sharedNotification(c.id, c.definition.service, message, via),
+        notification: (c, message, via) => this.#relay.sharedNotification(c.id, c.definition.service, message, via, c.shared),
         request: (c, incoming) => this.#relay.sharedRequest(c.id, c.definition.service, incoming.session, incoming, c.definition.timeout)
       },
       listener: {
         state: (c) => {
-          if (c.state === 'up' && c.shared) this.#state.restoreShared(c).catch(() => {})
+          if (c.state === 'up') this.#state.upstreamUp(c).catch(() => {})
+          else this.#upstreamLost(c)
           this.#refreshService(c.definition.service)
         },
         listing: (c) => this.#refreshService(c.definition.service),
-        removed: (c) => this.#connectionRemoved(c)
+        removed: (c) => {
+          this.#upstreamLost(c)
+          this.#refreshService(c.definition.service)
+        }
       }
     })
     this.#broker = new SessionBroker({
+      pool: this.#pool,
+      registry,
+      balancer: options.balancer,
+      health: options.health,
       relay: this.#relay,
-      restore: (client, connection, upstream) => this.#state.restoreClient(client, connection, upstream)
+      restore: (client, connection, upstream) => this.#state.restoreClient(client, connection, upstream),
+      idleTimeout: config.upstreamDefaults.sessionIdleTimeout,
+      log
     })
     this.#state = new ClientStateSync({
       pool: this.#pool,
+      registry,
       broker: this.#broker,
-      balancer: options.balancer,
-      clients: () => this.sessions.all(),
       resourceOwner: (uri) => this.#catalog.current.resourceOwner(uri),
       timeout: config.upstreamDefaults.connectTimeout,
       log
@@ -124,7 +135,6 @@ export class McpProxy implements ClientEndpoint {
     this.#forwarder = new Forwarder({
       pool: this.#pool,
       registry,
-      balancer: options.balancer,
       broker: this.#broker,
       observer: options.observer
     })
@@ -135,7 +145,8 @@ export class McpProxy implements ClientEndpoint {
       forwarder: this.#forwarder,
       state: this.#state,
       broker: this.#broker,
-      pool: this.#pool
+      pool: this.#pool,
+      initialized: (session) => this.sessions.initialized(session)
     })
   }
 
@@ -161,6 +172,7 @@ export class McpProxy implements ClientEndpoint {
     if (this.#started) return
     this.#started = true
     this.sessions.startSweeper()
+    this.#broker.startSweeper()
     await this.#pool.start(this.#config.startupWait)
   }
 
@@ -173,6 +185,7 @@ export class McpProxy implements ClientEndpoint {
   async close (): Promise<void> {
     this.#closing = true
     this.sessions.closeAll()
+    this.#broker.stop()
     await this.#pool.close()
   }
 
@@ -186,7 +199,7 @@ export class McpProxy implements ClientEndpoint {
   }
 
   findSession (id: string): ClientSession | undefined {
-    return this.sessions.get(id)
+    return this.sessions.use(id)
   }
 
   initialize (session: ClientSession, params: Params | undefined): Record<string, unknown> {
@@ -210,7 +223,9 @@ export class McpProxy implements ClientEndpoint {
     return this.#forwarder.direct(session, connection, method, params)
   }
 
-  streamOpened (_session: ClientSession): void {}
+  streamOpened (session: ClientSession): void {
+    this.#broker.streamsChanged(session)
+  }
 
   endSession (id: string): boolean {
     return this.sessions.delete(id)
@@ -276,15 +291,15 @@ export class McpProxy implements ClientEndpoint {
     this.#catalog.set(service, { service, listing, tools: options.tools, prompts: options.prompts })
   }
 
-  #connectionRemoved (connection: UpstreamConnection): void {
-    this.#state.connectionRemoved(connection.id)
-    this.#broker.connectionRemoved(connection.id, this.sessions.all())
-    this.#refreshService(connection.definition.service)
+  /** An upstream went down or away: the client sessions on it are gone, what they held moves. */
+  #upstreamLost (connection: UpstreamConnection): void {
+    this.#broker.upstreamLost(connection)
+    this.#state.upstreamLost(connection)
   }
 
   #sessionEnded (session: ClientSession): void {
     this.#observer?.sessions(this.sessions.size)
     this.#state.clientEnded(session)
-    this.#broker.clientEnded(session, (id) => this.#pool.get(id))
+    this.#broker.clientEnded(session)
   }
 }

@@ -19,7 +19,7 @@ export type RegistryChange =
   | { type: 'removed', server: UpstreamDefinition }
 
 export interface ServiceOptions {
-  stateless: boolean
+  sessionMode: UpstreamDefinition['sessionMode']
   tools: UpstreamDefinition['tools']
   prompts: UpstreamDefinition['prompts']
 }
@@ -94,7 +94,7 @@ export class Registry {
   serviceOptions (service: string): ServiceOptions {
     const replicas = this.replicas(service)
     return {
-      stateless: replicas.some(r => r.stateless),
+      sessionMode: replicas[0]?.sessionMode ?? 'auto',
       tools: replicas.find(r => r.tools !== undefined)?.tools,
       prompts: replicas.find(r => r.prompts !== undefined)?.prompts
     }

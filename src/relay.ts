@@ -1,7 +1,7 @@
 import type { JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
 import { ERR_CAPABILITY_NOT_DECLARED, ERR_NO_CLIENT, RpcCode } from './errors.js'
 import type { Logger } from './logger.js'
-import type { ClientSession } from './sessions.js'
+import type { ClientSession } from './client-session.js'
 import type { IncomingRequest, Pending, RequestOrigin, SessionHandlers, UpstreamSession } from './upstream/session.js'
 
 /**
@@ -30,10 +30,10 @@ const NEEDS: Record<string, string> = {
 
 export interface RelayOptions {
   log: Logger
-  /** Every open client session (for log messages of shared sessions). */
-  clients: () => Iterable<ClientSession>
-  /** Clients subscribed to `uri` through the shared session of upstream `upstreamId`. */
-  subscribers: (upstreamId: string, uri: string) => Iterable<ClientSession>
+  /** The clients that asked for log messages (for those of shared sessions that belong to no call). */
+  logListeners: () => Iterable<ClientSession>
+  /** Clients subscribed to `uri` of `service` through a shared session. */
+  subscribers: (service: string, uri: string) => Iterable<ClientSession>
 }
 
 export class Relay {
@@ -56,12 +56,16 @@ export class Relay {
     }
   }
 
-  /** A notification on a session every client shares. */
-  sharedNotification (upstreamId: string, service: string, message: JsonRpcNotification, via: Pending | undefined): void {
+  /**
+   * A notification on a shared session. `sharedOnly`: the upstream has no other sessions (stdio, sessionMode
+   * "shared"), so log messages that belong to no call are for every client that asked for them; on other upstreams
+   * those clients hear their own sessions instead.
+   */
+  sharedNotification (upstreamId: string, service: string, message: JsonRpcNotification, via: Pending | undefined, sharedOnly: boolean): void {
     const origin = originOf(via)
     const params = message.params as Params | undefined
     if (message.method === 'notifications/resources/updated') {
-      for (const client of this.options.subscribers(upstreamId, String(params?.uri))) client.notify(message.method, params)
+      for (const client of this.options.subscribers(service, String(params?.uri))) client.notify(message.method, params)
       return
     }
     if (message.method === 'notifications/elicitation/complete') {
@@ -75,11 +79,9 @@ export class Relay {
       this.#deliver(origin.client, service, message, origin.requestId)
       return
     }
-    if (message.method === 'notifications/message') {
+    if (message.method === 'notifications/message' && sharedOnly) {
       // Not tied to a call: every client that asked for log messages (logging/setLevel) gets it.
-      for (const client of this.options.clients()) {
-        if (client.logLevel !== undefined) this.#deliver(client, service, message, undefined)
-      }
+      for (const client of this.options.logListeners()) this.#deliver(client, service, message, undefined)
       return
     }
     this.options.log.debug({ upstream: upstreamId, method: message.method }, 'notification of a shared session not tied to a client; dropped')
@@ -121,7 +123,7 @@ export class Relay {
         return
       }
       case 'notifications/resources/updated':
-        if (client.subscriptions.has(String(params?.uri))) client.notify(message.method, params)
+        if (client.subscribed(String(params?.uri))) client.notify(message.method, params)
         return
       case 'notifications/tools/list_changed':
       case 'notifications/resources/list_changed':

@@ -12,7 +12,9 @@ export const DEFAULT_UPSTREAM: UpstreamDefaults = Object.freeze({
   maxConnections: 16,
   healthInterval: 15_000,
   reconnectMin: 500,
-  reconnectMax: 30_000
+  reconnectMax: 30_000,
+  maxSessions: 100,
+  sessionIdleTimeout: 5 * 60_000
 })
 
 export const DEFAULTS = Object.freeze({
@@ -101,6 +103,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     sessions: {
       idleTimeout: file.sessions?.idleTimeout ?? DEFAULTS.idleTimeout,
       max: file.sessions?.max ?? DEFAULTS.maxSessions,
+      maxPerAddress: file.sessions?.maxPerAddress ?? 0,
       replayEvents: file.sessions?.replayEvents ?? DEFAULTS.replayEvents,
       replayBytes: file.sessions?.replayBytes ?? DEFAULTS.replayBytes
     },
@@ -162,6 +165,12 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
   if (transport === 'stdio' && input.headers !== undefined && Object.keys(input.headers).length > 0) {
     problems.push(`${field}.headers: only HTTP upstreams send headers; use env for a stdio server`)
   }
+  if (input.stateless !== undefined && input.sessionMode !== undefined && (input.stateless !== (input.sessionMode === 'shared'))) {
+    problems.push(`${field}: stateless ${input.stateless} contradicts sessionMode ${JSON.stringify(input.sessionMode)}; keep sessionMode (stateless is its old spelling)`)
+  }
+  if (transport === 'stdio' && input.sessionMode === 'per-client') {
+    problems.push(`${field}.sessionMode: a stdio server is one process, one session: it can only be "shared" (or "auto")`)
+  }
   if (problems.length > before) return undefined
 
   const server: UpstreamDefinition = {
@@ -179,7 +188,8 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
     headers: input.headers ?? {},
     enabled: input.enabled ?? true,
     tags: input.tags ?? [],
-    stateless: input.stateless ?? false,
+    sessionMode: input.sessionMode ?? (input.stateless === true ? 'shared' : 'auto'),
+    maxSessions: input.maxSessions ?? defaults.maxSessions,
     ...(input.tools !== undefined ? { tools: input.tools } : {}),
     ...(input.prompts !== undefined ? { prompts: input.prompts } : {})
   }
@@ -226,7 +236,7 @@ function fromMcpServerEntry (id: string, entry: McpServerEntry, field: string, p
 }
 
 /**
- * Replicas of one service are one logical server: service-wide options (stateless, tools, prompts) must agree
+ * Replicas of one service are one logical server: service-wide options (sessionMode, tools, prompts) must agree
  * wherever they are set. `candidate` checks one new definition against the others (the admin API).
  */
 export function serviceConflicts (servers: readonly UpstreamDefinition[], candidate?: UpstreamDefinition): string[] {
@@ -235,9 +245,9 @@ export function serviceConflicts (servers: readonly UpstreamDefinition[], candid
   // Per service and option: the first replica that sets it; every later one that sets it must agree.
   const first = new Map<string, UpstreamDefinition>()
   for (const server of others) {
-    for (const key of ['tools', 'prompts', 'stateless'] as const) {
+    for (const key of ['tools', 'prompts', 'sessionMode'] as const) {
       const value = server[key]
-      if (key !== 'stateless' && value === undefined) continue
+      if (key !== 'sessionMode' && value === undefined) continue
       const slot = server.service + '\0' + key
       const holder = first.get(slot)
       if (holder === undefined) {
@@ -246,8 +256,8 @@ export function serviceConflicts (servers: readonly UpstreamDefinition[], candid
       }
       if (isDeepStrictEqual(holder[key], value)) continue
       if (candidate !== undefined && server !== candidate && holder !== candidate) continue
-      problems.push(key === 'stateless'
-        ? `server ${JSON.stringify(server.id)}: stateless differs from ${JSON.stringify(holder.id)}, ` +
+      problems.push(key === 'sessionMode'
+        ? `server ${JSON.stringify(server.id)}: sessionMode differs from ${JSON.stringify(holder.id)}, ` +
           `another replica of service ${JSON.stringify(server.service)}; replicas must agree`
         : `server ${JSON.stringify(server.id)}: its ${key} options differ from those of ${JSON.stringify(holder.id)}, ` +
           `another replica of service ${JSON.stringify(server.service)}; set them the same, or on one replica only`)

@@ -4,6 +4,9 @@ import type { NameFilter, PrefixMode } from '../../schemas/config.js'
 
 export type UpstreamTransport = 'streamable-http' | 'sse' | 'websocket' | 'stdio'
 
+/** Which upstream session serves a client: see SessionBroker. */
+export type SessionMode = 'auto' | 'shared' | 'per-client'
+
 export interface UpstreamDefinition {
   readonly id: string
   readonly transport: UpstreamTransport
@@ -19,7 +22,9 @@ export interface UpstreamDefinition {
   readonly headers: Readonly<Record<string, string>>
   readonly enabled: boolean
   readonly tags: readonly string[]
-  readonly stateless: boolean
+  readonly sessionMode: SessionMode
+  /** Most client sessions held open on this upstream. */
+  readonly maxSessions: number
   readonly tools?: NameFilter
   readonly prompts?: NameFilter
 }
@@ -31,6 +36,8 @@ export interface UpstreamDefaults {
   readonly healthInterval: number
   readonly reconnectMin: number
   readonly reconnectMax: number
+  readonly maxSessions: number
+  readonly sessionIdleTimeout: number
 }
 
 export interface GatewayConfig {
@@ -48,6 +55,7 @@ export interface GatewayConfig {
   readonly sessions: {
     readonly idleTimeout: number
     readonly max: number
+    readonly maxPerAddress: number
     /** Bounds of the per-session SSE event store that Last-Event-ID resumes from. */
     readonly replayEvents: number
     readonly replayBytes: number

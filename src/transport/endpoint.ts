@@ -1,6 +1,6 @@
 import type { JsonRpcId, Params } from '../../schemas/jsonrpc.js'
 import type { Cancellation } from '../cancellation.js'
-import type { ClientChannel, ClientSession, Peer } from '../sessions.js'
+import type { ClientChannel, ClientSession, Peer } from '../client-session.js'
 
 /**
  * What the client transports (Streamable HTTP, legacy SSE, WebSocket) need of the engine, and all they may call:

@@ -1,7 +1,7 @@
 import type { JsonRpcMessage } from '../../schemas/jsonrpc.js'
 import { ERR_INVALID_REQUEST, ERR_SESSION_NOT_FOUND, toRpcError } from '../errors.js'
 import { errorMessage } from '../jsonrpc.js'
-import type { ClientChannel } from '../sessions.js'
+import type { ClientChannel } from '../client-session.js'
 import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
 import { errorAnswer, type HttpAnswer, type RefusedRequest, receiveMessage, requestErrorAnswer, type StreamSink } from './serve.js'
 import type { ClientEndpoint, Peer } from './endpoint.js'

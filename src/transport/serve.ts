@@ -3,7 +3,7 @@ import { Cancellation } from '../cancellation.js'
 import { ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_PARSE, ERR_UNSUPPORTED_MEDIA_TYPE, toRpcError } from '../errors.js'
 import { errorMessage, isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { RawResult } from '../raw-result.js'
-import type { ClientSession } from '../sessions.js'
+import type { ClientSession } from '../client-session.js'
 import type { ClientEndpoint } from './endpoint.js'
 
 /**

@@ -5,7 +5,7 @@ import {
 } from '../errors.js'
 import { isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
-import { type ClientChannel, ClientSession } from '../sessions.js'
+import { type ClientChannel, ClientSession } from '../client-session.js'
 import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
 import { EventStore, type EventStoreLimits } from './event-store.js'
 import { errorAnswer, FORWARDED, type HttpAnswer, type RefusedRequest, requestErrorAnswer, serveRequest, type StreamSink } from './serve.js'
@@ -236,7 +236,6 @@ export class StreamableHttpTransport {
     const found = this.#session(headers)
     if (!(found instanceof ClientSession)) return found
     const session = found
-    session.lastSeen = Date.now()
     if (!isRequest(body)) {
       if (isNotification(body)) this.endpoint.notification(session, body.method, body.params)
       else if (isResponse(body)) session.answer(body.id, body.result, body.error)
@@ -259,7 +258,6 @@ export class StreamableHttpTransport {
     if (!(found instanceof ClientSession)) return found
     const session = found
     const channel = session.channel as StreamableHttpChannel
-    session.lastSeen = Date.now()
     const lastEventId = header(headers, 'last-event-id')
     const streamHeaders = { 'mcp-session-id': session.id }
     if (lastEventId !== undefined) {
@@ -287,6 +285,7 @@ export class StreamableHttpTransport {
         channel.attachGet(sink)
         sink.onClose(() => { session.lastSeen = Date.now() })
         if (session.closed) sink.end()
+        else this.endpoint.streamOpened(session)
       }
     }
   }
@@ -314,7 +313,6 @@ export class StreamableHttpTransport {
     const found = this.#session(headers)
     if (!(found instanceof ClientSession)) return found
     const session = found
-    session.lastSeen = Date.now()
     const requests: JsonRpcRequest[] = []
     for (const message of messages) {
       if (isRequest(message)) requests.push(message)

@@ -4,7 +4,7 @@ import { ERR_INVALID_REQUEST, ERR_PARSE, toRpcError } from '../errors.js'
 import { errorMessage } from '../jsonrpc.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
 import { resultValue } from '../raw-result.js'
-import type { ClientChannel, ClientSession } from '../sessions.js'
+import type { ClientChannel, ClientSession } from '../client-session.js'
 import { receiveMessage } from './serve.js'
 import type { ClientEndpoint, Peer } from './endpoint.js'
 
@@ -111,8 +111,9 @@ export class WebSocketTransport {
 
   #envelope (session: ClientSession, socket: WebSocket, envelope: Envelope): void {
     // Envelope clients do not initialize: the session is set up for them on their first message.
-    if (session.init === undefined) {
+    if (!session.negotiated) {
       this.endpoint.initialize(session, { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'websocket-envelope', version: '1.0.0' } })
+      this.endpoint.notification(session, 'notifications/initialized', undefined)
     }
     const reply = (data: unknown) => {
       if (socket.readyState !== 1) return

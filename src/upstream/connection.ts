@@ -64,7 +64,7 @@ export class UpstreamConnection {
   reason: string | undefined
   since = Date.now()
   listing: ServiceListing | undefined
-  /** The gateway's own session; for stdio and stateless upstreams also the one every client shares. */
+  /** The gateway's own session, which every client without a session of its own here shares. */
   control: UpstreamSession | undefined
   readonly #log: Logger
   #http: HttpUpstream | undefined
@@ -91,11 +91,12 @@ export class UpstreamConnection {
   }
 
   /**
-   * One session serves every client: a stdio process is a single session, and `stateless` asks for sharing. Every
-   * other transport gives each client its own session (an SSE stream, a socket, an Mcp-Session-Id).
+   * Only one session serves every client: a stdio process is a single session, and `sessionMode: "shared"` asks
+   * for sharing. Every other upstream can also give a client a session of its own (an SSE stream, a socket, an
+   * Mcp-Session-Id).
    */
   get shared (): boolean {
-    return this.definition.transport === 'stdio' || this.definition.stateless
+    return this.definition.transport === 'stdio' || this.definition.sessionMode === 'shared'
   }
 
   /** The process id of a stdio upstream while it runs. */
@@ -130,8 +131,7 @@ export class UpstreamConnection {
       await session.close((err as Error).message)
       throw err
     }
-    // What the server sends outside any call (roots requests, resource updates, logs) comes on its GET stream.
-    if (session instanceof HttpSession) session.listen()
+    // No GET stream yet: the broker opens one once something can flow on it to a listening client.
     return session
   }
 
@@ -184,7 +184,7 @@ export class UpstreamConnection {
       this.#attempts = 0
       if (session instanceof HttpSession) {
         session.onReinitialized = () => this.#relist(['tools', 'resources', 'prompts'])
-        session.listen()
+        session.listen().catch(() => {})
       } else {
         // A process, stream or socket that ends on its own takes the upstream down at once, not at the next ping.
         const own = session
@@ -231,7 +231,8 @@ export class UpstreamConnection {
       default:
         this.#http ??= new HttpUpstream(this.definition, {
           connectTimeout: this.options.defaults.connectTimeout,
-          streamRetry: this.options.defaults.reconnectMin
+          streamRetry: this.options.defaults.reconnectMin,
+          streamRetryMax: this.options.defaults.reconnectMax
         })
         return legacySse ? new SseSession(this.#http) : this.#http.createSession()
     }

@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici'
 import type { UpstreamDefinition } from '../config/types.js'
 import { ERR_UPSTREAM_HTTP, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_SESSION_EXPIRED } from '../errors.js'
 import type { Params } from '../../schemas/jsonrpc.js'
+import { backoffDelay } from '../backoff.js'
 import { SseParser } from '../sse.js'
 import { type ClientIdentity, type InitializeResult, type Pending, type RequestOptions, type TransportHandle, UpstreamSession } from './session.js'
 
@@ -16,11 +17,15 @@ import { type ClientIdentity, type InitializeResult, type Pending, type RequestO
 
 const ERROR_BODY_LIMIT = 2048
 const DELETE_TIMEOUT = 2000
+/** A GET stream open at least this long ended normally (a shorter one is retried as a failure, with backoff). */
+const STABLE_STREAM = 5000
 
 export interface HttpUpstreamOptions {
   connectTimeout: number
   /** Delay before the GET stream is opened again after it dropped. */
   streamRetry: number
+  /** Longest delay between attempts to open a GET stream that keeps failing. */
+  streamRetryMax: number
 }
 
 export class HttpUpstream {
@@ -69,6 +74,7 @@ export class HttpSession extends UpstreamSession {
   #identity: ClientIdentity | undefined
   #reinitializing: Promise<void> | undefined
   #stream: AbortController | undefined
+  #listening: Promise<void> | undefined
   /** Called after the session was re-established because the upstream forgot it (the catalog may have changed). */
   onReinitialized: (() => void) | undefined
 
@@ -146,11 +152,20 @@ export class HttpSession extends UpstreamSession {
     return httpStatusError(this.serverId, status, text)
   }
 
-  /** Opens the standalone GET stream for notifications the server sends on its own (list_changed, …). */
-  listen (): void {
-    if (this.#stream !== undefined || this.closed) return
-    this.#stream = new AbortController()
-    this.#listenLoop(this.#stream.signal).catch(() => {})
+  /**
+   * Opens the standalone GET stream for what the server sends on its own (list_changed, resource updates, logs,
+   * requests) and keeps it open. Resolves once it is open — or the server offers none, or the first attempt failed —
+   * so a caller can make sure the stream listens before it asks for something that will come on it.
+   */
+  listen (): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    if (this.#listening === undefined) {
+      this.#stream = new AbortController()
+      let opened!: () => void
+      this.#listening = new Promise<void>((resolve) => { opened = resolve })
+      this.#listenLoop(this.#stream.signal, opened).catch(() => {}).finally(opened)
+    }
+    return this.#listening
   }
 
   async close (reason = 'session closed'): Promise<void> {
@@ -228,9 +243,17 @@ export class HttpSession extends UpstreamSession {
     this.#reinitializing = recovery
   }
 
-  async #listenLoop (signal: AbortSignal): Promise<void> {
+  /**
+   * Keeps the GET stream open: after it ends, it is opened again with the last event id it carried, after the delay
+   * the server asked for; after a failure (refused, an error status, EMFILE…) the delay grows, jittered, up to
+   * `streamRetryMax`, so a thousand failing upstreams never spin.
+   */
+  async #listenLoop (signal: AbortSignal, opened: () => void): Promise<void> {
     let parser: SseParser | undefined
+    let failures = 0
     while (!signal.aborted && !this.closed) {
+      const started = Date.now()
+      let streamed = false
       try {
         const headers: Record<string, string> = { ...this.#headers, accept: 'text/event-stream' }
         delete headers['content-type']
@@ -250,13 +273,20 @@ export class HttpSession extends UpstreamSession {
         if (res.statusCode !== 200) {
           await res.body.dump()
         } else {
+          streamed = true
+          opened()
           parser = await this.#readEvents(res.body, parser)
         }
       } catch {
         // Stopped on purpose, or the upstream's pools were destroyed under us: either way, this stream is over.
         if (signal.aborted || this.upstream.pool.destroyed) return
       }
-      await sleep(parser?.retry ?? this.upstream.options.streamRetry, signal)
+      opened()
+      const { streamRetry, streamRetryMax } = this.upstream.options
+      // A stream that stayed open a while ended normally; one that failed, or ended at once, counts as a failure.
+      failures = streamed && Date.now() - started >= STABLE_STREAM ? 0 : failures + 1
+      const base = parser?.retry ?? streamRetry
+      await sleep(failures === 0 ? base : backoffDelay(failures - 1, base, Math.max(base, streamRetryMax)), signal)
     }
   }
 }

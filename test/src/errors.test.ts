@@ -150,7 +150,7 @@ test('every upstream failure is one type that says whether the request was sent 
   }
   const rpc = upstreamRpcError('u', 'tools/call', { code: -32602, message: 'bad' })
   t.equal(upstreamFailure(rpc, 'u'), rpc, 'an answer from the upstream is not a failure')
-  t.equal(upstreamFailure(new ERR_SHUTTING_DOWN(), 'u').code, 'MCPGW_ERR_SHUTTING_DOWN', 'other gateway errors pass as they are')
+  t.equal((upstreamFailure(new ERR_SHUTTING_DOWN(), 'u') as Error & { code: string }).code, 'MCPGW_ERR_SHUTTING_DOWN', 'other gateway errors pass as they are')
 })
 
 test('upstream HTTP error bodies are shortened and lose their addresses', async (t) => {

@@ -56,7 +56,8 @@ test('add validates, applies defaults, announces the change and updates services
     headers: {},
     enabled: true,
     tags: [],
-    stateless: false
+    sessionMode: 'auto',
+    maxSessions: DEFAULT_UPSTREAM.maxSessions
   })
   t.same(changes, [{ type: 'added', server: added }])
   t.equal(r.get('b'), added)
@@ -113,7 +114,7 @@ test('a replica that disagrees with its service is refused', async (t) => {
   const { r } = registry([configured('a-1', { service: 'a', stateless: true, tools: { deny: ['x'] } })])
   t.throws(() => r.add({ id: 'a-2', service: 'a', url: 'http://127.0.0.1:1/' }), {
     code: 'MCPGW_ERR_SERVER_INVALID',
-    message: 'Invalid server definition: server "a-2": stateless differs from "a-1", another replica of service "a"; replicas must agree'
+    message: 'Invalid server definition: server "a-2": sessionMode differs from "a-1", another replica of service "a"; replicas must agree'
   })
   t.throws(() => r.add({ id: 'a-2', service: 'a', stateless: true, tools: { deny: ['y'] }, url: 'http://127.0.0.1:1/' }), {
     code: 'MCPGW_ERR_SERVER_INVALID',
@@ -121,7 +122,7 @@ test('a replica that disagrees with its service is refused', async (t) => {
   })
   const ok = r.add({ id: 'a-2', service: 'a', stateless: true, url: 'http://127.0.0.1:1/' })
   t.equal(ok.tools, undefined, 'tools may be set on one replica only')
-  t.same(r.serviceOptions('a'), { stateless: true, tools: { deny: ['x'] }, prompts: undefined })
+  t.same(r.serviceOptions('a'), { sessionMode: 'shared', tools: { deny: ['x'] }, prompts: undefined })
 })
 
 test('serviceOptions reads service-wide options from whichever replica sets them', async (t) => {
@@ -129,8 +130,8 @@ test('serviceOptions reads service-wide options from whichever replica sets them
     configured('s-1', { service: 's' }),
     configured('s-2', { service: 's', prompts: { allow: ['p*'] } })
   ])
-  t.same(r.serviceOptions('s'), { stateless: false, tools: undefined, prompts: { allow: ['p*'] } })
-  t.same(r.serviceOptions('nope'), { stateless: false, tools: undefined, prompts: undefined })
+  t.same(r.serviceOptions('s'), { sessionMode: 'auto', tools: undefined, prompts: { allow: ['p*'] } })
+  t.same(r.serviceOptions('nope'), { sessionMode: 'auto', tools: undefined, prompts: undefined })
 })
 
 test('update replaces a definition by id, keeps its place, and announces the previous one', async (t) => {
@@ -176,10 +177,10 @@ test('update checks the other replicas of its service, not itself', async (t) =>
   t.equal(r.update('a-1', { service: 'a', url: 'http://127.0.0.1:1/', tools: { deny: ['x'] } }).id, 'a-1')
   t.throws(() => r.update('a-1', { service: 'a', url: 'http://127.0.0.1:1/', stateless: true }), {
     code: 'MCPGW_ERR_SERVER_INVALID',
-    message: /server "a-1": stateless differs from "a-2"/
+    message: /server "a-1": sessionMode differs from "a-2"/
   })
   const solo = registry([configured('s')])
-  t.equal(solo.r.update('s', { url: 'http://127.0.0.1:1/', stateless: true }).stateless, true, 'a lone replica may change anything')
+  t.equal(solo.r.update('s', { url: 'http://127.0.0.1:1/', stateless: true }).sessionMode, 'shared', 'a lone replica may change anything')
 })
 
 test('remove deletes by id and announces it; unknown ids are MCPGW_ERR_SERVER_NOT_FOUND', async (t) => {
@@ -346,5 +347,5 @@ test('a corrupt registry file or one whose replicas disagree stops start-up with
   const conflicting = join(dir, 'conflicting.json')
   await writeFile(conflicting, JSON.stringify({ servers: { 'a-2': { url: 'http://127.0.0.1:2/', service: 'a', stateless: true } } }))
   const configured = normalizeServer({ id: 'a-1', url: 'http://127.0.0.1:1/', service: 'a' }, DEFAULT_UPSTREAM)
-  await t.rejects(registry([configured], conflicting).r.load(), { code: 'MCPGW_ERR_CONFIG_INVALID', message: /stateless differs/ })
+  await t.rejects(registry([configured], conflicting).r.load(), { code: 'MCPGW_ERR_CONFIG_INVALID', message: /sessionMode differs/ })
 })

@@ -49,14 +49,16 @@ test('an empty configuration gets every default', async (t) => {
     pageSize: 500,
     allowedOrigins: [],
     allowedHosts: null,
-    sessions: { idleTimeout: 30 * 60_000, max: 10_000, replayEvents: 500, replayBytes: 1024 * 1024 },
+    sessions: { idleTimeout: 30 * 60_000, max: 10_000, maxPerAddress: 0, replayEvents: 500, replayBytes: 1024 * 1024 },
     upstreamDefaults: {
       timeout: 60_000,
       connectTimeout: 10_000,
       maxConnections: 16,
       healthInterval: 15_000,
       reconnectMin: 500,
-      reconnectMax: 30_000
+      reconnectMax: 30_000,
+      maxSessions: 100,
+      sessionIdleTimeout: 5 * 60_000
     },
     startupWait: 10_000,
     shutdownTimeout: 10_000,
@@ -138,7 +140,8 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       headers: {},
       enabled: true,
       tags: [],
-      stateless: false
+      sessionMode: 'auto',
+      maxSessions: DEFAULT_UPSTREAM.maxSessions
     },
     {
       id: 'local',
@@ -154,7 +157,8 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       headers: {},
       enabled: true,
       tags: [],
-      stateless: false
+      sessionMode: 'auto',
+      maxSessions: DEFAULT_UPSTREAM.maxSessions
     },
     {
       id: 'tuned',
@@ -169,7 +173,8 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       headers: { authorization: 'Bearer t' },
       enabled: false,
       tags: ['x'],
-      stateless: true
+      sessionMode: 'shared',
+      maxSessions: DEFAULT_UPSTREAM.maxSessions
     }
   ])
 })
@@ -477,7 +482,7 @@ test('replicas of one service must agree on stateless, tools and prompts', async
   })), [
     'server "a-2": its tools options differ from those of "a-1", another replica of service "a"; set them the same, or on one replica only',
     'server "a-2": its prompts options differ from those of "a-1", another replica of service "a"; set them the same, or on one replica only',
-    'server "a-2": stateless differs from "a-1", another replica of service "a"; replicas must agree'
+    'server "a-2": sessionMode differs from "a-1", another replica of service "a"; replicas must agree'
   ])
   const ok = resolve({
     servers: [

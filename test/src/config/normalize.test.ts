@@ -64,7 +64,7 @@ test('serviceConflicts checks a candidate against every other replica of its ser
     'server "s-3": its tools options differ from those of "s-2", another replica of service "s"; set them the same, or on one replica only'
   ])
   t.same(serviceConflicts(existing, server('s-3', { stateless: true })), [
-    'server "s-3": stateless differs from "s-1", another replica of service "s"; replicas must agree'
+    'server "s-3": sessionMode differs from "s-1", another replica of service "s"; replicas must agree'
   ], 'one disagreement is reported once, against the first replica that set it')
   t.same(serviceConflicts(existing, server('s-2', { tools: { allow: ['y'] } })), [], 'a candidate replacing s-2 is not checked against itself')
   t.same(serviceConflicts(existing), [], 'the configured servers agree')

@@ -121,7 +121,7 @@ const isCancel = (req: Seen) => req.body?.method === 'notifications/cancelled'
 async function connect (t: Test, route: Route, options: { streamRetry?: number, initialize?: boolean } = {}) {
   const fixture = await startFixture(t, route)
   const definition = normalizeServer({ id: 'http-up', url: fixture.url, timeout: TIMEOUT }, DEFAULT_UPSTREAM)
-  const upstream = new HttpUpstream(definition, { connectTimeout: 5000, streamRetry: options.streamRetry ?? 20 })
+  const upstream = new HttpUpstream(definition, { connectTimeout: 5000, streamRetry: options.streamRetry ?? 20, streamRetryMax: 200 })
   const session = upstream.createSession()
   t.teardown(async () => {
     await session.close()

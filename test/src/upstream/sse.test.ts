@@ -47,7 +47,7 @@ function connection (t: Test, url: string, transport: 'sse' | 'streamable-http',
 /** An SseSession on its own HttpUpstream, both closed when the test ends. */
 function sseSession (t: Test, url: string, headers: Record<string, string> = {}) {
   const definition = normalizeServer({ id: 'sse-up', url, transport: 'sse', timeout: TIMEOUT, headers }, DEFAULT_UPSTREAM)
-  const upstream = new HttpUpstream(definition, { connectTimeout: 5000, streamRetry: 20 })
+  const upstream = new HttpUpstream(definition, { connectTimeout: 5000, streamRetry: 20, streamRetryMax: 200 })
   const session = new SseSession(upstream)
   t.teardown(async () => {
     await session.close()

@@ -2,15 +2,16 @@ import { randomUUID } from 'node:crypto'
 import type { JsonRpcId, Params } from '../schemas/jsonrpc.js'
 import type { Cancellation } from './cancellation.js'
 import type { ClientContext, Principal } from './client-context.js'
-import { ERR_CLIENT_DID_NOT_ANSWER, ERR_CLIENT_SESSION_ENDED, ERR_SESSION_LIMIT, type RpcErrorObject, RpcCode } from './errors.js'
+import { ERR_CLIENT_DID_NOT_ANSWER, ERR_CLIENT_SESSION_ENDED, type RpcErrorObject, RpcCode } from './errors.js'
 import { notificationMessage } from './jsonrpc.js'
 import type { UpstreamSession } from './upstream/session.js'
 
 /**
- * Downstream sessions: what one client holds with the gateway, however it is connected (Streamable HTTP, legacy
- * SSE, WebSocket). A session knows how to reach its client (its channel), the upstream sessions opened for it, its
- * calls in flight, the requests the gateway forwarded to it on behalf of upstreams, its log level and its resource
- * subscriptions. Sessions unused for `idleTimeout` are ended by a sweeper (unless a stream or a call is open).
+ * A downstream session: what one client holds with the gateway, however it is connected (Streamable HTTP, legacy
+ * SSE, WebSocket). What must outlive this process's memory — ids, protocol version, capabilities, principal, log
+ * level, subscriptions, replica picks — is one plain serializable record, so a later store can keep it in Redis or
+ * seal it into the session id. The rest is live: how to reach the client (its channel), its calls in flight, the
+ * requests the gateway forwarded to it, and the upstream sessions opened for it alone.
  */
 
 /** How messages reach one client: its transport's side of the session. */
@@ -38,16 +39,28 @@ export interface ClientInfo {
   [key: string]: unknown
 }
 
-export interface SessionInit {
-  protocolVersion: string
-  capabilities: Record<string, unknown>
-  clientInfo: ClientInfo
-}
-
-const NO_CAPABILITIES: Readonly<Record<string, unknown>> = Object.freeze({})
-
 export const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
+
+/** Everything about a session that is not a live object: JSON-serializable as it is. */
+export interface SessionRecord {
+  readonly id: string
+  readonly createdAt: number
+  /** Negotiated at initialize; undefined until then. */
+  protocolVersion: string | undefined
+  capabilities: Record<string, unknown>
+  clientInfo: ClientInfo | undefined
+  principal: Principal | null
+  /** The level set with logging/setLevel; undefined: the client never set one. */
+  logLevel: LogLevel | undefined
+  /** Resource URI → the service it is subscribed on. */
+  subscriptions: Record<string, string>
+  /** Service → the replica (upstream id) that holds the client's own upstream session there. */
+  picks: Record<string, string>
+}
+
+/** The protocol version assumed for a client that never said (the spec's rule for HTTP without the header). */
+const DEFAULT_PROTOCOL_VERSION = '2025-03-26'
 
 interface Outgoing {
   method: string
@@ -58,47 +71,68 @@ interface Outgoing {
 
 /** A client's session with the gateway; it is also the client's context for every request it makes. */
 export class ClientSession implements ClientContext {
-  readonly id = randomUUID()
-  readonly createdAt = Date.now()
-  lastSeen = this.createdAt
-  /** Set by initialize; a legacy SSE or WebSocket session exists a moment before it. */
-  init: SessionInit | undefined
-  /** Set when the client's notifications/initialized arrived. */
+  readonly record: SessionRecord
+  readonly address: string | undefined
+  lastSeen: number
+  /** Set when the client's notifications/initialized arrived (sessions that never send it are reclaimed first). */
   initialized = false
-  /** Upstream id → the session opened for this client there, or the promise of it while it opens. */
-  readonly upstreams = new Map<string, UpstreamSession | Promise<UpstreamSession>>()
+  /** Service → the upstream session opened for this client alone there (see SessionBroker). */
+  readonly upstreams = new Map<string, OwnUpstreamSession>()
   /** Calls in flight, by the client's request id: cancelling one cancels it upstream. */
   readonly inFlight = new Map<JsonRpcId, Cancellation>()
-  /** The level set with logging/setLevel; undefined: the client never set one. */
-  logLevel: LogLevel | undefined
-  /** Resource URIs the client subscribed to, with the upstream (replica) that serves each subscription. */
-  readonly subscriptions = new Map<string, string>()
+  closed = false
   /** Requests forwarded to the client on behalf of upstreams, by the id the client saw. */
   readonly #outgoing = new Map<number, Outgoing>()
   #nextOutgoingId = 0
   /** Progress tokens the client was given for forwarded requests → the upstream session and token they stand for. */
   readonly #progressRoutes = new Map<string, { session: UpstreamSession, token: string | number }>()
   #nextRoute = 0
-  closed = false
-  /** Who opened the session; null while the gateway has no authentication configured. */
-  principal: Principal | null = null
-  readonly address: string | undefined
 
   constructor (readonly channel: ClientChannel, peer: Peer) {
+    const now = Date.now()
     this.address = peer.address
+    this.lastSeen = now
+    this.record = {
+      id: randomUUID(),
+      createdAt: now,
+      protocolVersion: undefined,
+      capabilities: {},
+      clientInfo: undefined,
+      principal: null,
+      logLevel: undefined,
+      subscriptions: Object.create(null) as Record<string, string>,
+      picks: Object.create(null) as Record<string, string>
+    }
+  }
+
+  get id (): string {
+    return this.record.id
+  }
+
+  /** Whether initialize was answered (the version is negotiated). */
+  get negotiated (): boolean {
+    return this.record.protocolVersion !== undefined
   }
 
   get protocolVersion (): string {
-    return this.init?.protocolVersion ?? '2025-03-26'
+    return this.record.protocolVersion ?? DEFAULT_PROTOCOL_VERSION
   }
 
   get capabilities (): Readonly<Record<string, unknown>> {
-    return this.init?.capabilities ?? NO_CAPABILITIES
+    return this.record.capabilities
+  }
+
+  get principal (): Principal | null {
+    return this.record.principal
+  }
+
+  get logLevel (): LogLevel | undefined {
+    return this.record.logLevel
   }
 
   /** Whether the client declared a client capability (`sampling`, `elicitation`, `roots`), optionally a sub-feature. */
   declared (capability: string, feature?: string): boolean {
-    const value = this.init?.capabilities[capability]
+    const value = this.record.capabilities[capability]
     if (value === undefined || value === null) return false
     if (feature === undefined) return true
     return typeof value === 'object' && (value as Record<string, unknown>)[feature] !== undefined
@@ -106,9 +140,21 @@ export class ClientSession implements ClientContext {
 
   /** Whether a log message of `level` passes the level the client set (all pass when it set none). */
   wantsLog (level: unknown): boolean {
-    if (this.logLevel === undefined) return true
+    const set = this.record.logLevel
+    if (set === undefined) return true
     const index = LOG_LEVELS.indexOf(level as LogLevel)
-    return index === -1 || index >= LOG_LEVELS.indexOf(this.logLevel)
+    return index === -1 || index >= LOG_LEVELS.indexOf(set)
+  }
+
+  /** Whether the client subscribed to `uri`. */
+  subscribed (uri: string): boolean {
+    return this.record.subscriptions[uri] !== undefined
+  }
+
+  /** Whether the client holds a subscription on `service`. */
+  subscribedOn (service: string): boolean {
+    for (const uri in this.record.subscriptions) if (this.record.subscriptions[uri] === service) return true
+    return false
   }
 
   notify (method: string, params?: Params, relatedTo?: JsonRpcId): void {
@@ -194,74 +240,15 @@ export class ClientSession implements ClientContext {
   }
 }
 
-export interface SessionStoreOptions {
-  idleTimeout: number
-  max: number
-  /** Called for every session that ends (deleted, expired or closed with the store). */
-  onEnd: (session: ClientSession) => void
-}
-
-export class SessionStore {
-  readonly #sessions = new Map<string, ClientSession>()
-  #sweeper: NodeJS.Timeout | undefined
-
-  constructor (private readonly options: SessionStoreOptions) {}
-
-  get size (): number {
-    return this.#sessions.size
-  }
-
-  create (channel: ClientChannel, peer: Peer): ClientSession {
-    if (this.#sessions.size >= this.options.max) throw new ERR_SESSION_LIMIT(this.options.max)
-    const session = new ClientSession(channel, peer)
-    this.#sessions.set(session.id, session)
-    return session
-  }
-
-  get (id: string): ClientSession | undefined {
-    return this.#sessions.get(id)
-  }
-
-  delete (id: string): boolean {
-    const session = this.#sessions.get(id)
-    if (session === undefined) return false
-    this.#end(session)
-    return true
-  }
-
-  all (): IterableIterator<ClientSession> {
-    return this.#sessions.values()
-  }
-
-  startSweeper (): void {
-    if (this.#sweeper !== undefined) return
-    const period = Math.max(1000, Math.min(60_000, Math.floor(this.options.idleTimeout / 2)))
-    this.#sweeper = setInterval(() => this.sweep(Date.now()), period)
-    this.#sweeper.unref()
-  }
-
-  /** Ends sessions idle for longer than idleTimeout; returns how many. */
-  sweep (now: number): number {
-    let ended = 0
-    for (const session of this.#sessions.values()) {
-      if (session.channel.open || session.inFlight.size > 0) continue
-      if (now - session.lastSeen > this.options.idleTimeout) {
-        this.#end(session)
-        ended++
-      }
-    }
-    return ended
-  }
-
-  closeAll (): void {
-    clearInterval(this.#sweeper)
-    this.#sweeper = undefined
-    for (const session of [...this.#sessions.values()]) this.#end(session)
-  }
-
-  #end (session: ClientSession): void {
-    this.#sessions.delete(session.id)
-    session.end()
-    this.options.onEnd(session)
-  }
+/** The upstream session a client holds alone on one replica of a service (see SessionBroker). */
+export interface OwnUpstreamSession {
+  readonly client: ClientSession
+  readonly service: string
+  /** The replica (upstream id) it is on. */
+  readonly upstreamId: string
+  /** Set once open. */
+  session: UpstreamSession | undefined
+  /** Set while it opens. */
+  opening: Promise<UpstreamSession> | undefined
+  lastUsed: number
 }

@@ -1,0 +1,157 @@
+import { ERR_ADDRESS_SESSION_LIMIT, ERR_SESSION_LIMIT } from './errors.js'
+import { type ClientChannel, ClientSession, type Peer } from './client-session.js'
+
+/**
+ * The open client sessions, least recently used first. The store is bounded (`max`, and optionally
+ * `maxPerAddress`), but a full store never locks newcomers out while idle sessions exist: it reclaims, first the
+ * sessions that never completed initialization, then the idle ones (no stream open, nothing in flight), least
+ * recently used first. Their clients get 404 on their next request and initialize again, as the spec provides.
+ * Sessions idle for longer than `idleTimeout` are ended by a sweeper.
+ */
+
+export interface SessionStoreOptions {
+  idleTimeout: number
+  max: number
+  /** Sessions one remote address may hold; 0: no limit. */
+  maxPerAddress: number
+  /** Called for every session that ends (deleted, expired, reclaimed or closed with the store). */
+  onEnd: (session: ClientSession, why: 'deleted' | 'expired' | 'reclaimed' | 'closed') => void
+}
+
+export class SessionStore {
+  /** In least-recently-used order: touching a session moves it to the end. */
+  readonly #sessions = new Map<string, ClientSession>()
+  /** Sessions whose client never sent notifications/initialized, oldest first. */
+  readonly #uninitialized = new Set<ClientSession>()
+  readonly #perAddress = new Map<string, number>()
+  #sweeper: NodeJS.Timeout | undefined
+
+  constructor (private readonly options: SessionStoreOptions) {}
+
+  get size (): number {
+    return this.#sessions.size
+  }
+
+  create (channel: ClientChannel, peer: Peer): ClientSession {
+    const { max, maxPerAddress } = this.options
+    const address = peer.address
+    if (maxPerAddress > 0 && address !== undefined && (this.#perAddress.get(address) ?? 0) >= maxPerAddress) {
+      if (!this.#reclaim(address)) throw new ERR_ADDRESS_SESSION_LIMIT(maxPerAddress)
+    }
+    if (this.#sessions.size >= max && !this.#reclaim(undefined)) throw new ERR_SESSION_LIMIT(max)
+    const session = new ClientSession(channel, peer)
+    this.#sessions.set(session.id, session)
+    this.#uninitialized.add(session)
+    if (address !== undefined) this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1)
+    return session
+  }
+
+  get (id: string): ClientSession | undefined {
+    return this.#sessions.get(id)
+  }
+
+  /** The session with this id, marked as just used (a request of its client arrived). */
+  use (id: string): ClientSession | undefined {
+    const session = this.#sessions.get(id)
+    if (session !== undefined) this.touch(session)
+    return session
+  }
+
+  /** The session was used: it moves to the young end. */
+  touch (session: ClientSession): void {
+    session.lastSeen = Date.now()
+    if (this.#sessions.get(session.id) !== session) return
+    this.#sessions.delete(session.id)
+    this.#sessions.set(session.id, session)
+  }
+
+  /** The client completed initialization (notifications/initialized). */
+  initialized (session: ClientSession): void {
+    session.initialized = true
+    this.#uninitialized.delete(session)
+  }
+
+  delete (id: string): boolean {
+    const session = this.#sessions.get(id)
+    if (session === undefined) return false
+    this.#end(session, 'deleted')
+    return true
+  }
+
+  all (): IterableIterator<ClientSession> {
+    return this.#sessions.values()
+  }
+
+  startSweeper (): void {
+    if (this.#sweeper !== undefined) return
+    const period = Math.max(1000, Math.min(60_000, Math.floor(this.options.idleTimeout / 2)))
+    this.#sweeper = setInterval(() => this.sweep(Date.now()), period)
+    this.#sweeper.unref()
+  }
+
+  /** Ends sessions idle for longer than idleTimeout; returns how many. */
+  sweep (now: number): number {
+    const expired: ClientSession[] = []
+    for (const session of this.#sessions.values()) {
+      if (now - session.lastSeen > this.options.idleTimeout && !busy(session)) expired.push(session)
+    }
+    for (const session of expired) this.#end(session, 'expired')
+    return expired.length
+  }
+
+  closeAll (): void {
+    clearInterval(this.#sweeper)
+    this.#sweeper = undefined
+    for (const session of [...this.#sessions.values()]) this.#end(session, 'closed')
+  }
+
+  /**
+   * Makes room by ending one session (of `address` only, when given): one that never completed initialization and
+   * has nothing in flight, else the least recently used idle one. False when every candidate is busy.
+   */
+  #reclaim (address: string | undefined): boolean {
+    for (const session of this.#uninitialized) {
+      if ((address === undefined || session.address === address) && session.inFlight.size === 0) {
+        this.#end(session, 'reclaimed')
+        return true
+      }
+    }
+    const skipped: ClientSession[] = []
+    let victim: ClientSession | undefined
+    for (const session of this.#sessions.values()) {
+      if (address !== undefined && session.address !== address) continue
+      if (!busy(session)) {
+        victim = session
+        break
+      }
+      skipped.push(session)
+    }
+    // A busy session is in use: treating it as just used keeps the next search from walking past it again.
+    for (const session of skipped) {
+      this.#sessions.delete(session.id)
+      this.#sessions.set(session.id, session)
+    }
+    if (victim === undefined) return false
+    this.#end(victim, 'reclaimed')
+    return true
+  }
+
+  #end (session: ClientSession, why: 'deleted' | 'expired' | 'reclaimed' | 'closed'): void {
+    if (this.#sessions.get(session.id) !== session) return
+    this.#sessions.delete(session.id)
+    this.#uninitialized.delete(session)
+    const address = session.address
+    if (address !== undefined) {
+      const count = (this.#perAddress.get(address) ?? 1) - 1
+      if (count <= 0) this.#perAddress.delete(address)
+      else this.#perAddress.set(address, count)
+    }
+    session.end()
+    this.options.onEnd(session, why)
+  }
+}
+
+/** A session in use: its client holds a stream open, or a call is in flight. */
+function busy (session: ClientSession): boolean {
+  return session.channel.open || session.inFlight.size > 0
+}
