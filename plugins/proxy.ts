@@ -27,7 +27,11 @@ export default fp(async function mcpGatewayProxy (app) {
     observer: metrics
   })
   app.decorate('mcpProxy', proxy)
-  app.addHook('onReady', () => proxy.start())
+  // Fastify fails start-up when an onReady hook outlives its plugin timeout: the wait for upstreams ends well before
+  // it, so an upstream that hangs is reported down instead of failing the whole gateway.
+  const pluginTimeout = app.initialConfig.pluginTimeout ?? 10_000
+  const wait = pluginTimeout > 0 ? Math.min(app.mcpConfig.startupWait, Math.floor(pluginTimeout * 0.8)) : app.mcpConfig.startupWait
+  app.addHook('onReady', () => proxy.start(wait))
   app.addHook('preClose', async () => { proxy.beginShutdown() })
   app.addHook('onClose', () => proxy.close())
 }, {

@@ -165,15 +165,16 @@ export class McpProxy implements ClientEndpoint {
   }
 
   /**
-   * Connects every registered upstream. Resolves when each has connected or failed once, or after
-   * `startupWait` ms, whichever is first: a slow upstream joins the catalog later, it never delays start-up.
+   * Connects every registered upstream. Resolves when each has connected or failed once, or after `wait` ms
+   * (`startupWait` by default), whichever is first: a slow upstream joins the catalog later, it never delays
+   * start-up, and it never fails it.
    */
-  async start (): Promise<void> {
+  async start (wait = this.#config.startupWait): Promise<void> {
     if (this.#started) return
     this.#started = true
     this.sessions.startSweeper()
     this.#broker.startSweeper()
-    await this.#pool.start(this.#config.startupWait)
+    await this.#pool.start(wait)
   }
 
   /** Refuses new sessions and calls, and ends every client stream so in-flight HTTP work can drain. */

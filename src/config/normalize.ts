@@ -29,7 +29,7 @@ export const DEFAULTS = Object.freeze({
   replayEvents: 500,
   replayBytes: 1024 * 1024,
   maxSessions: 10_000,
-  startupWait: 10_000,
+  startupWait: 5000,
   shutdownTimeout: 10_000,
   metricsPrefix: 'mcp_gateway_'
 })

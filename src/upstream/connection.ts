@@ -323,12 +323,14 @@ export class UpstreamConnection {
     const caps = init.capabilities ?? {}
     const previous = this.listing
     const want = (kind: ListKind) => kinds.includes(kind) && caps[kind] !== undefined
-    const [tools, resources, resourceTemplates, prompts] = await Promise.all([
-      want('tools') ? this.#drain(session, 'tools/list', 'tools') : keep(previous?.tools, kinds, 'tools'),
-      want('resources') ? this.#drain(session, 'resources/list', 'resources') : keep(previous?.resources, kinds, 'resources'),
-      want('resources') ? this.#drain(session, 'resources/templates/list', 'resourceTemplates') : keep(previous?.resourceTemplates, kinds, 'resources'),
-      want('prompts') ? this.#drain(session, 'prompts/list', 'prompts') : keep(previous?.prompts, kinds, 'prompts')
-    ])
+    // One list after the other, not all at once: at a thousand upstreams, parallel lists would open four sockets
+    // to each of them at start-up, to sit idle afterwards.
+    const tools = want('tools') ? await this.#drain(session, 'tools/list', 'tools') : keep(previous?.tools, kinds, 'tools')
+    const resources = want('resources') ? await this.#drain(session, 'resources/list', 'resources') : keep(previous?.resources, kinds, 'resources')
+    const resourceTemplates = want('resources')
+      ? await this.#drain(session, 'resources/templates/list', 'resourceTemplates')
+      : keep(previous?.resourceTemplates, kinds, 'resources')
+    const prompts = want('prompts') ? await this.#drain(session, 'prompts/list', 'prompts') : keep(previous?.prompts, kinds, 'prompts')
     return {
       tools: tools as ServiceListing['tools'],
       resources: resources as ServiceListing['resources'],

@@ -49,7 +49,9 @@ export class HttpUpstream {
     this.pool = new Pool(url.origin, {
       connections: definition.maxConnections,
       pipelining: 1,
+      // Idle sockets go after 30 s whatever the server's Keep-Alive hint says: a burst's extra sockets are given back.
       keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 30_000,
       connect
     })
     this.streamPool = new Pool(url.origin, { connections: null, pipelining: 1, connect })

@@ -60,7 +60,7 @@ test('an empty configuration gets every default', async (t) => {
       maxSessions: 100,
       sessionIdleTimeout: 5 * 60_000
     },
-    startupWait: 10_000,
+    startupWait: 5000,
     shutdownTimeout: 10_000,
     admin: { apiKey: null },
     registryFile: null,
