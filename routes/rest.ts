@@ -17,20 +17,27 @@ export default async function restRoutes (fastify: FastifyInstance) {
 
   app.addHook('onRequest', app.mcpAuth.guardOrigin)
 
+  // Lists and results are sent as the JSON text the engine holds (a page of the catalog, the upstream's own
+  // bytes), not parsed and re-serialized: Fastify sends a string payload as it is (the reply schema still documents
+  // it), hence the casts.
   app.post('/mcp/tools/list', {
     schema: { body: ListBody, response: { 200: ToolsListReply, ...errors } }
-  }, async (request) => proxy.listTools(request.body?.cursor))
+  }, async (request, reply) => {
+    const json = await proxy.listJson('tools', request.body?.cursor)
+    return reply.type('application/json').send(json as unknown as Static<typeof ToolsListReply>)
+  })
 
   app.post('/mcp/tools/call', {
     schema: { body: CallToolBody, response: { 200: CallToolReply, ...errors } }
   }, async (request, reply) => {
-    // The result is sent as the upstream wrote it, with no parse and re-serialization of large results: Fastify
-    // sends a string payload as it is (the reply schema still documents it), hence the cast.
     const json = await proxy.callToolJson(request.body.name, request.body.arguments)
     return reply.type('application/json').send(json as unknown as Static<typeof CallToolReply>)
   })
 
   app.post('/mcp/resources/list', {
     schema: { body: ListBody, response: { 200: ResourcesListReply, ...errors } }
-  }, async (request) => proxy.listResources(request.body?.cursor) as Promise<{ resources: Array<{ uri: string }> }>)
+  }, async (request, reply) => {
+    const json = await proxy.listJson('resources', request.body?.cursor)
+    return reply.type('application/json').send(json as unknown as Static<typeof ResourcesListReply>)
+  })
 }

@@ -29,7 +29,7 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
     }
     const status = servers.up === 0 ? 'unavailable' : servers.down > 0 ? 'degraded' : 'ok'
     reply.code(servers.up === 0 ? 503 : 200)
-    return { status, servers, tools: proxy.catalog.tools.length } as const
+    return { status, servers, tools: proxy.catalog.counts().tools } as const
   })
 
   app.get('/status', { schema: { response: { 200: StatusReply } } }, async () => {
@@ -40,12 +40,7 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
       startedAt: opts.startedAt.toISOString(),
       uptime: process.uptime(),
       sessions: proxy.sessions.size,
-      catalog: {
-        tools: catalog.tools.length,
-        resources: catalog.resources.length,
-        resourceTemplates: catalog.templates.length,
-        prompts: catalog.prompts.length
-      },
+      catalog: catalog.counts(),
       collisions: catalog.collisions,
       servers: proxy.upstreams()
     }

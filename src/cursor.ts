@@ -6,13 +6,16 @@ import { ERR_INVALID_CURSOR } from './errors.js'
  * unless it was itself added or removed. Cursors are opaque to clients and tied to one list.
  */
 
+/** Longest cursor accepted: one longer was not issued here (a key is at most a URI or a 64-character name). */
+const CURSOR_LIMIT = 16 * 1024
+
 export function encodeCursor (list: string, lastKey: string): string {
   return Buffer.from(list + '\n' + lastKey, 'utf8').toString('base64url')
 }
 
 /** The key to continue after; throws MCPGW_ERR_INVALID_CURSOR for anything this list did not issue. */
 export function decodeCursor (list: string, cursor: unknown): string {
-  if (typeof cursor !== 'string' || cursor.length === 0 || !/^[A-Za-z0-9_-]+$/.test(cursor)) {
+  if (typeof cursor !== 'string' || cursor.length === 0 || cursor.length > CURSOR_LIMIT || !/^[A-Za-z0-9_-]+$/.test(cursor)) {
     throw new ERR_INVALID_CURSOR(`${JSON.stringify(cursor)} is not a cursor this gateway issued`)
   }
   const text = Buffer.from(cursor, 'base64url').toString('utf8')
@@ -21,23 +24,4 @@ export function decodeCursor (list: string, cursor: unknown): string {
     throw new ERR_INVALID_CURSOR(`${JSON.stringify(cursor)} was not issued for ${list}`)
   }
   return text.slice(newline + 1)
-}
-
-/** One page of `entries` (sorted by `keyOf`), starting after `cursor`. */
-export function paginate<T> (list: string, entries: readonly T[], keyOf: (entry: T) => string, cursor: unknown, pageSize: number): { page: T[], nextCursor?: string } {
-  let start = 0
-  if (cursor !== undefined) {
-    const after = decodeCursor(list, cursor)
-    let lo = 0
-    let hi = entries.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if (keyOf(entries[mid] as T) <= after) lo = mid + 1
-      else hi = mid
-    }
-    start = lo
-  }
-  const page = entries.slice(start, start + pageSize)
-  if (start + pageSize < entries.length) return { page, nextCursor: encodeCursor(list, keyOf(page[page.length - 1] as T)) }
-  return { page }
 }

@@ -2,14 +2,12 @@ import type { Params } from '../schemas/jsonrpc.js'
 import type { ClientContext } from './client-context.js'
 import type { ClientStateSync } from './client-state.js'
 import type { GatewayConfig } from './config/types.js'
-import { paginate } from './cursor.js'
 import {
   ERR_ALREADY_INITIALIZED, ERR_INVALID_PARAMS, ERR_METHOD_NOT_FOUND, ERR_NOT_INITIALIZED, ERR_UNKNOWN_PROMPT,
   ERR_UNKNOWN_RESOURCE, ERR_UNKNOWN_TOOL
 } from './errors.js'
-import type { NamedEntry } from './catalog.js'
 import type { ForwardOptions, Forwarder } from './forwarder.js'
-import type { LiveCatalog } from './live-catalog.js'
+import type { ListName, LiveCatalog } from './catalog/live-catalog.js'
 import { negotiateProtocolVersion } from './protocol.js'
 import type { SessionBroker } from './session-broker.js'
 import { ClientSession } from './client-session.js'
@@ -20,8 +18,6 @@ import type { UpstreamPool } from './upstream-pool.js'
  * (the catalog, with its own cursors), tools, resources, prompts and completions by routing the name to its service
  * and forwarding, logging and subscriptions through the client-state sync, notifications where they belong.
  */
-
-export type ListName = 'tools' | 'resources' | 'resourceTemplates' | 'prompts'
 
 export interface DispatcherOptions {
   config: GatewayConfig
@@ -111,26 +107,10 @@ export class Dispatcher {
     }
   }
 
-  /** One page of a list from the catalog. */
+  /** One page of a list from the catalog, as JSON text ready to send. */
   page (list: ListName, params: Params | undefined): Promise<unknown> {
     try {
-      const catalog = this.options.catalog.current
-      const cursor = params?.cursor
-      const size = this.options.config.pageSize
-      const out: Record<string, unknown> = {}
-      let next: string | undefined
-      if (list === 'tools' || list === 'prompts') {
-        const { page, nextCursor } = paginate<NamedEntry<unknown>>(list, catalog[list], e => e.name, cursor, size)
-        out[list] = page.map(e => e.definition)
-        next = nextCursor
-      } else {
-        const entries = list === 'resources' ? catalog.resources : catalog.templates
-        const { page, nextCursor } = paginate<{ key: string, definition: unknown }>(list, entries, e => e.key, cursor, size)
-        out[list] = page.map(e => e.definition)
-        next = nextCursor
-      }
-      if (next !== undefined) out.nextCursor = next
-      return Promise.resolve(out)
+      return Promise.resolve(this.options.catalog.list(list, params?.cursor, this.options.config.pageSize))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -139,7 +119,7 @@ export class Dispatcher {
   #callTool (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {
     const name = params?.name
     if (typeof name !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('tools/call needs params.name, the name of a tool from tools/list'))
-    const entry = this.options.catalog.current.tool(name)
+    const entry = this.options.catalog.tool(name)
     if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_TOOL(name))
     if (params?.task !== undefined) {
       // Task ids are not mapped through the gateway, so it does not advertise tasks: a task-augmented call would get
@@ -154,7 +134,7 @@ export class Dispatcher {
   #readResource (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {
     const uri = params?.uri
     if (typeof uri !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('resources/read needs params.uri'))
-    const service = this.options.catalog.current.resourceOwner(uri)
+    const service = this.options.catalog.resourceOwner(uri)
     if (service === undefined) return Promise.reject(new ERR_UNKNOWN_RESOURCE(uri))
     return this.options.forwarder.forward(context, { service, method: 'resources/read', params: params as Params, idempotent: true }, options)
   }
@@ -162,13 +142,13 @@ export class Dispatcher {
   #getPrompt (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {
     const name = params?.name
     if (typeof name !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('prompts/get needs params.name, the name of a prompt from prompts/list'))
-    const entry = this.options.catalog.current.prompt(name)
+    const entry = this.options.catalog.prompt(name)
     if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_PROMPT(name))
     return this.options.forwarder.forward(context, { service: entry.service, method: 'prompts/get', params: { ...params, name: entry.originalName }, idempotent: true }, options)
   }
 
   #complete (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {
-    const catalog = this.options.catalog.current
+    const catalog = this.options.catalog
     const ref = params?.ref as { type?: unknown, name?: unknown, uri?: unknown } | undefined
     if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
       const entry = catalog.prompt(ref.name)

@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto'
 import type { PrefixMode } from '../schemas/config.js'
 
 /**
- * How upstream tool and prompt names become the names clients see. Names stay within `[A-Za-z0-9_-]` and 64
- * characters, because LLM APIs reject anything else (Anthropic: `^[a-zA-Z0-9_-]{1,64}$`); a name that does not fit
- * keeps a readable start and ends in a stable hash of what it stands for.
+ * How upstream tool and prompt names become the names clients see; the catalog's NamedIndex applies these rules.
+ * Names stay within `[A-Za-z0-9_-]` and 64 characters, because LLM APIs reject anything else (Anthropic:
+ * `^[a-zA-Z0-9_-]{1,64}$`); a name that does not fit keeps a readable start and ends in a stable hash of what it
+ * stands for.
  */
 
 export const NAME_LIMIT = 64
@@ -13,14 +14,6 @@ const HASH_LENGTH = 8
 export interface NamingOptions {
   prefixMode: PrefixMode
   separator: string
-}
-
-export interface NameRequest {
-  service: string
-  /** The upstream's own name. */
-  original: string
-  /** An exact name set by configuration (`rename`); used as given, never prefixed. */
-  rename?: string
 }
 
 export interface Collision {
@@ -44,48 +37,29 @@ export function fitName (name: string, identity: string): string {
   return clean.slice(0, NAME_LIMIT - HASH_LENGTH - 1) + '_' + shortHash(identity)
 }
 
+/** Who a name stands for: the service and the upstream's own name. */
+export function nameIdentity (service: string, original: string): string {
+  return service + '\0' + original
+}
+
 /**
- * Assigns every request its exposed name, in the order given (the catalog passes services alphabetically, then
- * each upstream's own order). The first holder of a name keeps it; a later one gets a hashed suffix and is
- * reported as a collision, so nothing disappears and the outcome never depends on timing.
+ * The name an upstream tool or prompt asks for: its rename when configured (used as given, never prefixed), else
+ * its own name, prefixed with the service when `prefixed`, fitted to the limits.
  */
-export function assignNames (requests: readonly NameRequest[], options: NamingOptions): { names: string[], collisions: Collision[] } {
-  let shared: Set<string> | undefined
-  if (options.prefixMode === 'conditional') {
-    const owners = new Map<string, string>()
-    shared = new Set()
-    for (const r of requests) {
-      if (r.rename !== undefined) continue
-      const owner = owners.get(r.original)
-      if (owner === undefined) owners.set(r.original, r.service)
-      else if (owner !== r.service) shared.add(r.original)
-    }
-  }
-  const taken = new Map<string, NameRequest>()
-  const names: string[] = []
-  const collisions: Collision[] = []
-  for (const r of requests) {
-    const identity = r.service + '\0' + r.original
-    let candidate: string
-    if (r.rename !== undefined) candidate = r.rename
-    else if (options.prefixMode === 'always' || shared?.has(r.original) === true) {
-      candidate = fitName(sanitizeName(r.service) + options.separator + r.original, identity)
-    } else candidate = fitName(r.original, identity)
-    let name = candidate
-    const holder = taken.get(name)
-    if (holder !== undefined) {
-      name = candidate.slice(0, NAME_LIMIT - HASH_LENGTH - 1) + '_' + shortHash(identity)
-      for (let n = 2; taken.has(name); n++) name = candidate.slice(0, NAME_LIMIT - HASH_LENGTH - 4) + '_' + shortHash(identity + n)
-      collisions.push({
-        name: candidate,
-        kept: { service: holder.service, original: holder.original },
-        renamed: { service: r.service, original: r.original, name }
-      })
-    }
-    taken.set(name, r)
-    names.push(name)
-  }
-  return { names, collisions }
+export function candidateName (service: string, original: string, rename: string | undefined, prefixed: boolean, separator: string): string {
+  if (rename !== undefined) return rename
+  const identity = nameIdentity(service, original)
+  return prefixed ? fitName(sanitizeName(service) + separator + original, identity) : fitName(original, identity)
+}
+
+/**
+ * The name a later claimant of `candidate` gets instead (the first holder keeps it): a readable start and a hash of
+ * what it stands for. `attempt` 2, 3, … are for the astronomically rare case where even that is taken.
+ */
+export function collisionName (candidate: string, identity: string, attempt = 1): string {
+  return attempt === 1
+    ? candidate.slice(0, NAME_LIMIT - HASH_LENGTH - 1) + '_' + shortHash(identity)
+    : candidate.slice(0, NAME_LIMIT - HASH_LENGTH - 4) + '_' + shortHash(identity + attempt)
 }
 
 /** Compiles allow/deny patterns where `*` matches any run of characters. */

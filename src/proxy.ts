@@ -1,6 +1,5 @@
 import type { Params } from '../schemas/jsonrpc.js'
 import type { Balancer } from './balancer.js'
-import type { Catalog } from './catalog.js'
 import { ANONYMOUS, type ClientContext } from './client-context.js'
 import { ClientStateSync } from './client-state.js'
 import type { GatewayConfig } from './config/types.js'
@@ -8,7 +7,7 @@ import { Dispatcher } from './dispatcher.js'
 import { ERR_SHUTTING_DOWN, ERR_UNKNOWN_TARGET } from './errors.js'
 import { type CallHooks, type CallObserver, Forwarder, type ForwardOptions } from './forwarder.js'
 import type { HealthMonitor } from './health.js'
-import { LiveCatalog } from './live-catalog.js'
+import { type ListName, LiveCatalog } from './catalog/live-catalog.js'
 import type { Logger } from './logger.js'
 import type { Tool } from './mcp-types.js'
 import { RawResult, resultValue } from './raw-result.js'
@@ -128,7 +127,7 @@ export class McpProxy implements ClientEndpoint {
       pool: this.#pool,
       registry,
       broker: this.#broker,
-      resourceOwner: (uri) => this.#catalog.current.resourceOwner(uri),
+      resourceOwner: (uri) => this.#catalog.resourceOwner(uri),
       timeout: config.upstreamDefaults.connectTimeout,
       log
     })
@@ -151,8 +150,8 @@ export class McpProxy implements ClientEndpoint {
   }
 
   /** The merged catalog as clients see it now. */
-  get catalog (): Catalog {
-    return this.#catalog.current
+  get catalog (): LiveCatalog {
+    return this.#catalog
   }
 
   get connections (): ReadonlyMap<string, UpstreamConnection> {
@@ -185,6 +184,7 @@ export class McpProxy implements ClientEndpoint {
 
   async close (): Promise<void> {
     this.#closing = true
+    this.#catalog.close()
     this.sessions.closeAll()
     this.#broker.stop()
     await this.#pool.close()
@@ -235,7 +235,12 @@ export class McpProxy implements ClientEndpoint {
   // --- programmatic API ----------------------------------------------------------------------------------------
 
   listTools (cursor?: string): Promise<{ tools: Tool[], nextCursor?: string }> {
-    return this.#dispatcher.page('tools', cursor === undefined ? undefined : { cursor }) as Promise<{ tools: Tool[], nextCursor?: string }>
+    return this.#list('tools', cursor) as Promise<{ tools: Tool[], nextCursor?: string }>
+  }
+
+  /** One page of a list as the JSON text clients are sent (for callers that only pass it on). */
+  listJson (list: ListName, cursor?: string): Promise<string> {
+    return this.#dispatcher.page(list, cursor === undefined ? undefined : { cursor }).then(page => (page as RawResult).resultText)
   }
 
   callTool (name: string, args: Record<string, unknown> = {}, context: CallContext = {}): Promise<unknown> {
@@ -249,11 +254,11 @@ export class McpProxy implements ClientEndpoint {
   }
 
   listResources (cursor?: string): Promise<unknown> {
-    return this.#dispatcher.page('resources', cursor === undefined ? undefined : { cursor })
+    return this.#list('resources', cursor)
   }
 
   listResourceTemplates (cursor?: string): Promise<unknown> {
-    return this.#dispatcher.page('resourceTemplates', cursor === undefined ? undefined : { cursor })
+    return this.#list('resourceTemplates', cursor)
   }
 
   readResource (uri: string, context: CallContext = {}): Promise<unknown> {
@@ -261,7 +266,7 @@ export class McpProxy implements ClientEndpoint {
   }
 
   listPrompts (cursor?: string): Promise<unknown> {
-    return this.#dispatcher.page('prompts', cursor === undefined ? undefined : { cursor })
+    return this.#list('prompts', cursor)
   }
 
   getPrompt (name: string, args: Record<string, string> = {}, context: CallContext = {}): Promise<unknown> {
@@ -273,6 +278,10 @@ export class McpProxy implements ClientEndpoint {
   /** Every registered upstream as /status and the admin API show it (no credentials). */
   upstreams (): UpstreamReport[] {
     return this.#pool.reports()
+  }
+
+  #list (list: ListName, cursor: string | undefined): Promise<unknown> {
+    return this.#dispatcher.page(list, cursor === undefined ? undefined : { cursor }).then(resultValue)
   }
 
   #call (method: string, params: Params, context: CallContext): Promise<unknown> {

@@ -20,12 +20,17 @@ export class RawResult {
   #parsed = false
 
   private constructor (
-    /** The whole JSON-RPC response as the upstream wrote it. */
+    /** The whole JSON-RPC response as the upstream wrote it (or, from `of`, the result alone). */
     readonly text: string,
     /** Where the result value starts and ends in `text`. */
     private readonly start: number,
     private readonly end: number
   ) {}
+
+  /** A result the gateway wrote itself as JSON text (a page of the catalog), to be sent as it is. */
+  static of (resultText: string): RawResult {
+    return new RawResult(resultText, 0, resultText.length)
+  }
 
   /**
    * The result of a success answer and the (numeric) id it answers, when `text` has a layout this class knows;

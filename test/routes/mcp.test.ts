@@ -227,8 +227,10 @@ test('a call with a progress token is answered as an SSE stream', async (t) => {
 })
 
 test('the GET stream: one per session, and it carries list_changed', async (t) => {
-  const { initialize, gateway } = await setup(t)
+  const { initialize, gateway, post } = await setup(t)
   const { sessionId } = await initialize()
+  const seen = await post({ jsonrpc: '2.0', id: 2, method: 'tools/list' }, { 'mcp-session-id': sessionId })
+  t.ok(seen.json().result.tools.length > 0, 'the client has seen the tools')
   const first = await request(gateway.mcp, { method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId } })
   t.equal(first.statusCode, 200)
   t.match(first.headers['content-type'], /text\/event-stream/)

@@ -1,9 +1,5 @@
 import { test } from 'tap'
-import { assignNames, fitName, globMatcher, NAME_LIMIT, type NameRequest, sanitizeName, shortHash } from '../../src/naming.js'
-
-const always = { prefixMode: 'always', separator: '__' } as const
-const conditional = { prefixMode: 'conditional', separator: '__' } as const
-const never = { prefixMode: 'never', separator: '__' } as const
+import { candidateName, collisionName, fitName, globMatcher, NAME_LIMIT, sanitizeName, shortHash } from '../../src/naming.js'
 
 const VALID = /^[A-Za-z0-9_-]{1,64}$/
 
@@ -44,169 +40,19 @@ test('fitName keeps short names, hashes long or empty ones', async (t) => {
   t.match(empty, VALID)
 })
 
-test('prefix mode "always" prefixes every name with the sanitized service and the separator', async (t) => {
-  const { names, collisions } = assignNames([
-    { service: 'github', original: 'search' },
-    { service: 'my.fs', original: 'read.file' }
-  ], always)
-  t.same(names, ['github__search', 'my_fs__read_file'])
-  t.same(collisions, [])
+test('candidateName: a rename as given, else the upstream name, prefixed when asked, fitted', async (t) => {
+  t.equal(candidateName('github', 'search', undefined, true, '__'), 'github__search')
+  t.equal(candidateName('my.fs', 'read.file', undefined, true, '-'), 'my_fs-read_file')
+  t.equal(candidateName('github', 'search', undefined, false, '__'), 'search')
+  t.equal(candidateName('github', 'search', 'find', true, '__'), 'find', 'a rename is never prefixed')
+  t.equal(candidateName('s', 'x'.repeat(80), undefined, false, '__').length, NAME_LIMIT)
 })
 
-test('the separator is configurable', async (t) => {
-  const { names } = assignNames([{ service: 'github', original: 'search' }], { prefixMode: 'always', separator: '-' })
-  t.same(names, ['github-search'])
-})
-
-test('prefix mode "never" uses the upstream names as they are', async (t) => {
-  const { names, collisions } = assignNames([
-    { service: 'github', original: 'search' },
-    { service: 'fs', original: 'read' }
-  ], never)
-  t.same(names, ['search', 'read'])
-  t.same(collisions, [])
-})
-
-test('prefix mode "conditional" prefixes only names that several services share', async (t) => {
-  const { names, collisions } = assignNames([
-    { service: 'a', original: 'search' },
-    { service: 'a', original: 'only_a' },
-    { service: 'b', original: 'search' },
-    { service: 'b', original: 'only_b' }
-  ], conditional)
-  t.same(names, ['a__search', 'only_a', 'b__search', 'only_b'])
-  t.same(collisions, [])
-})
-
-test('prefix mode "conditional" does not prefix a name one service lists twice', async (t) => {
-  const { names, collisions } = assignNames([
-    { service: 'a', original: 'dup' },
-    { service: 'a', original: 'dup' }
-  ], conditional)
-  t.equal(names[0], 'dup')
-  t.equal(names[1], 'dup_' + shortHash('a\0dup'))
-  t.equal(collisions.length, 1)
-})
-
-test('a rename is used verbatim and never prefixed, in every mode', async (t) => {
-  for (const options of [always, conditional, never]) {
-    const { names } = assignNames([
-      { service: 'github', original: 'search_issues', rename: 'find_issues' },
-      { service: 'jira', original: 'search_issues' }
-    ], options)
-    t.equal(names[0], 'find_issues', options.prefixMode)
-  }
-  const { names } = assignNames([
-    { service: 'github', original: 'search_issues', rename: 'find_issues' },
-    { service: 'jira', original: 'search_issues' }
-  ], conditional)
-  t.equal(names[1], 'search_issues', 'a renamed tool does not make its original name shared in conditional mode')
-})
-
-test('prefixed names that are too long end in a stable hash and fit in 64 characters', async (t) => {
-  const service = 'a-very-long-service-name-for-testing'
-  const original = 'an_equally_long_tool_name_that_goes_on_and_on'
-  const requests: NameRequest[] = [{ service, original }]
-  const first = assignNames(requests, always).names[0] as string
-  t.equal(first.length, NAME_LIMIT)
-  t.match(first, VALID)
-  t.ok(first.startsWith(service + '__an_equally'), 'keeps a readable start')
-  t.equal(first, (service + '__' + original).slice(0, 55) + '_' + shortHash(service + '\0' + original))
-  t.equal(assignNames(requests, always).names[0], first, 'same input, same name')
-
-  const other = assignNames([{ service, original: original + '_x' }], always).names[0] as string
-  t.not(other, first, 'names differing past the cut still differ')
-  t.equal(other.length, NAME_LIMIT)
-})
-
-test('different services whose long names truncate alike get different names', async (t) => {
-  const tool = 't'.repeat(80)
-  const { names, collisions } = assignNames([
-    { service: 'alpha', original: tool },
-    { service: 'beta', original: tool }
-  ], never)
-  t.not(names[0], names[1])
-  for (const name of names) {
-    t.equal(name.length, NAME_LIMIT)
-    t.match(name, VALID)
-  }
-  t.same(collisions, [], 'the identity hash keeps them apart without a collision')
-})
-
-test('a collision keeps the first holder and renames the later one with a hashed suffix', async (t) => {
-  const { names, collisions } = assignNames([
-    { service: 'a', original: 'search' },
-    { service: 'b', original: 'search' }
-  ], never)
-  t.equal(names[0], 'search')
-  t.equal(names[1], 'search_' + shortHash('b\0search'))
-  t.same(collisions, [{
-    name: 'search',
-    kept: { service: 'a', original: 'search' },
-    renamed: { service: 'b', original: 'search', name: names[1] }
-  }])
-})
-
-test('names that only collide after sanitizing are reported too', async (t) => {
-  const { names, collisions } = assignNames([
-    { service: 'a', original: 'read.file' },
-    { service: 'b', original: 'read_file' }
-  ], never)
-  t.equal(names[0], 'read_file')
-  t.equal(names[1], 'read_file_' + shortHash('b\0read_file'))
-  t.equal(collisions.length, 1)
-  t.same(collisions[0]?.kept, { service: 'a', original: 'read.file' })
-})
-
-test('a rename that takes an existing name is a collision, and nothing is dropped', async (t) => {
-  const { names, collisions } = assignNames([
-    { service: 'a', original: 'search' },
-    { service: 'b', original: 'lookup', rename: 'search' }
-  ], never)
-  t.equal(names.length, 2)
-  t.equal(names[0], 'search')
-  t.equal(names[1], 'search_' + shortHash('b\0lookup'))
-  t.same(collisions, [{
-    name: 'search',
-    kept: { service: 'a', original: 'search' },
-    renamed: { service: 'b', original: 'lookup', name: names[1] }
-  }])
-})
-
-test('collision resolution is deterministic and every name ends up unique', async (t) => {
-  const requests: NameRequest[] = [
-    { service: 'a', original: 'x' },
-    { service: 'b', original: 'x' },
-    { service: 'c', original: 'x' },
-    // takes the name c's hashed suffix would have had, forcing a second attempt
-    { service: 'd', original: 'y', rename: 'x_' + shortHash('c\0x') }
-  ]
-  const once = assignNames(requests, never)
-  const twice = assignNames(requests, never)
-  t.same(once, twice)
-  t.equal(new Set(once.names).size, once.names.length, 'no two requests share a name')
-  t.equal(once.collisions.length, 3, 'b, c, and the rename that takes the fallback name of c')
-  for (const name of once.names) t.match(name, VALID)
-
-  const reordered = [requests[3], requests[0], requests[1], requests[2]] as NameRequest[]
-  const second = assignNames(reordered, never)
-  t.equal(second.names[0], 'x_' + shortHash('c\0x'), 'the first holder keeps the name')
-  t.equal(new Set(second.names).size, 4)
-  const cName = second.names[3] as string
-  t.not(cName, 'x_' + shortHash('c\0x'))
-  t.equal(cName, 'x_' + shortHash('c\0x2'), 'a second hash attempt when the first suffix is taken')
-  t.match(cName, VALID)
-})
-
-test('the order of requests decides who keeps a name', async (t) => {
-  const a = { service: 'a', original: 'search' }
-  const b = { service: 'b', original: 'search' }
-  t.same(assignNames([a, b], never).names, ['search', 'search_' + shortHash('b\0search')])
-  t.same(assignNames([b, a], never).names, ['search', 'search_' + shortHash('a\0search')])
-})
-
-test('an empty request list gives no names and no collisions', async (t) => {
-  t.same(assignNames([], always), { names: [], collisions: [] })
+test('collisionName keeps a readable start and adds the hash of the identity; later attempts hash again', async (t) => {
+  t.equal(collisionName('search', 'b\0search'), 'search_' + shortHash('b\0search'))
+  t.equal(collisionName('search', 'b\0search', 2), 'search_' + shortHash('b\0search2'))
+  t.equal(collisionName('x'.repeat(64), 'id').length, NAME_LIMIT)
+  t.equal(collisionName('x'.repeat(64), 'id', 3).length, NAME_LIMIT - 3)
 })
 
 test('globMatcher matches exact names and "*" wildcards', async (t) => {
