@@ -130,9 +130,13 @@ export async function runClients ({ url, n, sessions, statefulShare, concurrency
   return { headers: plans.map(p => p.headers).filter(Boolean), tally }
 }
 
-/** Groups failures by their message with ids and numbers blanked out, so one cause is one line however often. */
+/**
+ * Groups failures by their message with ids and numbers blanked out (the HTTP status or JSON-RPC code leading it
+ * kept), so one cause is one line however often it happened.
+ */
 export function group (groups, failure) {
-  const key = failure
+  const [, code = '', rest = failure] = /^((?:HTTP|JSON-RPC) -?\d+)?(.*)$/s.exec(failure)
+  const key = code + rest
     .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '<uuid>')
     .replace(/\bu\d{4}\b/g, 'u####')
     .replace(/\d+/g, '#')
