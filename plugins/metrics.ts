@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client'
-import { counterOf, histogramOf, LatencyRecorder, type Series } from '../src/latency-recorder.js'
+import { counterOf, histogramOf, LatencyRecorder, type Series, sumOf } from '../src/latency-recorder.js'
 import type { CallOutcome } from '../src/forwarder.js'
 
 /**
@@ -23,6 +23,10 @@ declare module 'fastify' {
 }
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+const FORWARDED_METHODS = new Set([
+  'tools/call', 'resources/read', 'prompts/get', 'completion/complete', 'tools/list', 'resources/list',
+  'resources/templates/list', 'prompts/list', 'resources/subscribe', 'resources/unsubscribe', 'logging/setLevel', 'ping'
+])
 
 export default fp(async function mcpGatewayMetrics (app) {
   const { enabled, prefix, defaultMetrics } = app.mcpConfig.metrics
@@ -30,15 +34,21 @@ export default fp(async function mcpGatewayMetrics (app) {
   if (enabled && defaultMetrics) collectDefaultMetrics({ register: registry, prefix })
 
   const http = new LatencyRecorder(['method', 'route', 'status_code'], DURATION_BUCKETS)
-  const calls = new LatencyRecorder(['server', 'method', 'outcome'], DURATION_BUCKETS)
+  // Label sets stay bounded at a thousand upstreams: per upstream, counts and total seconds (a handful of series
+  // each); latency distributions by method and outcome only, not per upstream (at 18 lines per series, that alone
+  // was megabytes per scrape).
+  const calls = new LatencyRecorder(['server', 'method', 'outcome'], [])
+  const latency = new LatencyRecorder(['method', 'outcome'], DURATION_BUCKETS)
   registry.registerMetric(counterOf(http, prefix + 'http_requests_total',
     'HTTP requests served by the gateway, by route and status') as unknown as Metric)
   registry.registerMetric(histogramOf(http, prefix + 'http_request_duration_seconds',
     'Time to answer an HTTP request (until the response ended; streams count their whole life)') as unknown as Metric)
   registry.registerMetric(counterOf(calls, prefix + 'upstream_calls_total',
     'Requests forwarded to upstream servers, by server, MCP method and outcome') as unknown as Metric)
-  registry.registerMetric(histogramOf(calls, prefix + 'upstream_call_duration_seconds',
-    'Time an upstream took to answer a forwarded request') as unknown as Metric)
+  registry.registerMetric(sumOf(calls, prefix + 'upstream_call_seconds_total',
+    'Seconds upstream servers took to answer forwarded requests, by server, MCP method and outcome (divide by upstream_calls_total for the mean)') as unknown as Metric)
+  registry.registerMetric(histogramOf(latency, prefix + 'upstream_call_duration_seconds',
+    'Time an upstream took to answer a forwarded request, by MCP method and outcome') as unknown as Metric)
   const upstreamUp = new Gauge({
     name: prefix + 'upstream_up',
     help: '1 when the upstream is connected and healthy, 0 otherwise',
@@ -51,21 +61,31 @@ export default fp(async function mcpGatewayMetrics (app) {
     registers: [registry]
   })
 
-  // Series are resolved once per label set and kept: the per-call cost is a map lookup and a few additions.
+  // Series are resolved once per label set and kept: the per-call cost is two map lookups and a few additions.
   const httpSeries = new Map<string, Series>()
   const callSeries = new Map<string, Series>()
+  const latencySeries = new Map<string, Series>()
 
   const metrics: GatewayMetrics = {
     registry,
     upstreamCall (server, method, outcome, seconds) {
       if (!enabled) return
-      const key = server + '\0' + method + '\0' + outcome
+      // Clients choose the method of an envelope request: only the methods the gateway forwards get their own label.
+      const name = FORWARDED_METHODS.has(method) ? method : 'other'
+      const key = server + '\0' + name + '\0' + outcome
       let series = callSeries.get(key)
       if (series === undefined) {
-        series = calls.series(server, method, outcome)
+        series = calls.series(server, name, outcome)
         callSeries.set(key, series)
       }
       series.observe(seconds)
+      const byMethod = name + '\0' + outcome
+      let distribution = latencySeries.get(byMethod)
+      if (distribution === undefined) {
+        distribution = latency.series(name, outcome)
+        latencySeries.set(byMethod, distribution)
+      }
+      distribution.observe(seconds)
     },
     upstreamUp (server, service, up) {
       if (up === undefined) {

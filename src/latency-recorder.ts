@@ -81,6 +81,15 @@ export function counterOf (recorder: LatencyRecorder, name: string, help: string
   })
 }
 
+/** A counter of the sum of the recorder's observations (seconds spent, for a mean: divide by the count). */
+export function sumOf (recorder: LatencyRecorder, name: string, help: string): ExportedMetric {
+  return exported(name, help, 'counter', () => {
+    const values: MetricValue[] = []
+    for (const series of recorder.all()) values.push({ labels: { ...series.labels }, value: series.sum })
+    return values
+  })
+}
+
 /** A Prometheus histogram of the recorder's observations. */
 export function histogramOf (recorder: LatencyRecorder, name: string, help: string): ExportedMetric {
   return exported(name, help, 'histogram', () => {

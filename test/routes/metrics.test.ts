@@ -32,12 +32,16 @@ test('/metrics counts the calls just made', async (t) => {
   t.equal(families.get('mcp_gateway_upstream_calls_total')?.type, 'COUNTER')
   t.equal(sample('mcp_gateway_upstream_calls_total', { server: 'fx', method: 'tools/call', outcome: 'success' })?.value, '3')
   t.equal(sample('mcp_gateway_upstream_calls_total', { server: 'fx', method: 'tools/call', outcome: 'tool_error' })?.value, '1')
+  t.equal(families.get('mcp_gateway_upstream_call_seconds_total')?.type, 'COUNTER')
+  t.ok(Number(sample('mcp_gateway_upstream_call_seconds_total', { server: 'fx', method: 'tools/call', outcome: 'success' })?.value) > 0,
+    'seconds spent per upstream, for its mean latency')
   t.equal(families.get('mcp_gateway_upstream_call_duration_seconds')?.type, 'HISTOGRAM')
-  const labels = '{server="fx",method="tools/call",outcome="success"'
+  const labels = '{method="tools/call",outcome="success"'
   t.equal(line(`mcp_gateway_upstream_call_duration_seconds_count${labels}}`), '3', 'three call durations observed')
   t.ok(Number(line(`mcp_gateway_upstream_call_duration_seconds_sum${labels}}`)) > 0)
   t.equal(line(`mcp_gateway_upstream_call_duration_seconds_bucket${labels},le="+Inf"}`), '3')
   t.equal(line(`mcp_gateway_upstream_call_duration_seconds_bucket${labels},le="60"}`), '3', 'buckets are cumulative')
+  t.notMatch(text, /upstream_call_duration_seconds_bucket\{server=/, 'no latency distribution per upstream: the label set stays bounded')
 
   const posts = sample('mcp_gateway_http_requests_total', { method: 'POST', route: '/mcp', status_code: '200' })
   t.ok(Number(posts?.value) >= 6, `POST /mcp 200 counted (${posts?.value}): initialize, list and the calls`)
@@ -51,6 +55,14 @@ test('/metrics counts the calls just made', async (t) => {
   gateway.app.mcpRegistry.remove('fx')
   const after = new Map(parsePrometheusTextFormat(await (await fetch(gateway.base + '/metrics')).text()).map(f => [f.name, f]))
   t.notOk(after.get('mcp_gateway_upstream_up')?.metrics.some(m => m.labels?.server === 'fx'), 'a removed upstream leaves the gauge')
+})
+
+test('label sets stay bounded: a method a client made up is counted as "other"', async (t) => {
+  const gateway = await startGateway(t, {})
+  for (let i = 0; i < 50; i++) gateway.app.mcpMetrics.upstreamCall('fx', `made/up/${i}`, 'rpc_error', 0.01)
+  const text = await (await fetch(gateway.base + '/metrics')).text()
+  t.match(text, /^mcp_gateway_upstream_calls_total\{server="fx",method="other",outcome="rpc_error"\} 50$/m)
+  t.notMatch(text, /made\/up/)
 })
 
 test('metrics can be turned off, and process metrics come with them by default', async (t) => {
