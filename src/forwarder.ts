@@ -161,7 +161,7 @@ export class Forwarder {
       // Sent twice only when that is harmless: never sent, or idempotent and not merely slow (a timeout may be
       // the upstream still working on it).
       const mayRetry = !failure.sent || (call.idempotent && failure.suspect && failure.code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')
-      if (!mayRetry || call.cancel?.requested === true || registry.replicas(call.service).length < 2) throw failure
+      if (!mayRetry || call.cancel?.requested === true || registry.replicas(call.service).length < 2) throw asAnswered(failure, call.service)
       call.tried ??= new Set()
       call.tried.add(replica.id)
       return this.#attempt(call)
@@ -197,6 +197,12 @@ function openFailed (err: unknown, upstream: string): Error {
   const failure = upstreamFailure(err, upstream)
   if (!(failure instanceof UpstreamFailure) || !failure.sent) return failure
   return new ERR_UPSTREAM_UNAVAILABLE(upstream, `upstream ${upstream}: opening a session failed: ${failure.message}`, { sent: false, suspect: failure.suspect })
+}
+
+/** What the client is told: a request that never left the gateway found the service unavailable (503). */
+function asAnswered (failure: UpstreamFailure, service: string): UpstreamFailure {
+  if (failure.sent || failure.code === 'MCPGW_ERR_UPSTREAM_UNAVAILABLE') return failure
+  return new ERR_UPSTREAM_UNAVAILABLE(service, failure.message, { sent: false, suspect: failure.suspect })
 }
 
 function outcomeOf (err: Error): CallOutcome {

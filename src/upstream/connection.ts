@@ -7,7 +7,7 @@ import type { Logger } from '../logger.js'
 import type { ListKind, ServiceListing } from '../mcp-types.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
 import { HttpSession, HttpUpstream } from './http.js'
-import type { ClientIdentity, IncomingRequest, Pending, SessionHandlers, UpstreamSession } from './session.js'
+import { type ClientIdentity, type IncomingRequest, nextTurn, type Pending, type SessionHandlers, type UpstreamSession } from './session.js'
 import { SseSession } from './sse.js'
 import { StdioSession } from './stdio.js'
 import { WebSocketSession } from './websocket.js'
@@ -184,6 +184,8 @@ export class UpstreamConnection {
       this.#attempts = 0
       if (session instanceof HttpSession) {
         session.onReinitialized = () => this.#relist(['tools', 'resources', 'prompts'])
+        // Its GET stream dropping is the first sign of an upstream going away: check at once, not at the next ping.
+        session.onStreamLost = () => this.suspect()
         session.listen().catch(() => {})
       } else {
         // A process, stream or socket that ends on its own takes the upstream down at once, not at the next ping.
@@ -273,7 +275,7 @@ export class UpstreamConnection {
     if (this.state !== 'up') return
     const control = this.control
     this.control = undefined
-    control?.close(reason).catch(() => {})
+    control?.retire(reason).catch(() => {})
     this.#fail(reason)
   }
 
@@ -368,6 +370,7 @@ export class UpstreamConnection {
         else this.#log.warn({ method, item }, `upstream listed an entry without a ${identity}; skipped`)
       }
       cursor = result.nextCursor
+      await nextTurn()
       if (typeof cursor !== 'string' || cursor === '') return items
     }
     this.#log.warn({ method, pages: MAX_PAGES }, 'upstream list has too many pages; the rest is ignored')

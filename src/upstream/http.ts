@@ -1,22 +1,26 @@
 import { StringDecoder } from 'node:string_decoder'
-import { Pool } from 'undici'
+import { Client, Pool } from 'undici'
 import type { Dispatcher } from 'undici'
 import type { UpstreamDefinition } from '../config/types.js'
-import { ERR_UPSTREAM_HTTP, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_SESSION_EXPIRED } from '../errors.js'
+import { ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_HTTP, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_SESSION_EXPIRED } from '../errors.js'
 import type { Params } from '../../schemas/jsonrpc.js'
 import { backoffDelay } from '../backoff.js'
 import { SseParser } from '../sse.js'
-import { type ClientIdentity, type InitializeResult, type Pending, type RequestOptions, type TransportHandle, UpstreamSession } from './session.js'
+import { type ClientIdentity, type InitializeResult, nextTurn, type Pending, type RequestOptions, type TransportHandle, UpstreamSession } from './session.js'
 
 /**
- * The Streamable HTTP transport to one upstream. `HttpUpstream` owns the connection pools (created here, destroyed
- * in `close`); each `HttpSession` is one MCP session (`Mcp-Session-Id`) carried over them. Answers are read as they
+ * The Streamable HTTP transport to one upstream. `HttpUpstream` owns the connections (a pool for requests, one
+ * connection per event stream; created here, destroyed in `close`); each `HttpSession` is one MCP session
+ * (`Mcp-Session-Id`) carried over them. Answers are read as they
  * come, JSON or SSE, and handed to the session without re-validation. Legacy HTTP+SSE sessions (`SseSession`,
  * sse.ts) ride on the same pools.
  */
 
 const ERROR_BODY_LIMIT = 2048
 const DELETE_TIMEOUT = 2000
+/** Courtesy requests (session DELETEs) in flight per upstream (one: they reuse its keep-alive socket), and how many may wait. */
+const COURTESY_CONCURRENCY = 1
+const COURTESY_BACKLOG = 1000
 /** A GET stream open at least this long ended normally (a shorter one is retried as a failure, with backoff). */
 const STABLE_STREAM = 5000
 
@@ -31,16 +35,17 @@ export interface HttpUpstreamOptions {
 export class HttpUpstream {
   /** Requests: bounded by `maxConnections`, kept alive. */
   readonly pool: Pool
-  /**
-   * Long-lived GET streams get their own pool so they can never take all of the request connections.
-   * It connects lazily: an upstream without GET streams never opens a socket here.
-   */
-  readonly streamPool: Pool
+  /** The connections of the event streams open now (see `stream`). */
+  readonly #streams = new Set<Client>()
+  readonly #origin: string
+  readonly #connect: { timeout: number }
   readonly path: string
   /** The configured headers (the upstream's credentials), names lower-cased: every request carries them. */
   readonly headers: Readonly<Record<string, string>>
   /** What a Streamable HTTP POST carries. */
   readonly baseHeaders: Readonly<Record<string, string>>
+  readonly #courtesyBacklog: Array<() => Promise<void>> = []
+  #courtesyRunning = 0
 
   constructor (readonly definition: UpstreamDefinition, readonly options: HttpUpstreamOptions) {
     const url = new URL(definition.url as string)
@@ -54,7 +59,8 @@ export class HttpUpstream {
       keepAliveMaxTimeout: 30_000,
       connect
     })
-    this.streamPool = new Pool(url.origin, { connections: null, pipelining: 1, connect })
+    this.#origin = url.origin
+    this.#connect = connect
     const headers: Record<string, string> = {}
     for (const [name, value] of Object.entries(definition.headers)) headers[name.toLowerCase()] = value
     this.headers = headers
@@ -65,8 +71,58 @@ export class HttpUpstream {
     return new HttpSession(this)
   }
 
+  /**
+   * Runs a request that is only a courtesy (ending a session the server would expire anyway) a few at a time, so
+   * closing thousands of client sessions at once does not open thousands of sockets; past a backlog it is skipped.
+   * Never rejects.
+   */
+  courtesy (task: () => Promise<void>): Promise<void> {
+    if (this.pool.destroyed || this.#courtesyBacklog.length >= COURTESY_BACKLOG) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      this.#courtesyBacklog.push(() => task().catch(() => {}).then(nextTurn).finally(() => {
+        this.#courtesyRunning--
+        resolve()
+        this.#nextCourtesy()
+      }))
+      this.#nextCourtesy()
+    })
+  }
+
+  #nextCourtesy (): void {
+    while (this.#courtesyRunning < COURTESY_CONCURRENCY && this.#courtesyBacklog.length > 0) {
+      this.#courtesyRunning++
+      const next = this.#courtesyBacklog.shift() as () => Promise<void>
+      next().catch(() => {})
+    }
+  }
+
+  /**
+   * A long-lived GET (an event stream) on a connection of its own, closed when its body ends: streams never take
+   * the request connections, and an upstream with no stream open holds nothing for them (a Pool would hold a
+   * 2048-slot queue per upstream, 16 KB each at a thousand upstreams).
+   */
+  async stream (options: Omit<Dispatcher.RequestOptions, 'origin'>): Promise<Dispatcher.ResponseData> {
+    if (this.pool.destroyed) throw new ERR_UPSTREAM_CLOSED(this.definition.id, 'the upstream was closed')
+    const client = new Client(this.#origin, { pipelining: 1, connect: this.#connect })
+    this.#streams.add(client)
+    const release = () => {
+      this.#streams.delete(client)
+      client.destroy().catch(() => {})
+    }
+    try {
+      const res = await client.request(options)
+      res.body.once('close', release)
+      return res
+    } catch (err) {
+      release()
+      throw err
+    }
+  }
+
   async close (): Promise<void> {
-    await Promise.all([this.pool.destroy(), this.streamPool.destroy()])
+    const streams = [...this.#streams]
+    this.#streams.clear()
+    await Promise.all([this.pool.destroy(), ...streams.map(c => c.destroy())])
   }
 }
 
@@ -77,8 +133,12 @@ export class HttpSession extends UpstreamSession {
   #reinitializing: Promise<void> | undefined
   #stream: AbortController | undefined
   #listening: Promise<void> | undefined
+  /** Set once close() ran (a retired session is closed, to new requests, before that). */
+  #ended = false
   /** Called after the session was re-established because the upstream forgot it (the catalog may have changed). */
   onReinitialized: (() => void) | undefined
+  /** Called when the GET stream dropped or could not be opened: the upstream may be gone. */
+  onStreamLost: (() => void) | undefined
 
   constructor (readonly upstream: HttpUpstream) {
     super(upstream.definition.id)
@@ -170,24 +230,36 @@ export class HttpSession extends UpstreamSession {
     return this.#listening
   }
 
+  override retire (reason: string): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    this.closedReason = reason
+    this.#stream?.abort()
+    if (this.pending.size === 0) return this.close(reason)
+    return Promise.resolve()
+  }
+
+  protected override drained (): void {
+    this.close(this.closedReason).catch(() => {})
+  }
+
   async close (reason = 'session closed'): Promise<void> {
-    if (this.closed) return
+    if (this.#ended) return
+    this.#ended = true
     this.failAll(reason)
     this.#stream?.abort()
     if (this.sessionId === undefined) return
-    try {
+    const headers = this.#headers
+    await this.upstream.courtesy(async () => {
       const res = await this.upstream.pool.request({
         path: this.upstream.path,
         method: 'DELETE',
-        headers: this.#headers,
+        headers,
         headersTimeout: DELETE_TIMEOUT,
         bodyTimeout: DELETE_TIMEOUT,
         signal: AbortSignal.timeout(DELETE_TIMEOUT)
       })
       await res.body.dump()
-    } catch {
-      // Ending the session upstream is a courtesy: the server expires it on its own.
-    }
+    })
   }
 
   /**
@@ -205,7 +277,7 @@ export class HttpSession extends UpstreamSession {
       if (pending.settled) return
       const headers: Record<string, string> = { ...this.#headers, accept: 'text/event-stream', 'last-event-id': from }
       delete headers['content-type']
-      const res = await this.upstream.streamPool.request({
+      const res = await this.upstream.stream({
         path: this.upstream.path,
         method: 'GET',
         headers,
@@ -260,7 +332,7 @@ export class HttpSession extends UpstreamSession {
         const headers: Record<string, string> = { ...this.#headers, accept: 'text/event-stream' }
         delete headers['content-type']
         if (parser?.lastEventId !== undefined) headers['last-event-id'] = parser.lastEventId
-        const res = await this.upstream.streamPool.request({
+        const res = await this.upstream.stream({
           path: this.upstream.path,
           method: 'GET',
           headers,
@@ -284,6 +356,7 @@ export class HttpSession extends UpstreamSession {
         if (signal.aborted || this.upstream.pool.destroyed) return
       }
       opened()
+      if (!signal.aborted && !this.closed) this.onStreamLost?.()
       const { streamRetry, streamRetryMax } = this.upstream.options
       // A stream that stayed open a while ended normally; one that failed, or ended at once, counts as a failure.
       failures = streamed && Date.now() - started >= STABLE_STREAM ? 0 : failures + 1

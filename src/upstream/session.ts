@@ -112,6 +112,15 @@ export class Pending implements CancellationListener {
   }
 }
 
+/**
+ * Resolves on the next turn of the event loop. The gateway's own requests that follow one another (the handshake,
+ * the lists) wait for it: a connection pool hands a socket back only once the answer's turn is over, and a request
+ * sent sooner opens a second socket, which then sits idle.
+ */
+export function nextTurn (): Promise<void> {
+  return new Promise(resolve => setImmediate(resolve))
+}
+
 function onDeadline (pending: Pending, timeout: number): void {
   pending.session.cancelPending(pending, new ERR_UPSTREAM_TIMEOUT(pending.session.serverId, pending.method, timeout))
 }
@@ -158,6 +167,18 @@ export abstract class UpstreamSession {
   /** Releases the transport; pending calls fail with MCPGW_ERR_UPSTREAM_CLOSED. */
   abstract close (reason?: string): Promise<void>
 
+  /**
+   * Takes no new requests (they fail as never sent) but lets those in flight end on their own, each with what its
+   * transport saw — the upstream looked gone, yet a request on its own connection may still have been answered, or
+   * refused before it was sent. Transports where one failure ends everything close at once.
+   */
+  retire (reason: string): Promise<void> {
+    return this.close(reason)
+  }
+
+  /** Called when the last request in flight of a retired session has ended. */
+  protected drained (): void {}
+
   /** Opens the transport if it needs opening, then runs the MCP handshake; `timeout` bounds both together. */
   async initialize (identity: ClientIdentity, timeout: number): Promise<InitializeResult> {
     if (this.closedReason !== undefined) throw new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason)
@@ -175,7 +196,9 @@ export abstract class UpstreamSession {
     this.protocolVersion = result.protocolVersion
     this.initializeResult = result
     this.negotiated(result)
+    await nextTurn()
     await this.notify('notifications/initialized')
+    await nextTurn()
     return result
   }
 
@@ -230,6 +253,7 @@ export abstract class UpstreamSession {
   forget (pending: Pending): boolean {
     if (this.pending.get(pending.id) !== pending) return false
     this.pending.delete(pending.id)
+    if (this.pending.size === 0 && this.closedReason !== undefined) this.drained()
     return true
   }
 

@@ -8,7 +8,7 @@ import { type Pending, UpstreamSession } from './session.js'
  * The legacy HTTP+SSE transport (protocol 2024-11-05): one session is one `GET <url>` event stream. Its first event,
  * `endpoint`, gives the URI (with the session in its query) that every message we send is POSTed to; the server
  * accepts each POST with 202 and sends every message of its own, answers included, as a `message` event on the
- * stream. The stream is read on the upstream's `streamPool`, the POSTs go through its `pool`.
+ * stream. The stream has a connection of its own (`HttpUpstream.stream`), the POSTs go through the upstream's `pool`.
  */
 
 export class SseSession extends UpstreamSession {
@@ -95,7 +95,7 @@ export class SseSession extends UpstreamSession {
   async #listen (): Promise<void> {
     let failure: Error | undefined
     try {
-      const res = await this.upstream.streamPool.request({
+      const res = await this.upstream.stream({
         path: this.upstream.path,
         method: 'GET',
         headers: this.#getHeaders,
