@@ -27,13 +27,15 @@ const STREAM_KEEP_ALIVE = 15_000
 export default fp(async function mcpGatewayTransports (app) {
   const endpoint = app.mcpProxy
   const { replayEvents, replayBytes } = app.mcpConfig.sessions
+  const limits = app.mcpConfig.limits
   const transports: GatewayTransports = {
     streamableHttp: new StreamableHttpTransport(endpoint, {
       keepAliveInterval: STREAM_KEEP_ALIVE,
-      events: { maxEvents: replayEvents, maxBytes: replayBytes }
+      events: { maxEvents: replayEvents, maxBytes: replayBytes },
+      limits
     }),
-    legacySse: new LegacySseTransport(endpoint, { keepAliveInterval: STREAM_KEEP_ALIVE }),
-    websocket: new WebSocketTransport(endpoint, { pingInterval: 2 * STREAM_KEEP_ALIVE })
+    legacySse: new LegacySseTransport(endpoint, { keepAliveInterval: STREAM_KEEP_ALIVE, limits }),
+    websocket: new WebSocketTransport(endpoint, { pingInterval: 2 * STREAM_KEEP_ALIVE, limits })
   }
   app.decorate('mcpTransports', transports)
 }, { name: 'mcp-gateway-transports', fastify: '5.x', dependencies: ['mcp-gateway-config', 'mcp-gateway-proxy'] })

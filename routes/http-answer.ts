@@ -1,3 +1,4 @@
+import compress from '@fastify/compress'
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import type { HttpAnswer, RefusedRequest } from '../src/transport/serve.js'
 
@@ -30,14 +31,27 @@ export function sendAnswer (reply: FastifyReply, answer: HttpAnswer): FastifyRep
 }
 
 /**
- * JSON bodies only (without Fastify's text/plain parser another type is a 415, as the spec's SDK does), the
- * Origin/Host guard first, and every refusal — bad JSON, a body that is not JSON-RPC — as a JSON-RPC error body.
+ * JSON bodies only (without Fastify's text/plain parser another type is a 415, as the spec's SDK does), read with
+ * the nesting limit (a body that is not JSON, or too deep, reaches the transport as the InvalidMessage it answers
+ * with its id); compressed bodies (gzip, deflate, br) decoded by @fastify/compress, any other Content-Encoding a 415
+ * (Fastify's bodyLimit bounds what they decode to); the Origin/Host guard first; every refusal a JSON-RPC error body.
  */
-export function jsonRpcEndpoint (app: FastifyInstance, transport: { requestError (err: RefusedRequest, method?: string, contentType?: string): HttpAnswer }): void {
-  app.removeContentTypeParser('text/plain')
+export async function jsonRpcEndpoint (app: FastifyInstance, transport: JsonRpcTransport): Promise<void> {
+  app.removeContentTypeParser(['text/plain', 'application/json'])
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    done(null, transport.parseBody(body as string))
+  })
+  await app.register(compress, { globalCompression: false, globalDecompression: true, requestEncodings: ['gzip', 'deflate', 'br', 'identity'] })
   app.addHook('onRequest', app.mcpAuth.guardOrigin)
   app.setErrorHandler<FastifyError>(async (err, request, reply) => {
     if (typeof err.statusCode !== 'number' || err.statusCode >= 500) request.log.error({ err }, 'MCP request failed')
-    return sendAnswer(reply, transport.requestError(err, request.method, request.headers['content-type']))
+    return sendAnswer(reply, transport.requestError(err, request.method, request.headers['content-type'], request.headers['content-encoding']))
   })
+}
+
+/** What a JSON-RPC route needs of its transport: reading bodies, and answering refusals. */
+export interface JsonRpcTransport {
+  /** The parsed body, or what the transport answers a body that is not JSON (or is nested too deep) with. */
+  parseBody (text: string): unknown
+  requestError (err: RefusedRequest, method?: string, contentType?: string, encoding?: string): HttpAnswer
 }

@@ -1,7 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import Type from 'typebox'
-import { JsonRpcBody } from '../schemas/jsonrpc.js'
 import { jsonRpcEndpoint, sendAnswer } from './http-answer.js'
 
 /**
@@ -15,7 +14,7 @@ export default async function legacySseRoutes (fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const transport = app.mcpTransports.legacySse
 
-  jsonRpcEndpoint(app, transport)
+  await jsonRpcEndpoint(app, transport)
 
   app.get('/sse', async (request, reply) => {
     // The endpoint is announced as a path under the same prefix as this route, so an embedded gateway works.
@@ -23,7 +22,7 @@ export default async function legacySseRoutes (fastify: FastifyInstance) {
     return sendAnswer(reply, transport.open(base + '/messages', { address: request.ip }))
   })
 
-  app.post('/messages', { schema: { body: JsonRpcBody, querystring: MessagesQuery } }, async (request, reply) => {
+  app.post('/messages', { schema: { querystring: MessagesQuery } }, async (request, reply) => {
     return sendAnswer(reply, transport.post(request.query.sessionId, request.body))
   })
 }

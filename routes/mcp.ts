@@ -1,6 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { JsonRpcBody } from '../schemas/jsonrpc.js'
 import { jsonRpcEndpoint, sendAnswer } from './http-answer.js'
 
 /**
@@ -13,9 +12,10 @@ export default async function mcpRoutes (fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const transport = app.mcpTransports.streamableHttp
 
-  jsonRpcEndpoint(app, transport)
+  await jsonRpcEndpoint(app, transport)
 
-  app.post('/mcp', { schema: { body: JsonRpcBody } }, (request, reply) => {
+  // The body is checked by the transport (one validator for every transport), not by a route schema.
+  app.post('/mcp', (request, reply) => {
     const answer = transport.post(request.headers, request.body, { address: request.ip })
     if ('kind' in answer) {
       sendAnswer(reply, answer)

@@ -126,6 +126,11 @@ export const GatewayConfigFile = Type.Object({
     maxSessions: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'Most client sessions held open on one upstream' })),
     sessionIdleTimeout: Type.Optional(Milliseconds('A client\'s own upstream session unused this long is closed (it reopens on use)'))
   }, { additionalProperties: false })),
+  limits: Type.Optional(Type.Object({
+    maxJsonDepth: Type.Optional(Type.Integer({ minimum: 8, maximum: 4096, description: 'Deepest nesting of arrays and objects accepted in a message, from clients and from upstreams' })),
+    maxBatch: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'Most messages in one JSON-RPC batch' })),
+    maxUpstreamMessage: Type.Optional(Type.Integer({ minimum: 1024, description: 'Longest message taken from an upstream (characters): an answer body, an SSE event, a stdio line, a WebSocket frame' }))
+  }, { additionalProperties: false })),
   startupWait: Type.Optional(Type.Integer({ minimum: 0, description: 'How long start-up waits for upstreams to connect (ms)' })),
   shutdownTimeout: Type.Optional(Milliseconds('How long shutdown waits for in-flight calls')),
   admin: Type.Optional(Type.Object({

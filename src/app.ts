@@ -20,6 +20,7 @@ import statusRoutes from '../routes/status.js'
 import websocketRoutes from '../routes/websocket.js'
 import type { GatewayConfig } from './config/types.js'
 import { SUPPORTED_PROTOCOL_VERSIONS } from './protocol.js'
+import { MCP_SUBPROTOCOL } from './transport/websocket.js'
 import { PACKAGE } from './version.js'
 
 /**
@@ -48,7 +49,12 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   if (opts.routes === false) return
   await app.register(transportsPlugin)
   // A host app that already has @fastify/websocket keeps its own; registering it twice would handle upgrades twice.
-  if (!app.hasDecorator('websocketServer')) await app.register(websocket, { options: { maxPayload: 4 * 1024 * 1024 } })
+  // MCP over WebSocket speaks subprotocol "mcp": ws would otherwise accept whichever subprotocol is offered first.
+  if (!app.hasDecorator('websocketServer')) {
+    await app.register(websocket, {
+      options: { maxPayload: 4 * 1024 * 1024, handleProtocols: (protocols: Set<string>) => protocols.has(MCP_SUBPROTOCOL) ? MCP_SUBPROTOCOL : false }
+    })
+  }
   await app.register(mcpRoutes)
   await app.register(legacySseRoutes)
   await app.register(websocketRoutes)

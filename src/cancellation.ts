@@ -10,6 +10,8 @@ export interface CancellationListener {
 
 export class Cancellation {
   reason: string | undefined
+  /** The requester itself withdrew the request (notifications/cancelled): it expects no answer. */
+  withdrawn = false
   #listener: CancellationListener | undefined
 
   get requested (): boolean {
@@ -20,6 +22,12 @@ export class Cancellation {
     if (this.reason !== undefined) return
     this.reason = reason
     this.#listener?.cancelled(reason)
+  }
+
+  /** The requester cancelled its own request: stop it, and send no answer (the spec's SHOULD NOT respond). */
+  withdraw (reason: string): void {
+    if (this.reason === undefined) this.withdrawn = true
+    this.cancel(reason)
   }
 
   /** One listener at a time: the call currently in flight. */

@@ -11,6 +11,7 @@ import type { ListName, LiveCatalog } from './catalog/live-catalog.js'
 import { negotiateProtocolVersion } from './protocol.js'
 import type { SessionBroker } from './session-broker.js'
 import { ClientSession } from './client-session.js'
+import type { Registry } from './registry.js'
 import type { UpstreamPool } from './upstream-pool.js'
 
 /**
@@ -18,6 +19,17 @@ import type { UpstreamPool } from './upstream-pool.js'
  * (the catalog, with its own cursors), tools, resources, prompts and completions by routing the name to its service
  * and forwarding, logging and subscriptions through the client-state sync, notifications where they belong.
  */
+
+const CAPABILITIES = Object.freeze({
+  tools: { listChanged: true },
+  resources: { subscribe: true, listChanged: true },
+  prompts: { listChanged: true },
+  completions: {},
+  logging: {}
+})
+
+/** The answer to completion/complete for a service that offers no completions: no suggestions. */
+const NO_COMPLETIONS = Object.freeze({ completion: { values: [], hasMore: false } })
 
 export interface DispatcherOptions {
   config: GatewayConfig
@@ -27,6 +39,7 @@ export interface DispatcherOptions {
   state: ClientStateSync
   broker: SessionBroker
   pool: UpstreamPool
+  registry: Registry
   /** The client completed initialization (notifications/initialized). */
   initialized: (session: ClientSession) => void
 }
@@ -65,7 +78,7 @@ export class Dispatcher {
       case 'notifications/cancelled': {
         const requestId = params?.requestId
         if (typeof requestId === 'string' || typeof requestId === 'number') {
-          session.inFlight.get(requestId)?.cancel(typeof params?.reason === 'string' ? params.reason : 'cancelled by the client')
+          session.inFlight.get(requestId)?.withdraw(typeof params?.reason === 'string' ? params.reason.slice(0, 500) : 'cancelled by the client')
         }
         return
       }
@@ -153,6 +166,7 @@ export class Dispatcher {
     if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
       const entry = catalog.prompt(ref.name)
       if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_PROMPT(ref.name))
+      if (!this.#offersCompletions(entry.service)) return Promise.resolve(NO_COMPLETIONS)
       return this.options.forwarder.forward(context, {
         service: entry.service, method: 'completion/complete', params: { ...params, ref: { ...ref, name: entry.originalName } }, idempotent: true
       }, options)
@@ -160,27 +174,29 @@ export class Dispatcher {
     if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
       const service = catalog.template(ref.uri)?.service ?? catalog.resourceOwner(ref.uri)
       if (service === undefined) return Promise.reject(new ERR_UNKNOWN_RESOURCE(ref.uri))
+      if (!this.#offersCompletions(service)) return Promise.resolve(NO_COMPLETIONS)
       return this.options.forwarder.forward(context, { service, method: 'completion/complete', params: params as Params, idempotent: true }, options)
     }
     return Promise.reject(new ERR_INVALID_PARAMS('completion/complete needs params.ref: {type:"ref/prompt",name} or {type:"ref/resource",uri}'))
   }
 
+  /**
+   * What the gateway offers, the same whichever upstreams are up: a client learns the capabilities once, at
+   * initialize, and upstreams come and go after. The gateway serves each itself — subscriptions and log levels are
+   * kept and passed to the services that take them, completions routed to their service (an empty answer where it
+   * has none) — so it can promise them all.
+   */
+  /** Whether a replica of the service that is up declared completions. */
+  #offersCompletions (service: string): boolean {
+    for (const replica of this.options.registry.replicas(service)) {
+      const listing = this.options.pool.get(replica.id)?.listing
+      if (listing !== undefined) return listing.capabilities.completions !== undefined
+    }
+    return true // nothing known: let the upstream answer
+  }
+
   #capabilities (): Record<string, unknown> {
-    const capabilities: Record<string, unknown> = {
-      tools: { listChanged: true },
-      resources: { listChanged: true },
-      prompts: { listChanged: true }
-    }
-    for (const connection of this.options.pool.connections.values()) {
-      const upstream = connection.listing?.capabilities
-      if (upstream === undefined) continue
-      if (upstream.completions !== undefined) capabilities.completions = {}
-      if (upstream.logging !== undefined) capabilities.logging = {}
-      if ((upstream.resources as { subscribe?: unknown } | undefined)?.subscribe === true) {
-        capabilities.resources = { subscribe: true, listChanged: true }
-      }
-    }
-    return capabilities
+    return CAPABILITIES
   }
 }
 

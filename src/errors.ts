@@ -27,6 +27,12 @@ export const ERR_CONFIG_READ = createError('MCPGW_ERR_CONFIG_READ', 'Cannot read
 
 export const ERR_PARSE = createError('MCPGW_ERR_PARSE', 'Parse error: %s', 400)
 export const ERR_INVALID_REQUEST = createError('MCPGW_ERR_INVALID_REQUEST', 'Invalid Request: %s', 400)
+export const ERR_JSON_TOO_DEEP = createError('MCPGW_ERR_JSON_TOO_DEEP',
+  'Invalid Request: the message nests arrays and objects deeper than %d levels (limits.maxJsonDepth)', 400)
+export const ERR_BATCH_TOO_LARGE = createError('MCPGW_ERR_BATCH_TOO_LARGE',
+  'Invalid Request: a batch of %d messages; at most %d are accepted in one (limits.maxBatch)', 400)
+export const ERR_UNSUPPORTED_ENCODING = createError('MCPGW_ERR_UNSUPPORTED_ENCODING',
+  'Unsupported Media Type: Content-Encoding %s is not accepted; send the body as it is, or gzip, deflate or br', 415)
 export const ERR_METHOD_NOT_FOUND = createError('MCPGW_ERR_METHOD_NOT_FOUND', 'Method not found: %s', 404)
 export const ERR_INVALID_PARAMS = createError('MCPGW_ERR_INVALID_PARAMS', 'Invalid params: %s', 400)
 export const ERR_UNKNOWN_TOOL = createError('MCPGW_ERR_UNKNOWN_TOOL', 'Unknown tool: %s', 404)
@@ -71,6 +77,8 @@ export const ERR_CLIENT_SESSION_ENDED = createError('MCPGW_ERR_CLIENT_SESSION_EN
   'The client session ended before it answered', 503)
 export const ERR_UNKNOWN_EVENT_ID = createError('MCPGW_ERR_UNKNOWN_EVENT_ID',
   'Bad Request: Last-Event-ID %s is unknown or no longer kept; open a new stream without it', 400)
+export const ERR_STREAM_COMPLETE = createError('MCPGW_ERR_STREAM_COMPLETE',
+  'Method Not Allowed: the stream of Last-Event-ID %s was delivered in full; there is nothing to resume', 405)
 export const ERR_UNKNOWN_TARGET = createError('MCPGW_ERR_UNKNOWN_TARGET',
   'Unknown target %s: address a registered server by its id (GET /status lists them)', 404)
 export const ERR_REQUEST_CANCELLED = createError('MCPGW_ERR_REQUEST_CANCELLED', 'Request cancelled: %s', 499)
@@ -224,6 +232,8 @@ export const ERR_ADMIN_UNAUTHORIZED = createError('MCPGW_ERR_ADMIN_UNAUTHORIZED'
 const rpcCodes: Record<string, number> = {
   MCPGW_ERR_PARSE: RpcCode.ParseError,
   MCPGW_ERR_INVALID_REQUEST: RpcCode.InvalidRequest,
+  MCPGW_ERR_JSON_TOO_DEEP: RpcCode.InvalidRequest,
+  MCPGW_ERR_BATCH_TOO_LARGE: RpcCode.InvalidRequest,
   MCPGW_ERR_ALREADY_INITIALIZED: RpcCode.InvalidRequest,
   MCPGW_ERR_METHOD_NOT_FOUND: RpcCode.MethodNotFound,
   MCPGW_ERR_INVALID_PARAMS: RpcCode.InvalidParams,
@@ -245,6 +255,7 @@ const rpcCodes: Record<string, number> = {
   MCPGW_ERR_CLIENT_DID_NOT_ANSWER: RpcCode.RequestTimeout,
   MCPGW_ERR_CLIENT_SESSION_ENDED: RpcCode.InternalError,
   MCPGW_ERR_UNKNOWN_EVENT_ID: RpcCode.ServerError,
+  MCPGW_ERR_STREAM_COMPLETE: RpcCode.ServerError,
   MCPGW_ERR_UNKNOWN_TARGET: RpcCode.InvalidParams,
   MCPGW_ERR_UPSTREAM_SESSION_EXPIRED: RpcCode.ServerError
 }

@@ -145,6 +145,7 @@ export class McpProxy implements ClientEndpoint {
       state: this.#state,
       broker: this.#broker,
       pool: this.#pool,
+      registry,
       initialized: (session) => this.sessions.initialized(session)
     })
   }

@@ -1,4 +1,5 @@
 import type { JsonRpcId } from '../schemas/jsonrpc.js'
+import { DEFAULT_MAX_JSON_DEPTH, parseJson } from './json.js'
 
 /**
  * An upstream's success answer kept as the text it arrived in. Forwarding a result only needs its id changed, so
@@ -24,30 +25,32 @@ export class RawResult {
     readonly text: string,
     /** Where the result value starts and ends in `text`. */
     private readonly start: number,
-    private readonly end: number
+    private readonly end: number,
+    /** How deep the value may nest when it is parsed (it is passed on as text whatever its depth). */
+    private readonly maxDepth: number
   ) {}
 
   /** A result the gateway wrote itself as JSON text (a page of the catalog), to be sent as it is. */
   static of (resultText: string): RawResult {
-    return new RawResult(resultText, 0, resultText.length)
+    return new RawResult(resultText, 0, resultText.length, DEFAULT_MAX_JSON_DEPTH)
   }
 
   /**
    * The result of a success answer and the (numeric) id it answers, when `text` has a layout this class knows;
    * undefined otherwise (errors, notifications, requests, other layouts).
    */
-  static match (text: string): { id: number, result: RawResult } | undefined {
+  static match (text: string, maxDepth = DEFAULT_MAX_JSON_DEPTH): { id: number, result: RawResult } | undefined {
     if (text.startsWith(RESULT_FIRST_HEAD)) {
       const from = Math.max(0, text.length - TAIL_WINDOW)
       const tail = RESULT_FIRST_TAIL.exec(text.slice(from))
       if (tail === null) return undefined
-      return { id: Number(tail[1]), result: new RawResult(text, RESULT_FIRST_HEAD.length, from + tail.index) }
+      return { id: Number(tail[1]), result: new RawResult(text, RESULT_FIRST_HEAD.length, from + tail.index, maxDepth) }
     }
     const head = ID_FIRST_HEAD.exec(text)
     if (head === null) return undefined
     const end = text.trimEnd().length - 1
     if (text.charCodeAt(end) !== 125) return undefined // '}'
-    return { id: Number(head[1]), result: new RawResult(text, head[0].length, end) }
+    return { id: Number(head[1]), result: new RawResult(text, head[0].length, end, maxDepth) }
   }
 
   /** The result value as JSON text. */
@@ -60,10 +63,13 @@ export class RawResult {
     return '{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"result":' + this.resultText + '}'
   }
 
-  /** The parsed result (parsed on first use). */
+  /**
+   * The parsed result (parsed on first use, at most `maxDepth` deep: throws SyntaxError or JsonTooDeepError for a
+   * result that is not JSON or nests deeper).
+   */
   get value (): unknown {
     if (!this.#parsed) {
-      this.#value = JSON.parse(this.resultText)
+      this.#value = parseJson(this.resultText, this.maxDepth)
       this.#parsed = true
     }
     return this.#value
@@ -75,7 +81,11 @@ export class RawResult {
    */
   get isToolError (): boolean {
     if (!this.text.includes('"isError":true')) return false
-    return (this.value as { isError?: unknown } | null)?.isError === true
+    try {
+      return (this.value as { isError?: unknown } | null)?.isError === true
+    } catch {
+      return false // a result that cannot be read is passed on as it came; whoever reads it finds out
+    }
   }
 }
 

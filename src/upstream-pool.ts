@@ -136,6 +136,8 @@ export class UpstreamPool {
       clientInfo: this.options.clientInfo,
       clientCapabilities: this.options.clientCapabilities,
       relay: this.options.relay,
+      maxJsonDepth: config.limits.maxJsonDepth,
+      maxMessageLength: config.limits.maxUpstreamMessage,
       log: this.options.log,
       observer: {
         state: (c) => {

@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util'
 import type { GatewayConfigFile, McpServerEntry, ServerConfig } from '../../schemas/config.js'
 import { ServerId } from '../../schemas/config.js'
+import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_UPSTREAM_MESSAGE } from '../json.js'
 import { kResolvedConfig } from '../symbols.js'
 import type { GatewayConfig, UpstreamDefaults, UpstreamDefinition, UpstreamTransport } from './types.js'
 
@@ -29,6 +30,7 @@ export const DEFAULTS = Object.freeze({
   replayEvents: 500,
   replayBytes: 1024 * 1024,
   maxSessions: 10_000,
+  maxBatch: 100,
   startupWait: 5000,
   shutdownTimeout: 10_000,
   metricsPrefix: 'mcp_gateway_'
@@ -108,6 +110,11 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
       replayBytes: file.sessions?.replayBytes ?? DEFAULTS.replayBytes
     },
     upstreamDefaults: defaults,
+    limits: {
+      maxJsonDepth: file.limits?.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH,
+      maxBatch: file.limits?.maxBatch ?? DEFAULTS.maxBatch,
+      maxUpstreamMessage: file.limits?.maxUpstreamMessage ?? DEFAULT_MAX_UPSTREAM_MESSAGE
+    },
     startupWait: file.startupWait ?? DEFAULTS.startupWait,
     shutdownTimeout: file.shutdownTimeout ?? DEFAULTS.shutdownTimeout,
     admin: { apiKey: file.admin?.apiKey ?? null },

@@ -61,6 +61,7 @@ export interface GatewayConfig {
     readonly replayBytes: number
   }
   readonly upstreamDefaults: UpstreamDefaults
+  readonly limits: { readonly maxJsonDepth: number, readonly maxBatch: number, readonly maxUpstreamMessage: number }
   readonly startupWait: number
   readonly shutdownTimeout: number
   readonly admin: { readonly apiKey: string | null }

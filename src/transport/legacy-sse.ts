@@ -3,7 +3,8 @@ import { ERR_INVALID_REQUEST, ERR_SESSION_NOT_FOUND, toRpcError } from '../error
 import { errorMessage } from '../jsonrpc.js'
 import type { ClientChannel } from '../client-session.js'
 import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
-import { errorAnswer, type HttpAnswer, type RefusedRequest, receiveMessage, requestErrorAnswer, type StreamSink } from './serve.js'
+import { bodyMessages, InvalidMessage, invalidMessage, type MessageLimits, parseMessageText } from './message.js'
+import { errorAnswer, errorText, type HttpAnswer, invalidAnswer, type RefusedRequest, receiveMessage, requestErrorAnswer, type StreamSink } from './serve.js'
 import type { ClientEndpoint, Peer } from './endpoint.js'
 
 /**
@@ -47,6 +48,8 @@ class LegacySseChannel implements ClientChannel {
 
 export interface LegacySseOptions {
   keepAliveInterval: number
+  /** Bounds of what a client may send. */
+  limits: MessageLimits
 }
 
 export class LegacySseTransport {
@@ -74,19 +77,39 @@ export class LegacySseTransport {
     }
   }
 
-  /** POST to the messages endpoint: accepted (202) and answered on the session's stream. */
-  post (sessionId: string | undefined, body: JsonRpcMessage | JsonRpcMessage[]): HttpAnswer {
+  /**
+   * POST to the messages endpoint: accepted (202) and answered on the session's stream. A body that is not valid
+   * JSON-RPC is refused with 400 and its error; invalid elements of a batch are answered on the stream.
+   */
+  post (sessionId: string | undefined, body: unknown): HttpAnswer {
+    const read = bodyMessages(body, this.options.limits)
+    if (read instanceof InvalidMessage) return invalidAnswer(read)
+    if (!read.batch) {
+      const invalid = invalidMessage(body)
+      if (invalid !== undefined) return invalidAnswer(invalid)
+    }
     if (sessionId === undefined || sessionId === '') {
       return errorAnswer(new ERR_INVALID_REQUEST('POST /messages needs the sessionId query parameter of the endpoint the SSE stream announced'))
     }
     const session = this.endpoint.findSession(sessionId)
-    if (session === undefined || !(session.channel instanceof LegacySseChannel)) return errorAnswer(new ERR_SESSION_NOT_FOUND(sessionId))
-    for (const message of Array.isArray(body) ? body : [body]) receiveMessage(this.endpoint, session, message)
+    if (session === undefined || !(session.channel instanceof LegacySseChannel)) {
+      return errorAnswer(new ERR_SESSION_NOT_FOUND(JSON.stringify(sessionId.slice(0, 100))))
+    }
+    for (const message of read.messages) {
+      const invalid = invalidMessage(message)
+      if (invalid !== undefined) session.channel.send(errorText(invalid.id, invalid.error))
+      else receiveMessage(this.endpoint, session, message as JsonRpcMessage)
+    }
     return { kind: 'json', status: 202, headers: {}, body: '"Accepted"' }
   }
 
+  /** A POST body as the transport reads it: parsed with the nesting limit, or the InvalidMessage that answers it. */
+  parseBody (text: string): unknown {
+    return parseMessageText(text, this.options.limits)
+  }
+
   /** A request the HTTP layer refused before the transport saw it, as a JSON-RPC error. */
-  requestError (err: RefusedRequest, method?: string, contentType?: string): HttpAnswer {
-    return requestErrorAnswer(err, method, contentType)
+  requestError (err: RefusedRequest, method?: string, contentType?: string, encoding?: string): HttpAnswer {
+    return requestErrorAnswer(err, method, contentType, encoding)
   }
 }

@@ -1,10 +1,11 @@
 import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../schemas/jsonrpc.js'
 import { Cancellation } from '../cancellation.js'
-import { ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_PARSE, ERR_UNSUPPORTED_MEDIA_TYPE, toRpcError } from '../errors.js'
+import { ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_PARSE, ERR_UNSUPPORTED_ENCODING, ERR_UNSUPPORTED_MEDIA_TYPE, RpcCode, toRpcError } from '../errors.js'
 import { errorMessage, isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { RawResult } from '../raw-result.js'
 import type { ClientSession } from '../client-session.js'
 import type { ClientEndpoint } from './endpoint.js'
+import type { InvalidMessage } from './message.js'
 
 /**
  * What every client transport shares: serving client messages — a request becomes its JSON-RPC answer text (calls
@@ -38,12 +39,12 @@ export interface RefusedRequest {
 
 /** Any error as the JSON-RPC error body of an HTTP answer with the error's status. */
 export function errorAnswer (err: unknown, id: JsonRpcId | null = null): HttpAnswer & { kind: 'json' } {
-  const status = (err as { statusCode?: number }).statusCode
+  const status = (err as { statusCode?: number } | null)?.statusCode
   return {
     kind: 'json',
-    status: typeof status === 'number' && status >= 400 ? status : 500,
+    status: typeof status === 'number' && status >= 400 && status <= 599 ? status : 500,
     headers: {},
-    body: errorMessage(id, toRpcError(err))
+    body: errorText(id, err)
   }
 }
 
@@ -51,9 +52,11 @@ export function errorAnswer (err: unknown, id: JsonRpcId | null = null): HttpAns
  * A request the HTTP layer refused before the transport saw it (unparsable JSON, a body that is not JSON-RPC,
  * another content type, an unsupported method), as the JSON-RPC error the spec expects.
  */
-export function requestErrorAnswer (err: RefusedRequest, method?: string, contentType?: string): HttpAnswer & { kind: 'json' } {
+export function requestErrorAnswer (err: RefusedRequest, method?: string, contentType?: string, encoding?: string): HttpAnswer & { kind: 'json' } {
   if (err.validation !== undefined) return errorAnswer(new ERR_INVALID_REQUEST(err.message))
-  if (err.statusCode === 415) return errorAnswer(new ERR_UNSUPPORTED_MEDIA_TYPE(JSON.stringify(contentType ?? '')))
+  if (err.code === 'FST_CP_ERR_INVALID_CONTENT_ENCODING') return errorAnswer(new ERR_UNSUPPORTED_ENCODING(JSON.stringify(String(encoding ?? '').slice(0, 100))))
+  if (err.code === 'FST_CP_ERR_INVALID_CONTENT') return errorAnswer(new ERR_PARSE(`the body could not be decompressed as its Content-Encoding says (${err.message})`))
+  if (err.statusCode === 415) return errorAnswer(new ERR_UNSUPPORTED_MEDIA_TYPE(JSON.stringify((contentType ?? '').slice(0, 100))))
   if (err.statusCode === 405 && method !== undefined) {
     return { ...errorAnswer(new ERR_METHOD_NOT_ALLOWED(method)), headers: { allow: 'GET, POST, DELETE' } }
   }
@@ -69,50 +72,63 @@ export function requestErrorAnswer (err: RefusedRequest, method?: string, conten
 /** Methods that reach an upstream: only they can be cancelled, report progress or make the upstream talk back. */
 export const FORWARDED = new Set(['tools/call', 'resources/read', 'prompts/get', 'completion/complete'])
 
-/** Serves one request and serializes its JSON-RPC answer; never rejects. */
-export function serveRequest (endpoint: ClientEndpoint, session: ClientSession, request: JsonRpcRequest): Promise<string> {
-  if (request.method === 'initialize') {
-    try {
-      return Promise.resolve(resultMessage(request.id, endpoint.initialize(session, request.params)))
-    } catch (err) {
-      return Promise.resolve(errorMessage(request.id, toRpcError(err)))
+/**
+ * Serves one request and serializes its JSON-RPC answer. Never rejects: whatever goes wrong becomes an error answer
+ * with the request's id. Resolves undefined when the client withdrew the request (notifications/cancelled), which
+ * the spec says is not answered.
+ */
+export function serveRequest (endpoint: ClientEndpoint, session: ClientSession, request: JsonRpcRequest): Promise<string | undefined> {
+  const id = request.id
+  try {
+    if (request.method === 'initialize') return Promise.resolve(resultMessage(id, endpoint.initialize(session, request.params)))
+    if (!FORWARDED.has(request.method)) {
+      return endpoint.request(session, request.method, request.params).then(result => answerText(id, result)).catch(err => errorText(id, err))
     }
+    const cancel = new Cancellation()
+    session.inFlight.set(id, cancel)
+    const done = () => { if (session.inFlight.get(id) === cancel) session.inFlight.delete(id) }
+    return endpoint.request(session, request.method, request.params, { cancel, requestId: id })
+      .then(result => answerText(id, result))
+      .catch(err => errorText(id, err))
+      .then((answer) => {
+        done()
+        return cancel.withdrawn ? undefined : answer
+      })
+  } catch (err) {
+    return Promise.resolve(errorText(id, err))
   }
-  if (!FORWARDED.has(request.method)) {
-    return endpoint.request(session, request.method, request.params)
-      .then(result => answerText(request.id, result), err => errorMessage(request.id, toRpcError(err)))
-  }
-  const cancel = new Cancellation()
-  session.inFlight.set(request.id, cancel)
-  const done = () => { if (session.inFlight.get(request.id) === cancel) session.inFlight.delete(request.id) }
-  return endpoint.request(session, request.method, request.params, { cancel, requestId: request.id }).then((result) => {
-    done()
-    return answerText(request.id, result)
-  }, (err: unknown) => {
-    done()
-    return errorMessage(request.id, toRpcError(err))
-  })
 }
 
 /**
- * One message on a transport with a single channel to the client (legacy SSE, WebSocket): requests are answered on
- * the channel, in the order they finish; notifications and responses are taken in.
+ * One valid message on a transport with a single channel to the client (legacy SSE, WebSocket): requests are
+ * answered on the channel, in the order they finish; notifications and responses are taken in.
  */
 export function receiveMessage (endpoint: ClientEndpoint, session: ClientSession, message: JsonRpcMessage): void {
   session.lastSeen = Date.now()
   if (isRequest(message)) {
-    serveRequest(endpoint, session, message).then(answer => session.channel.send(answer))
+    serveRequest(endpoint, session, message).then((answer) => { if (answer !== undefined) session.channel.send(answer) })
   } else if (isNotification(message)) {
     endpoint.notification(session, message.method, message.params)
   } else if (isResponse(message)) {
     session.answer(message.id, message.result, message.error)
-  } else {
-    const id = (message as { id?: JsonRpcId }).id ?? null
-    session.channel.send(errorMessage(id, toRpcError(new ERR_INVALID_REQUEST('a message needs a method (request or notification) or a result or error (response)'))))
+  }
+}
+
+/** The error answer for `err` (never throws: even an error that cannot be read becomes an internal error). */
+export function errorText (id: JsonRpcId | null, err: unknown): string {
+  try {
+    return errorMessage(id, toRpcError(err))
+  } catch {
+    return errorMessage(id, { code: RpcCode.InternalError, message: 'Internal error' })
   }
 }
 
 /** The JSON-RPC response text: the upstream's own result text when it arrived as a RawResult. */
 export function answerText (id: JsonRpcId, result: unknown): string {
   return result instanceof RawResult ? result.withId(id) : resultMessage(id, result)
+}
+
+/** A refused message as the JSON-RPC error answer of an HTTP exchange (its status from the error, 400 mostly). */
+export function invalidAnswer (invalid: InvalidMessage): HttpAnswer & { kind: 'json' } {
+  return errorAnswer(invalid.error, invalid.id)
 }

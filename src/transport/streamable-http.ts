@@ -1,14 +1,17 @@
 import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest, Params } from '../../schemas/jsonrpc.js'
 import {
   ERR_ALREADY_INITIALIZED, ERR_INVALID_REQUEST, ERR_NOT_ACCEPTABLE, ERR_SESSION_NOT_FOUND, ERR_SESSION_REQUIRED,
-  ERR_STREAM_CONFLICT, ERR_UNKNOWN_EVENT_ID, ERR_UNSUPPORTED_PROTOCOL_VERSION
+  ERR_STREAM_COMPLETE, ERR_STREAM_CONFLICT, ERR_UNKNOWN_EVENT_ID, ERR_UNSUPPORTED_PROTOCOL_VERSION
 } from '../errors.js'
 import { isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
 import { type ClientChannel, ClientSession } from '../client-session.js'
 import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
 import { EventStore, type EventStoreLimits } from './event-store.js'
-import { errorAnswer, FORWARDED, type HttpAnswer, type RefusedRequest, requestErrorAnswer, serveRequest, type StreamSink } from './serve.js'
+import { bodyMessages, InvalidMessage, invalidMessage, type MessageLimits, parseMessageText } from './message.js'
+import {
+  errorAnswer, errorText, FORWARDED, type HttpAnswer, invalidAnswer, type RefusedRequest, requestErrorAnswer, serveRequest, type StreamSink
+} from './serve.js'
 import type { ClientEndpoint, Peer } from './endpoint.js'
 
 /**
@@ -36,6 +39,8 @@ export interface StreamableHttpOptions {
   keepAliveInterval: number
   /** Bounds of each session's event store. */
   events: EventStoreLimits
+  /** Bounds of what a client may send. */
+  limits: MessageLimits
 }
 
 /** One SSE response being written. */
@@ -139,11 +144,12 @@ export class StreamableHttpChannel implements ClientChannel {
   }
 
   /**
-   * The request's response: stored and written, then the stream ends. Once the connection has taken all of it, its
+   * The request's response (none when the client withdrew the request): stored and written, then the stream ends. Once the connection has taken all of it, its
    * events are dropped (a large result is not kept for nothing); a client cut off before the end can still resume.
    */
-  finishAnswer (answer: AnswerStream, response: string): void {
-    this.#emit(answer, response)
+  finishAnswer (answer: AnswerStream, response: string | undefined): void {
+    // No response when the client withdrew the request: the stream just ends.
+    if (response !== undefined) this.#emit(answer, response)
     answer.done = true
     if (this.#answers.get(answer.requestId) === answer) this.#answers.delete(answer.requestId)
     this.#answersByName.delete(answer.name)
@@ -192,6 +198,12 @@ export class StreamableHttpChannel implements ClientChannel {
     return true
   }
 
+  /** Whether this session ever had an answer stream of this name. */
+  issued (name: string): boolean {
+    const number = /^p(\d{1,15})$/.exec(name)?.[1]
+    return number !== undefined && Number(number) >= 1 && Number(number) <= this.#nextStream
+  }
+
   /** Whether an answer stream can be resumed after `seq`: it is running, or some of its events are still kept. */
   resumable (name: string, seq: number): boolean {
     return this.#answersByName.has(name) || this.store.after(name, seq).length > 0
@@ -222,27 +234,36 @@ function seqOf (id: string): number {
 export class StreamableHttpTransport {
   constructor (private readonly endpoint: ClientEndpoint, private readonly options: StreamableHttpOptions) {}
 
-  /** One POST: a message or a batch. Resolves synchronously-built answers without a promise where it can. */
-  post (headers: Headers, body: JsonRpcMessage | JsonRpcMessage[], peer: Peer): HttpAnswer | Promise<HttpAnswer> {
+  /**
+   * One POST: a message or a batch, as parsed by the route (an InvalidMessage when it was not JSON or nested too
+   * deep). Resolves synchronously-built answers without a promise where it can.
+   */
+  post (headers: Headers, body: unknown, peer: Peer): HttpAnswer | Promise<HttpAnswer> {
     const accept = header(headers, 'accept') ?? ''
     const acceptsJson = accept === '' || accept.includes('application/json') || accept.includes('*/*')
     const acceptsSse = accept.includes('text/event-stream')
     if (!acceptsJson && !acceptsSse) {
       return this.error(new ERR_NOT_ACCEPTABLE('the client must accept application/json or text/event-stream'))
     }
-    if (Array.isArray(body)) return this.#batch(headers, body, peer)
-    if (body.method === 'initialize') return this.#initialize(headers, [body], body, peer)
+    const read = bodyMessages(body, this.options.limits)
+    if (read instanceof InvalidMessage) return invalidAnswer(read)
+    if (read.batch) return this.#batch(headers, read.messages, peer)
+    const invalid = invalidMessage(body)
+    if (invalid !== undefined) return invalidAnswer(invalid)
+    const message = body as JsonRpcMessage
+    if (message.method === 'initialize') return this.#initialize(headers, [message], message, peer)
 
     const found = this.#session(headers)
     if (!(found instanceof ClientSession)) return found
     const session = found
-    if (!isRequest(body)) {
-      if (isNotification(body)) this.endpoint.notification(session, body.method, body.params)
-      else if (isResponse(body)) session.answer(body.id, body.result, body.error)
+    if (!isRequest(message)) {
+      if (isNotification(message)) this.endpoint.notification(session, message.method, message.params)
+      else if (isResponse(message)) session.answer(message.id, message.result, message.error)
       return ACCEPTED
     }
-    if (acceptsSse && (!acceptsJson || this.#mayTalkBack(session, body))) return this.#streamAnswer(session, body)
-    return serveRequest(this.endpoint, session, body).then(jsonAnswer)
+    if (acceptsSse && (!acceptsJson || this.#mayTalkBack(session, message))) return this.#streamAnswer(session, message)
+    // A request the client withdrew gets no answer; the HTTP exchange still needs an end: 202, as for a notification.
+    return serveRequest(this.endpoint, session, message).then(answer => answer === undefined ? ACCEPTED : jsonAnswer(answer))
   }
 
   /**
@@ -262,10 +283,15 @@ export class StreamableHttpTransport {
     const streamHeaders = { 'mcp-session-id': session.id }
     if (lastEventId !== undefined) {
       const resumed = EventStore.parseId(lastEventId)
-      if (resumed === undefined) return this.error(new ERR_UNKNOWN_EVENT_ID(JSON.stringify(lastEventId)))
+      if (resumed === undefined) return this.error(new ERR_UNKNOWN_EVENT_ID(JSON.stringify(lastEventId.slice(0, 100))))
       if (channel.isAnswerStream(resumed.stream)) {
         if (!channel.resumable(resumed.stream, resumed.seq)) {
-          return this.error(new ERR_UNKNOWN_EVENT_ID(JSON.stringify(lastEventId)))
+          // A stream this session had, delivered in full: nothing is missing. SDK clients resume the answer stream of
+          // an error response all the same; 405 tells them, quietly, that there is no stream to resume.
+          if (channel.issued(resumed.stream)) {
+            return { ...this.error(new ERR_STREAM_COMPLETE(JSON.stringify(lastEventId.slice(0, 100)))), headers: { allow: 'GET, POST, DELETE' } }
+          }
+          return this.error(new ERR_UNKNOWN_EVENT_ID(JSON.stringify(lastEventId.slice(0, 100))))
         }
         return {
           kind: 'stream',
@@ -297,31 +323,45 @@ export class StreamableHttpTransport {
     return { kind: 'empty', status: 200, headers: NO_HEADERS }
   }
 
+  /** A POST body as the transport reads it: parsed with the nesting limit, or the InvalidMessage that answers it. */
+  parseBody (text: string): unknown {
+    return parseMessageText(text, this.options.limits)
+  }
+
   /** A request the HTTP layer refused before the transport saw it, as the JSON-RPC error the spec expects. */
-  requestError (err: RefusedRequest, method?: string, contentType?: string): HttpAnswer & { kind: 'json' } {
-    return requestErrorAnswer(err, method, contentType)
+  requestError (err: RefusedRequest, method?: string, contentType?: string, encoding?: string): HttpAnswer & { kind: 'json' } {
+    return requestErrorAnswer(err, method, contentType, encoding)
   }
 
   error (err: unknown, id: JsonRpcId | null = null): HttpAnswer & { kind: 'json' } {
     return errorAnswer(err, id)
   }
 
-  /** A 2025-03-26 batch: notifications and responses handled, requests answered together as a JSON array. */
-  async #batch (headers: Headers, messages: JsonRpcMessage[], peer: Peer): Promise<HttpAnswer> {
-    const init = messages.find(m => m.method === 'initialize')
-    if (init !== undefined) return this.#initialize(headers, messages, init, peer)
+  /**
+   * A 2025-03-26 batch: notifications and responses handled, requests answered together as a JSON array, invalid
+   * elements answered with their error (as JSON-RPC batches are).
+   */
+  async #batch (headers: Headers, messages: readonly unknown[], peer: Peer): Promise<HttpAnswer> {
+    const init = messages.find(m => (m as { method?: unknown } | null)?.method === 'initialize') as JsonRpcMessage | undefined
+    if (init !== undefined) return this.#initialize(headers, messages as JsonRpcMessage[], init, peer)
     const found = this.#session(headers)
     if (!(found instanceof ClientSession)) return found
     const session = found
-    const requests: JsonRpcRequest[] = []
-    for (const message of messages) {
-      if (isRequest(message)) requests.push(message)
+    const answers: Array<Promise<string | undefined> | string> = []
+    for (const element of messages) {
+      const invalid = invalidMessage(element)
+      if (invalid !== undefined) {
+        answers.push(errorText(invalid.id, invalid.error))
+        continue
+      }
+      const message = element as JsonRpcMessage
+      if (isRequest(message)) answers.push(serveRequest(this.endpoint, session, message))
       else if (isNotification(message)) this.endpoint.notification(session, message.method, message.params)
       else if (isResponse(message)) session.answer(message.id, message.result, message.error)
     }
-    if (requests.length === 0) return ACCEPTED
-    const answers = await Promise.all(requests.map(r => serveRequest(this.endpoint, session, r)))
-    return jsonAnswer('[' + answers.join(',') + ']')
+    const texts = (await Promise.all(answers)).filter(answer => answer !== undefined)
+    if (texts.length === 0) return ACCEPTED
+    return jsonAnswer('[' + texts.join(',') + ']')
   }
 
   #initialize (headers: Headers, messages: JsonRpcMessage[], init: JsonRpcMessage, peer: Peer): HttpAnswer {
@@ -375,7 +415,7 @@ export class StreamableHttpTransport {
         const answer = channel.openAnswer(request.id)
         channel.attachAnswer(answer, sink)
         // A dropped connection is not a cancellation (the spec): the call runs on and its answer is kept to resume.
-        serveRequest(this.endpoint, session, request).then(response => channel.finishAnswer(answer, response), () => {})
+        serveRequest(this.endpoint, session, request).then(response => channel.finishAnswer(answer, response))
       }
     }
   }

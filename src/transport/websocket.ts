@@ -1,11 +1,11 @@
 import type { WebSocket } from 'ws'
 import type { JsonRpcMessage } from '../../schemas/jsonrpc.js'
-import { ERR_INVALID_REQUEST, ERR_PARSE, toRpcError } from '../errors.js'
-import { errorMessage } from '../jsonrpc.js'
+import { ERR_INVALID_REQUEST, RpcCode, toRpcError } from '../errors.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
 import { resultValue } from '../raw-result.js'
 import type { ClientChannel, ClientSession } from '../client-session.js'
-import { receiveMessage } from './serve.js'
+import { bodyMessages, InvalidMessage, invalidMessage, type MessageLimits, parseMessageText } from './message.js'
+import { errorAnswer, errorText, type HttpAnswer, receiveMessage } from './serve.js'
 import type { ClientEndpoint, Peer } from './endpoint.js'
 
 /**
@@ -15,6 +15,9 @@ import type { ClientEndpoint, Peer } from './endpoint.js'
  * `{"type":"message","target":"<server id>","id"?:…,"data":{"method","params"}}` is answered with
  * `{"type":"response","target","id"?,"data":<result or {"error":{code,message}}>}`.
  */
+
+/** The WebSocket subprotocol of MCP (SEP-1288; what the SDK's WebSocket transport offers). */
+export const MCP_SUBPROTOCOL = 'mcp'
 
 class WebSocketChannel implements ClientChannel {
   constructor (private readonly socket: WebSocket) {}
@@ -35,17 +38,29 @@ class WebSocketChannel implements ClientChannel {
 interface Envelope {
   type: 'message'
   target: string
-  id?: unknown
+  id?: string | number
   data: { method: string, params?: Record<string, unknown> }
 }
 
 export interface WebSocketOptions {
   /** Sockets that do not answer a ping within this period are closed (dead peers behind NATs and proxies). */
   pingInterval: number
+  /** Bounds of what a client may send. */
+  limits: MessageLimits
 }
 
 export class WebSocketTransport {
   constructor (private readonly endpoint: ClientEndpoint, private readonly options: WebSocketOptions) {}
+
+  /**
+   * The answer that refuses an upgrade request, if it must be refused: a client that offers subprotocols but not
+   * "mcp" speaks something else. A client that offers none (a script using the envelope) is welcome.
+   */
+  refuseUpgrade (offered: string | undefined): HttpAnswer | undefined {
+    if (offered === undefined || offered.trim() === '') return undefined
+    if (offered.split(',').some(p => p.trim() === MCP_SUBPROTOCOL)) return undefined
+    return errorAnswer(new ERR_INVALID_REQUEST(`the WebSocket subprotocol must be "${MCP_SUBPROTOCOL}"; offered: ${JSON.stringify(offered.slice(0, 100))}`))
+  }
 
   accept (socket: WebSocket, peer: Peer): void {
     let session: ClientSession
@@ -68,7 +83,12 @@ export class WebSocketTransport {
     socket.on('pong', () => { alive = true })
     socket.on('message', (data, isBinary) => {
       alive = true
-      this.#frame(session, socket, data as Buffer, isBinary)
+      try {
+        this.#frame(session, socket, data as Buffer, isBinary)
+      } catch (err) {
+        // Never thrown back into ws (that would end the process): the client gets an internal error instead.
+        if (socket.readyState === 1) socket.send(errorText(null, err))
+      }
     })
     socket.on('close', () => {
       clearInterval(heartbeat)
@@ -79,53 +99,61 @@ export class WebSocketTransport {
 
   #frame (session: ClientSession, socket: WebSocket, data: Buffer, isBinary: boolean): void {
     if (isBinary) {
-      socket.send(errorMessage(null, toRpcError(new ERR_INVALID_REQUEST('binary frames carry no MCP messages; send JSON text'))))
+      socket.send(errorText(null, new ERR_INVALID_REQUEST('binary frames carry no MCP messages; send JSON text')))
       return
     }
-    let message: unknown
-    try {
-      message = JSON.parse(data.toString('utf8'))
-    } catch (err) {
-      socket.send(errorMessage(null, toRpcError(new ERR_PARSE((err as Error).message))))
+    const parsed = parseMessageText(data.toString('utf8'), this.options.limits)
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && !(parsed instanceof InvalidMessage) && 'type' in parsed) {
+      this.#envelope(session, socket, parsed as Record<string, unknown>)
       return
     }
-    if (message !== null && typeof message === 'object' && 'type' in message) {
-      if (isEnvelope(message)) this.#envelope(session, socket, message)
-      else {
-        socket.send(JSON.stringify({
-          type: 'response',
-          data: { error: toRpcError(new ERR_INVALID_REQUEST('an envelope is {"type":"message","target":"<server id>","data":{"method":"…","params":{…}}}')) }
-        }))
-      }
+    const read = bodyMessages(parsed, this.options.limits)
+    if (read instanceof InvalidMessage) {
+      socket.send(errorText(read.id, read.error))
       return
     }
-    for (const one of Array.isArray(message) ? message : [message]) {
-      if (one === null || typeof one !== 'object' || (one as { jsonrpc?: unknown }).jsonrpc !== '2.0') {
-        socket.send(errorMessage((one as { id?: string | number } | null)?.id ?? null,
-          toRpcError(new ERR_INVALID_REQUEST('expected a JSON-RPC 2.0 message, or an envelope {"type":"message","target","data"}'))))
-        continue
-      }
-      receiveMessage(this.endpoint, session, one as JsonRpcMessage)
+    for (const message of read.messages) {
+      const invalid = invalidMessage(message)
+      if (invalid !== undefined) socket.send(errorText(invalid.id, invalid.error))
+      else receiveMessage(this.endpoint, session, message as JsonRpcMessage)
     }
   }
 
-  #envelope (session: ClientSession, socket: WebSocket, envelope: Envelope): void {
+  #envelope (session: ClientSession, socket: WebSocket, message: Record<string, unknown>): void {
+    const id = typeof message.id === 'string' || Number.isSafeInteger(message.id) ? message.id : undefined
+    const reply = (data: unknown) => {
+      if (socket.readyState !== 1) return
+      try {
+        socket.send(JSON.stringify({ type: 'response', ...(typeof message.target === 'string' ? { target: message.target } : {}), ...(id !== undefined ? { id } : {}), data }))
+      } catch {
+        socket.send(JSON.stringify({ type: 'response', data: { error: { code: RpcCode.InternalError, message: 'Internal error: the answer could not be written' } } }))
+      }
+    }
+    const problem = envelopeProblem(message)
+    if (problem !== undefined) {
+      reply({ error: toRpcError(new ERR_INVALID_REQUEST(problem)) })
+      return
+    }
+    const envelope = message as unknown as Envelope
     // Envelope clients do not initialize: the session is set up for them on their first message.
     if (!session.negotiated) {
       this.endpoint.initialize(session, { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'websocket-envelope', version: '1.0.0' } })
       this.endpoint.notification(session, 'notifications/initialized', undefined)
     }
-    const reply = (data: unknown) => {
-      if (socket.readyState !== 1) return
-      socket.send(JSON.stringify({ type: 'response', target: envelope.target, ...(envelope.id !== undefined ? { id: envelope.id } : {}), data }))
-    }
     this.endpoint.requestUpstream(session, envelope.target, envelope.data.method, envelope.data.params)
-      .then(result => reply(resultValue(result)), (err: unknown) => reply({ error: toRpcError(err) }))
+      .then(result => resultValue(result), (err: unknown) => ({ error: toRpcError(err) }))
+      .then(reply, (err: unknown) => reply({ error: toRpcError(err) }))
   }
 }
 
-function isEnvelope (message: unknown): message is Envelope {
-  if (message === null || typeof message !== 'object' || (message as { type?: unknown }).type === undefined) return false
-  const m = message as Partial<Envelope>
-  return m.type === 'message' && typeof m.target === 'string' && typeof m.data?.method === 'string'
+/** What is wrong with an envelope, if anything: `{"type":"message","target":"<server id>","id"?,"data":{"method","params"?}}`. */
+function envelopeProblem (message: Record<string, unknown>): string | undefined {
+  const usage = 'an envelope is {"type":"message","target":"<server id>","id"?:<string or integer>,"data":{"method":"…","params"?:{…}}}'
+  const data = message.data as Record<string, unknown> | undefined
+  if (message.type !== 'message' || typeof message.target !== 'string' || message.target.length > 200) return usage
+  if (message.id !== undefined && typeof message.id !== 'string' && !Number.isSafeInteger(message.id)) return 'id must be a string or an integer; ' + usage
+  if (data === null || typeof data !== 'object' || Array.isArray(data) || typeof data.method !== 'string' || data.method === '') return usage
+  const params = data.params
+  if (params !== undefined && (params === null || typeof params !== 'object' || Array.isArray(params))) return 'data.params must be an object; ' + usage
+  return undefined
 }

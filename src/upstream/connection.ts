@@ -44,6 +44,10 @@ export interface ConnectionOptions {
   observer: ConnectionObserver
   /** Wait between the steps of stopping a stdio server (stdin closed, SIGTERM, SIGKILL). */
   stopGrace?: number
+  /** Deepest nesting accepted in what the upstream sends. */
+  maxJsonDepth?: number
+  /** Longest message accepted from the upstream (characters). */
+  maxMessageLength?: number
 }
 
 const MAX_PAGES = 1000
@@ -225,6 +229,13 @@ export class UpstreamConnection {
 
   /** A session of this upstream's transport (`legacySse`: of an HTTP upstream, over the legacy transport). */
   #transportSession (legacySse: boolean): UpstreamSession {
+    const session = this.#newSession(legacySse)
+    if (this.options.maxJsonDepth !== undefined) session.maxJsonDepth = this.options.maxJsonDepth
+    if (this.options.maxMessageLength !== undefined) session.maxMessageLength = this.options.maxMessageLength
+    return session
+  }
+
+  #newSession (legacySse: boolean): UpstreamSession {
     switch (this.definition.transport) {
       case 'stdio':
         return new StdioSession(this.definition, this.#log, { stopGrace: this.options.stopGrace ?? 2000 })

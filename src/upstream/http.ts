@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { Client, Pool } from 'undici'
 import type { Dispatcher } from 'undici'
 import type { UpstreamDefinition } from '../config/types.js'
-import { ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_HTTP, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_SESSION_EXPIRED } from '../errors.js'
+import { ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_HTTP, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_SESSION_EXPIRED, upstreamFailure } from '../errors.js'
 import type { Params } from '../../schemas/jsonrpc.js'
 import { backoffDelay } from '../backoff.js'
 import { SseParser } from '../sse.js'
@@ -409,15 +409,16 @@ function sleep (ms: number, signal: AbortSignal): Promise<void> {
 
 /** An SSE parser that hands each `message` event's JSON to the session; `via`: the request whose answer it reads. */
 function messageParser (session: HttpSession, via?: Pending): SseParser {
+  const options = { maxEventLength: session.maxMessageLength, upstream: session.serverId }
   return new SseParser((event) => {
     if (event.event !== 'message') return
     try {
       session.deliver(event.data, via)
     } catch (err) {
-      if (!(err instanceof SyntaxError)) throw err
-      throw new ERR_UPSTREAM_PROTOCOL(session.serverId, `sent an SSE event that is not JSON: ${event.data.slice(0, 200)}`)
+      if (err instanceof SyntaxError) throw new ERR_UPSTREAM_PROTOCOL(session.serverId, `sent an SSE event that is not JSON: ${event.data.slice(0, 200)}`)
+      throw upstreamFailure(err, session.serverId)
     }
-  })
+  }, options)
 }
 
 /**
@@ -483,6 +484,13 @@ class PostExchange implements Dispatcher.DispatchHandler, TransportHandle {
     } else if (this.#kind === 'json' || (this.#kind === 'error' && this.#size < ERROR_BODY_LIMIT)) {
       this.#chunks.push(chunk)
       this.#size += chunk.length
+      if (this.#size > this.session.maxMessageLength) {
+        const err = new ERR_UPSTREAM_PROTOCOL(this.session.serverId,
+          `answered ${this.pending?.method ?? 'a message'} with a body longer than ${this.session.maxMessageLength} bytes (limits.maxUpstreamMessage)`)
+        this.#chunks = []
+        this.#fail(err)
+        controller.abort(err)
+      }
     }
   }
 
@@ -497,8 +505,9 @@ class PostExchange implements Dispatcher.DispatchHandler, TransportHandle {
         try {
           this.session.deliver(this.#chunks.length === 1 ? (this.#chunks[0] as Buffer).toString() : Buffer.concat(this.#chunks).toString(), this.pending)
         } catch (err) {
-          if (!(err instanceof SyntaxError)) throw err
-          this.#fail(new ERR_UPSTREAM_PROTOCOL(this.session.serverId, `answered ${method} with a body that is not JSON`))
+          this.#fail(err instanceof SyntaxError
+            ? new ERR_UPSTREAM_PROTOCOL(this.session.serverId, `answered ${method} with a body that is not JSON`)
+            : upstreamFailure(err, this.session.serverId))
           return
         }
         break

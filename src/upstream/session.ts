@@ -5,6 +5,7 @@ import {
 } from '../errors.js'
 import { Cancellation, type CancellationListener } from '../cancellation.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
+import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_UPSTREAM_MESSAGE, JsonTooDeepError, parseJson } from '../json.js'
 import { RawResult } from '../raw-result.js'
 
 /**
@@ -137,6 +138,10 @@ const noHandlers: SessionHandlers = {
 }
 
 export abstract class UpstreamSession {
+  /** Deepest nesting accepted in what the upstream sends (see json.ts); the connection sets the configured one. */
+  maxJsonDepth = DEFAULT_MAX_JSON_DEPTH
+  /** Longest message accepted from the upstream (characters); the connection sets the configured one. */
+  maxMessageLength = DEFAULT_MAX_UPSTREAM_MESSAGE
   protocolVersion: string | undefined
   initializeResult: InitializeResult | undefined
   handlers: SessionHandlers = noHandlers
@@ -277,18 +282,41 @@ export abstract class UpstreamSession {
 
   /**
    * Dispatches one message from the upstream, as the text it arrived in: a success answer in a known layout is
-   * resolved without parsing (see RawResult); anything else is parsed. Throws SyntaxError for text that is not JSON.
+   * resolved without parsing (see RawResult); anything else is parsed, at most `maxJsonDepth` deep. Throws
+   * SyntaxError for text that is not JSON, and MCPGW_ERR_UPSTREAM_PROTOCOL for a message nested deeper (after
+   * failing the request it answers, when it says which).
    */
   protected receiveText (text: string, via?: Pending): void {
-    const matched = RawResult.match(text)
+    const matched = RawResult.match(text, this.maxJsonDepth)
     if (matched !== undefined) {
       const pending = this.pending.get(matched.id)
       if (pending !== undefined) {
-        pending.resolve(pending.raw ? matched.result : matched.result.value)
+        if (pending.raw) pending.resolve(matched.result)
+        else this.#resolveParsed(pending, matched.result)
         return
       }
     }
-    this.receive(JSON.parse(text), via)
+    let message: unknown
+    try {
+      message = parseJson(text, this.maxJsonDepth)
+    } catch (err) {
+      if (!(err instanceof JsonTooDeepError)) throw err
+      const id = (err.value as { id?: unknown } | null)?.id
+      const pending = typeof id === 'number' || typeof id === 'string' ? this.pending.get(id) : undefined
+      const failure = new ERR_UPSTREAM_PROTOCOL(this.serverId, `sent a message nested deeper than ${err.limit} levels` +
+        (pending === undefined ? '' : ` as its answer to ${pending.method}`))
+      pending?.reject(failure)
+      throw failure
+    }
+    this.receive(message, via)
+  }
+
+  #resolveParsed (pending: Pending, result: RawResult): void {
+    try {
+      pending.resolve(result.value)
+    } catch (err) {
+      pending.reject(new ERR_UPSTREAM_PROTOCOL(this.serverId, `answered ${pending.method} with a result that cannot be read: ${(err as Error).message}`))
+    }
   }
 
   /** Dispatches one parsed message from the upstream; `via`: our request on whose answer stream it came. */

@@ -111,7 +111,7 @@ export class SseSession extends UpstreamSession {
         throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `answered GET with content-type ${JSON.stringify(type ?? '')} (expected text/event-stream)`)
       }
       this.#streaming = true
-      const parser = new SseParser((event) => this.#event(event))
+      const parser = new SseParser((event) => this.#event(event), { maxEventLength: this.maxMessageLength, upstream: this.serverId })
       const decoder = new StringDecoder('utf8')
       for await (const chunk of res.body) parser.push(decoder.write(chunk as Buffer))
       parser.end()
@@ -135,8 +135,8 @@ export class SseSession extends UpstreamSession {
     try {
       this.receiveText(event.data)
     } catch (err) {
-      if (!(err instanceof SyntaxError)) throw err
-      throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `sent an SSE message event that is not JSON: ${event.data.slice(0, 200)}`)
+      if (err instanceof SyntaxError) throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `sent an SSE message event that is not JSON: ${event.data.slice(0, 200)}`)
+      throw err
     }
   }
 

@@ -2,6 +2,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import type { UpstreamDefinition } from '../config/types.js'
 import { ERR_UPSTREAM_CLOSED } from '../errors.js'
 import type { Logger } from '../logger.js'
+import { LineSplitter } from './line-splitter.js'
 import { type Pending, UpstreamSession } from './session.js'
 
 /**
@@ -47,7 +48,7 @@ export class StdioSession extends UpstreamSession {
   readonly child: ChildProcessWithoutNullStreams
   /** Resolves when the process has exited, with the reason. */
   readonly exited: Promise<string>
-  #stdout = ''
+  #lines: LineSplitter | undefined
   #stderr = ''
   readonly #stderrTail: string[] = []
   #stopping: Promise<void> | undefined
@@ -143,23 +144,21 @@ export class StdioSession extends UpstreamSession {
   }
 
   #onStdout (chunk: string): void {
-    let text = this.#stdout + chunk
-    let newline = text.indexOf('\n')
-    while (newline !== -1) {
-      const line = text.slice(0, newline).trim()
-      text = text.slice(newline + 1)
-      if (line.length > 0) this.#line(line)
-      newline = text.indexOf('\n')
-    }
-    this.#stdout = text
+    this.#lines ??= new LineSplitter((line) => this.#line(line), this.maxMessageLength, (start) => {
+      this.log.warn({ start, limit: this.maxMessageLength }, 'upstream wrote a line longer than limits.maxUpstreamMessage to stdout; skipped')
+    })
+    this.#lines.push(chunk)
   }
 
-  #line (line: string): void {
+  #line (raw: string): void {
+    const line = raw.trim()
+    if (line.length === 0) return
     try {
       this.receiveText(line)
     } catch (err) {
-      if (!(err instanceof SyntaxError)) throw err
-      this.log.warn({ line: line.slice(0, 500) }, 'upstream wrote a line to stdout that is not JSON-RPC; ignored')
+      // Nothing the server writes may stop the gateway: a bad line is logged and skipped.
+      if (err instanceof SyntaxError) this.log.warn({ line: line.slice(0, 500) }, 'upstream wrote a line to stdout that is not JSON-RPC; ignored')
+      else this.log.warn({ err: (err as Error).message, line: line.slice(0, 200) }, 'upstream wrote a message the gateway refused; ignored')
     }
   }
 

@@ -57,7 +57,9 @@ export class WebSocketSession extends UpstreamSession {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(this.definition.url as string, SUBPROTOCOL, {
         headers: { ...this.definition.headers },
-        perMessageDeflate: false
+        perMessageDeflate: false,
+        // A frame longer than this closes the socket (1009): the upstream broke the limit.
+        maxPayload: this.maxMessageLength
       })
       this.#socket = socket
       let opened = false
@@ -108,8 +110,7 @@ export class WebSocketSession extends UpstreamSession {
     try {
       this.receiveText(text)
     } catch (err) {
-      if (!(err instanceof SyntaxError)) throw err
-      this.#protocolError(`sent a text frame that is not JSON: ${text.slice(0, 200)}`, 1007)
+      this.#protocolError(err instanceof SyntaxError ? `sent a text frame that is not JSON: ${text.slice(0, 200)}` : (err as Error).message, 1007)
     }
   }
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
-import { startGateway } from '../helper.js'
+import { startEverythingHttp, startGateway } from '../helper.js'
 import { startConformanceServer } from '../fixtures/conformance-server.js'
 
 /**
@@ -26,14 +26,9 @@ interface Check {
   errorMessage?: string
 }
 
-test('the conformance suite passes against the gateway', { timeout: SUITE_TIMEOUT + 60_000 }, async (t) => {
-  const upstream = await startConformanceServer(t)
-  const gateway = await startGateway(t, { prefixMode: 'never', servers: [{ id: 'conformance', url: upstream.url }] })
-  const results = await mkdtemp(join(tmpdir(), 'mcp-gateway-conformance-'))
-  t.teardown(() => rm(results, { recursive: true, force: true }))
-
-  const command = `conformance server --url ${gateway.mcp.href} --suite all --expected-failures ${EXPECTED_FAILURES} -o ${results}`
-  const child = spawn('npx', ['-y', '-p', 'node@22', '-p', CONFORMANCE, '-c', command], {
+/** Runs the conformance CLI against `url`; resolves its exit code and output. */
+async function conformance (args: string): Promise<{ code: number | null, output: string }> {
+  const child = spawn('npx', ['-y', '-p', 'node@22', '-p', CONFORMANCE, '-c', `conformance server ${args}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_OPTIONS: '' }
   })
@@ -43,6 +38,16 @@ test('the conformance suite passes against the gateway', { timeout: SUITE_TIMEOU
   const timer = setTimeout(() => child.kill('SIGKILL'), SUITE_TIMEOUT)
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
   clearTimeout(timer)
+  return { code, output }
+}
+
+test('the conformance suite passes against the gateway', { timeout: SUITE_TIMEOUT + 60_000 }, async (t) => {
+  const upstream = await startConformanceServer(t)
+  const gateway = await startGateway(t, { prefixMode: 'never', servers: [{ id: 'conformance', url: upstream.url }] })
+  const results = await mkdtemp(join(tmpdir(), 'mcp-gateway-conformance-'))
+  t.teardown(() => rm(results, { recursive: true, force: true }))
+
+  const { code, output } = await conformance(`--url ${gateway.mcp.href} --suite all --expected-failures ${EXPECTED_FAILURES} -o ${results}`)
 
   const scenarios = (await readdir(results)).filter(name => name.startsWith('server-'))
   t.ok(scenarios.length >= 32, `${scenarios.length} scenarios ran (the active suite has 30, pending 2)`)
@@ -56,4 +61,16 @@ test('the conformance suite passes against the gateway', { timeout: SUITE_TIMEOU
   t.ok(summary, 'the suite printed its summary')
   t.comment(summary ?? output.slice(-2000))
   t.equal(code, 0, 'the conformance CLI exits 0 (no unexpected failure, no stale expected one)')
+})
+
+test('regression: resources-subscribe and resources-unsubscribe pass in front of server-everything', { timeout: SUITE_TIMEOUT + 60_000 }, async (t) => {
+  // The scenarios subscribe to test://watched-resource, which server-everything does not list but accepts (the
+  // spec lets servers watch what they do not list): the gateway must route it to the service that takes
+  // subscriptions rather than answer -32002.
+  const everything = await startEverythingHttp(t)
+  const gateway = await startGateway(t, { prefixMode: 'never', servers: [{ id: 'everything', url: everything.url }] })
+  for (const scenario of ['resources-subscribe', 'resources-unsubscribe']) {
+    const { code, output } = await conformance(`--url ${gateway.mcp.href} --scenario ${scenario}`)
+    t.equal(code, 0, `${scenario}: ${/Passed: \d+\/\d+[^\n]*/.exec(output)?.[0] ?? output.slice(-500)}`)
+  }
 })

@@ -143,15 +143,45 @@ test('end() after a trailing CR does not put the CR into the data', async (t) =>
   t.equal(events[0]?.data, 'last', 'the CR is a line end')
 })
 
-test('a CR-terminated event is dispatched without waiting for the next chunk', async (t) => {
-  const { events } = parse('data: a\r\r')
-  t.equal(events.length, 1, 'the second CR ends the event')
+test('a CR-terminated event is dispatched once the CR cannot be the start of a CRLF', async (t) => {
+  const { p, events } = parse('data: a\r\r')
+  t.equal(events.length, 0, 'a CR at the end of a chunk may be half of a CRLF')
+  p.push('data: b\n\n')
+  t.same(events.map(e => e.data), ['a', 'b'])
+})
+
+test('regression: one 16 MB event costs one pass, not a rescan per chunk', async (t) => {
+  const { p, events } = parser()
+  const chunk = 'x'.repeat(64 * 1024)
+  const started = process.hrtime.bigint()
+  p.push('data: ')
+  for (let i = 0; i < 256; i++) p.push(chunk)
+  p.push('\n\n')
+  const ms = Number(process.hrtime.bigint() - started) / 1e6
+  t.equal(events[0]?.data.length, 256 * chunk.length)
+  t.ok(ms < 5000, `parsed in ${ms.toFixed(0)} ms (the former parser took about 29 s)`)
+})
+
+test('an event longer than maxEventLength fails the stream with a protocol error naming the upstream', async (t) => {
+  const events: SseEvent[] = []
+  const p = new SseParser(event => events.push(event), { maxEventLength: 1000, upstream: 'big' })
+  t.throws(() => p.push('data: ' + 'y'.repeat(2000)), { code: 'MCPGW_ERR_UPSTREAM_PROTOCOL', message: /Upstream big .*longer than 1000 characters/ })
+  t.same(events, [])
 })
 
 test('sseMessage writes one message event, with an optional id', async (t) => {
   t.equal(sseMessage('{"jsonrpc":"2.0","id":1,"result":{}}'), 'event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\n\n')
   t.equal(sseMessage('{}', '42'), 'event: message\nid: 42\ndata: {}\n\n')
   t.equal(SSE_KEEP_ALIVE, ': keep-alive\n\n')
+})
+
+test('regression: a message with raw line breaks (pretty-printed JSON) is written one data line per line', async (t) => {
+  const pretty = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [] } }, null, 2).replace('\n  "id"', '\r\n  "id"')
+  const written = sseMessage(pretty, 'p1.2')
+  t.notMatch(written.slice(0, -2), /\n\n/, 'no blank line inside the event')
+  t.equal(written.split('\n').filter(l => l.startsWith('data: ')).length, pretty.split(/\r\n|\r|\n/).length)
+  const { events } = parse(written)
+  t.same(JSON.parse(events[0]?.data as string), JSON.parse(pretty), 'the client reads back the same message, whole')
 })
 
 test('what sseMessage writes, SseParser reads back', async (t) => {

@@ -1,0 +1,203 @@
+import { gzipSync } from 'node:zlib'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js'
+import { test } from 'tap'
+import { request } from 'undici'
+import { WebSocket } from 'ws'
+import { connectClient, startGateway, waitFor } from '../helper.js'
+import { startOddServer } from '../fixtures/odd-server.js'
+
+/**
+ * Hostile input from clients and from upstreams, on every surface: nothing crashes the gateway (these tests run it
+ * in their own process, so a crash fails them), hangs, or is answered without the spec's error and the request's id.
+ * The upstream is the hand-written odd-server fixture (deep, pretty-printed and leaky answers on demand); clients are
+ * the official SDK's over each transport, and raw sockets where an SDK would refuse to send the message.
+ */
+
+// The SDK's WebSocket client uses the global WebSocket, which Node 20 lacks.
+globalThis.WebSocket ??= WebSocket as unknown as typeof globalThis.WebSocket
+
+const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
+const deepArray = (levels: number) => '['.repeat(levels) + ']'.repeat(levels)
+
+async function setup (t: Parameters<typeof startGateway>[0], config: Record<string, unknown> = {}) {
+  const odd = await startOddServer(t)
+  const gateway = await startGateway(t, { servers: [{ id: 'odd', url: odd.url }], ...config })
+  await waitFor('the odd upstream', () => gateway.app.mcpProxy.catalog.tool('odd__echo'))
+  return gateway
+}
+
+async function initialize (mcp: URL): Promise<string> {
+  const res = await request(mcp, {
+    method: 'POST',
+    headers: HEADERS,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })
+  })
+  await res.body.dump()
+  return res.headers['mcp-session-id'] as string
+}
+
+async function post (mcp: URL, sessionId: string | undefined, body: string, headers: Record<string, string> = {}) {
+  const res = await request(mcp, { method: 'POST', headers: { ...HEADERS, ...(sessionId !== undefined ? { 'mcp-session-id': sessionId } : {}), ...headers }, body })
+  const text = await res.body.text()
+  return { status: res.statusCode, text, json: () => JSON.parse(text) }
+}
+
+/** A raw MCP-over-WebSocket client: frames in, frames out. */
+async function rawSocket (base: string, protocols: string[] = ['mcp']) {
+  const socket = new WebSocket(base.replace('http', 'ws') + '/ws', protocols)
+  await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
+  const frames: unknown[] = []
+  socket.on('message', (data) => frames.push(JSON.parse(data.toString())))
+  const next = async (count: number) => {
+    await waitFor(`${count} frames`, () => frames.length >= count)
+    return frames.slice(0, count)
+  }
+  return { socket, frames, next }
+}
+
+test('regression: a WebSocket frame nested 6,000 levels deep is refused with -32600 and its id, and the gateway lives on', async (t) => {
+  const gateway = await setup(t)
+  const { socket, next } = await rawSocket(gateway.base)
+  t.teardown(() => socket.close())
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }))
+  socket.send('{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"odd__echo","arguments":{"a":' + deepArray(6000) + '}}}')
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'ping' }))
+  const frames = await next(3) as Array<{ id: unknown, error?: { code: number, message: string }, result?: unknown }>
+  const refused = frames.find(f => f.id === 7)
+  const pong = frames.find(f => f.id === 8)
+  t.equal(refused?.id, 7)
+  t.equal(refused?.error?.code, -32600)
+  t.match(refused?.error?.message, /deeper than 128 levels/)
+  t.same(pong, { jsonrpc: '2.0', id: 8, result: {} }, 'the socket goes on')
+})
+
+test('regression: an upstream answer nested 8,000 levels fails its call cleanly on every transport', async (t) => {
+  const gateway = await setup(t)
+  const call = { name: 'odd__deep_parsed', arguments: {} }
+  const expectFailure = (what: string) => (err: Error) => {
+    t.match(err.message, /nested deeper than 128 levels/, `${what}: the call fails with what the upstream did`)
+  }
+  const json = await connectClient(t, gateway.mcp)
+  await json.callTool(call).then(() => t.fail('JSON answer'), expectFailure('/mcp, JSON answer'))
+  const sse = await connectClient(t, gateway.mcp, { sampling: {} })
+  await sse.callTool(call).then(() => t.fail('SSE answer'), expectFailure('/mcp, SSE answer'))
+  const legacy = new Client({ name: 'legacy', version: '1' })
+  await legacy.connect(new SSEClientTransport(new URL(gateway.base + '/sse')))
+  t.teardown(() => legacy.close())
+  await legacy.callTool(call).then(() => t.fail('legacy SSE'), expectFailure('/sse'))
+  const ws = new Client({ name: 'ws', version: '1' })
+  await ws.connect(new WebSocketClientTransport(new URL(gateway.base.replace('http', 'ws') + '/ws')))
+  t.teardown(() => ws.close())
+  await ws.callTool(call).then(() => t.fail('WebSocket'), expectFailure('/ws'))
+
+  for (const session of gateway.app.mcpProxy.sessions.all()) t.equal(session.inFlight.size, 0, 'the failed call left its session\'s in-flight table')
+  t.ok(await json.callTool({ name: 'odd__echo', arguments: { still: 'here' } }), 'and the gateway serves on')
+
+  const sessionId = await initialize(gateway.mcp)
+  const raw = await post(gateway.mcp, sessionId, JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'odd__deep_raw', arguments: {} } }))
+  t.equal(raw.status, 200)
+  t.ok(raw.text.startsWith('{"jsonrpc":"2.0","id":5,"result":{"content"') && raw.text.length > 16000,
+    'a deep result the gateway never parses is passed on as the upstream wrote it')
+})
+
+test('regression: a result with raw line breaks (pretty-printed) reaches SSE clients whole', async (t) => {
+  const gateway = await setup(t)
+  const expected = { content: [{ type: 'text', text: 'line one\nline two' }] }
+  const streaming = await connectClient(t, gateway.mcp, { sampling: {} })
+  t.same(await streaming.callTool({ name: 'odd__pretty', arguments: {} }), expected, '/mcp with an SSE answer')
+  const legacy = new Client({ name: 'legacy', version: '1' })
+  await legacy.connect(new SSEClientTransport(new URL(gateway.base + '/sse')))
+  t.teardown(() => legacy.close())
+  t.same(await legacy.callTool({ name: 'odd__pretty', arguments: {} }), expected, '/sse')
+})
+
+test('regression: invalid JSON-RPC on /ws is answered with -32600, never echoed or dropped', async (t) => {
+  const gateway = await setup(t)
+  const { socket, next } = await rawSocket(gateway.base)
+  t.teardown(() => socket.close())
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }))
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: { a: 1 }, method: 'ping' }))
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: [1, 2] }))
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: 3 }))
+  socket.send('"just a string"')
+  socket.send('{not json')
+  socket.send(JSON.stringify({ type: 'message', target: 'odd', id: { x: 1 }, data: { method: 'tools/list' } }))
+  socket.send(JSON.stringify({ type: 'message', target: 'odd', id: 9, data: { method: 'tools/list', params: 'no' } }))
+  const frames = await next(8) as Array<Record<string, unknown>>
+  const errors = frames.filter(f => f.result === undefined).map(f => [f.id ?? null, (f.error as { code?: number } | undefined)?.code ?? ((f.data as { error?: { code?: number } })?.error?.code)])
+  t.same(errors.sort(), [[null, -32600], [2, -32600], [3, -32600], [null, -32600], [null, -32700], [null, -32600], [9, -32600]].sort(),
+    'an invalid id is never echoed; params must be an object; a message must be a request, notification or response')
+})
+
+test('regression: on POST, a message that is neither request, notification nor response is 400, not 202', async (t) => {
+  const gateway = await setup(t)
+  const sessionId = await initialize(gateway.mcp)
+  const empty = await post(gateway.mcp, sessionId, JSON.stringify({ jsonrpc: '2.0' }))
+  t.equal(empty.status, 400)
+  t.equal(empty.json().error.code, -32600)
+  const badId = await post(gateway.mcp, sessionId, JSON.stringify({ jsonrpc: '2.0', id: 1.5, method: 'ping' }))
+  t.equal(badId.json().error.code, -32600)
+  t.equal(badId.json().id, null)
+  const deep = await post(gateway.mcp, sessionId, '{"jsonrpc":"2.0","id":"d","method":"ping","params":{"x":' + deepArray(200) + '}}')
+  t.equal(deep.status, 400)
+  t.same([deep.json().id, deep.json().error.code], ['d', -32600], 'too deep: refused with its id')
+})
+
+test('regression: a batch larger than limits.maxBatch is refused before anything is forwarded', async (t) => {
+  const gateway = await setup(t, { limits: { maxBatch: 5 } })
+  const sessionId = await initialize(gateway.mcp)
+  const batch = (n: number) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'odd__echo', arguments: { i } } })))
+  const big = await post(gateway.mcp, sessionId, batch(6))
+  t.equal(big.status, 400)
+  t.match(big.json().error, { code: -32600, message: /a batch of 6 messages; at most 5/ })
+  const ok = await post(gateway.mcp, sessionId, batch(5))
+  t.equal(ok.json().length, 5)
+  const mixed = await post(gateway.mcp, sessionId, JSON.stringify([{ jsonrpc: '2.0', id: 'a', method: 'ping' }, { jsonrpc: '2.0', id: 'b', params: 1 }]))
+  t.same(mixed.json().map((m: { id: unknown, error?: { code: number } }) => [m.id, m.error?.code]), [['a', undefined], ['b', -32600]],
+    'an invalid element of a batch is answered in the batch')
+  t.equal((await post(gateway.mcp, sessionId, '[]')).json().error.code, -32600, 'an empty batch is invalid')
+})
+
+test('regression: Content-Encoding is decoded (gzip, deflate, br) or refused with 415; what it decodes to is bounded', async (t) => {
+  const gateway = await setup(t)
+  const sessionId = await initialize(gateway.mcp)
+  const ping = gzipSync(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }))
+  const res = await request(gateway.mcp, { method: 'POST', headers: { ...HEADERS, 'mcp-session-id': sessionId, 'content-encoding': 'gzip' }, body: ping })
+  t.same(await res.body.json(), { jsonrpc: '2.0', id: 1, result: {} }, 'a gzipped body is read as the JSON it is')
+  const unknown = await post(gateway.mcp, sessionId, '{}', { 'content-encoding': 'compress' })
+  t.equal(unknown.status, 415)
+  t.match(unknown.json().error.message, /Content-Encoding "compress" is not accepted/)
+  const bomb = gzipSync(Buffer.alloc(8 * 1024 * 1024, 0x20))
+  const big = await request(gateway.mcp, { method: 'POST', headers: { ...HEADERS, 'mcp-session-id': sessionId, 'content-encoding': 'gzip' }, body: bomb })
+  t.equal(big.statusCode, 413, `a ${bomb.length}-byte body that inflates to 8 MB meets the body limit`)
+  await big.body.dump()
+})
+
+test('regression: the WebSocket subprotocol must be "mcp" when subprotocols are offered', async (t) => {
+  const gateway = await setup(t)
+  const refused = new WebSocket(gateway.base.replace('http', 'ws') + '/ws', ['graphql-ws'])
+  const status = await new Promise<number | undefined>((resolve) => {
+    refused.once('unexpected-response', (_req, res) => resolve(res.statusCode))
+    refused.once('open', () => resolve(undefined))
+    refused.once('error', () => {})
+  })
+  t.equal(status, 400, 'another subprotocol is refused at the upgrade')
+  const second = await rawSocket(gateway.base, ['graphql-ws', 'mcp'])
+  t.equal(second.socket.protocol, 'mcp', '"mcp" is chosen even when it is not offered first')
+  second.socket.close()
+  const none = await rawSocket(gateway.base, [])
+  t.equal(none.socket.protocol, '', 'a script that offers none is welcome')
+  none.socket.close()
+})
+
+test('regression: an upstream\'s HTTP error body reaches clients shortened and without internal addresses', async (t) => {
+  const gateway = await setup(t)
+  const res = await fetch(gateway.base + '/mcp/tools/call', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'odd__http_error', arguments: {} }) })
+  const body = await res.json() as { message: string }
+  t.equal(res.status, 502)
+  t.match(body.message, /^Upstream odd answered HTTP 500: upstream proxy error/)
+  t.notMatch(body.message, /10\.20\.30\.40|billing\.internal|8443/)
+  t.ok(body.message.length < 400, `shortened (${body.message.length} characters)`)
+})
