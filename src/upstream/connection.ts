@@ -1,13 +1,14 @@
-import { createHash } from 'node:crypto'
-import type { JsonRpcNotification, Params } from '../../schemas/jsonrpc.js'
+import type { JsonRpcNotification } from '../../schemas/jsonrpc.js'
 import type { UpstreamDefaults, UpstreamDefinition } from '../config/types.js'
 import { backoffDelay, jittered } from '../backoff.js'
-import { ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_UNAVAILABLE } from '../errors.js'
+import { ERR_UPSTREAM_UNAVAILABLE } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { ListKind, ServiceListing } from '../mcp-types.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
-import { HttpSession, HttpUpstream } from './http.js'
-import { type ClientIdentity, type IncomingRequest, nextTurn, type Pending, type SessionHandlers, type UpstreamSession } from './session.js'
+import { HttpSession } from './http.js'
+import { HttpUpstream } from './http-upstream.js'
+import { listServer } from './listing.js'
+import type { ClientIdentity, IncomingRequest, Pending, SessionHandlers, UpstreamSession } from './session.js'
 import { SseSession } from './sse.js'
 import { StdioSession } from './stdio.js'
 import { WebSocketSession } from './websocket.js'
@@ -50,7 +51,6 @@ export interface ConnectionOptions {
   maxMessageLength?: number
 }
 
-const MAX_PAGES = 1000
 /**
  * What a Streamable HTTP server answers an initialize POST with when it only speaks the legacy HTTP+SSE transport
  * (the spec's backwards-compatibility rule, 2025-11-25 wording): the client then tries GET and an `endpoint` event.
@@ -247,7 +247,7 @@ export class UpstreamConnection {
           streamRetry: this.options.defaults.reconnectMin,
           streamRetryMax: this.options.defaults.reconnectMax
         })
-        return legacySse ? new SseSession(this.#http) : this.#http.createSession()
+        return legacySse ? new SseSession(this.#http) : new HttpSession(this.#http)
     }
   }
 
@@ -329,63 +329,9 @@ export class UpstreamConnection {
     })
   }
 
-  /** Lists what the server offers (every page), per the capabilities it declared; `kinds` limits a refresh. */
-  async #list (session: UpstreamSession, kinds: ListKind[] = ['tools', 'resources', 'prompts']): Promise<ServiceListing> {
-    const init = session.initializeResult
-    if (init === undefined) throw new ERR_UPSTREAM_PROTOCOL(this.id, 'listing before initialize')
-    const caps = init.capabilities ?? {}
-    const previous = this.listing
-    const want = (kind: ListKind) => kinds.includes(kind) && caps[kind] !== undefined
-    // One list after the other, not all at once: at a thousand upstreams, parallel lists would open four sockets
-    // to each of them at start-up, to sit idle afterwards.
-    const tools = want('tools') ? await this.#drain(session, 'tools/list', 'tools') : keep(previous?.tools, kinds, 'tools')
-    const resources = want('resources') ? await this.#drain(session, 'resources/list', 'resources') : keep(previous?.resources, kinds, 'resources')
-    const resourceTemplates = want('resources')
-      ? await this.#drain(session, 'resources/templates/list', 'resourceTemplates')
-      : keep(previous?.resourceTemplates, kinds, 'resources')
-    const prompts = want('prompts') ? await this.#drain(session, 'prompts/list', 'prompts') : keep(previous?.prompts, kinds, 'prompts')
-    return {
-      tools: tools as ServiceListing['tools'],
-      resources: resources as ServiceListing['resources'],
-      resourceTemplates: resourceTemplates as ServiceListing['resourceTemplates'],
-      prompts: prompts as ServiceListing['prompts'],
-      digests: {
-        tools: digest(tools),
-        resources: digest([resources, resourceTemplates]),
-        prompts: digest(prompts)
-      },
-      capabilities: caps,
-      serverInfo: init.serverInfo,
-      protocolVersion: init.protocolVersion
-    }
-  }
-
-  async #drain (session: UpstreamSession, method: string, key: string): Promise<unknown[]> {
-    const items: unknown[] = []
-    const identity = key === 'resources' ? 'uri' : key === 'resourceTemplates' ? 'uriTemplate' : 'name'
-    let cursor: unknown
-    for (let page = 0; page < MAX_PAGES; page++) {
-      let result: Params
-      try {
-        result = await session.request(method, cursor === undefined ? undefined : { cursor }, { timeout: this.options.defaults.connectTimeout }) as Params
-      } catch (err) {
-        // The server declared the capability but cannot list it: show nothing of that kind rather than nothing at all.
-        if ((err as { rpcError?: unknown }).rpcError === undefined) throw err
-        this.#log.warn({ method, err: (err as Error).message }, 'upstream failed a list request; treating it as empty')
-        return items
-      }
-      const list = result?.[key]
-      if (!Array.isArray(list)) throw new ERR_UPSTREAM_PROTOCOL(this.id, `${method} answered without a ${key} array`)
-      for (const item of list) {
-        if (item !== null && typeof item === 'object' && typeof (item as Record<string, unknown>)[identity] === 'string') items.push(item)
-        else this.#log.warn({ method, item }, `upstream listed an entry without a ${identity}; skipped`)
-      }
-      cursor = result.nextCursor
-      await nextTurn()
-      if (typeof cursor !== 'string' || cursor === '') return items
-    }
-    this.#log.warn({ method, pages: MAX_PAGES }, 'upstream list has too many pages; the rest is ignored')
-    return items
+  /** Lists what the server offers, per the capabilities it declared; `kinds` limits a refresh. */
+  #list (session: UpstreamSession, kinds?: ListKind[]): Promise<ServiceListing> {
+    return listServer(session, { upstream: this.id, timeout: this.options.defaults.connectTimeout, log: this.#log }, this.listing, kinds)
   }
 
   #setState (state: UpstreamState, reason: string | undefined): void {
@@ -402,12 +348,4 @@ export class UpstreamConnection {
     this.#timer = setTimeout(fn, ms)
     this.#timer.unref()
   }
-}
-
-function keep (previous: unknown[] | undefined, kinds: ListKind[], kind: ListKind): unknown[] {
-  return kinds.includes(kind) ? [] : previous ?? []
-}
-
-function digest (value: unknown): string {
-  return createHash('sha1').update(JSON.stringify(value)).digest('base64')
 }

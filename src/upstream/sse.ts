@@ -1,7 +1,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import { ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_TIMEOUT } from '../errors.js'
 import { type SseEvent, SseParser } from '../sse.js'
-import { type HttpUpstream, httpStatusError, readErrorBody } from './http.js'
+import { type HttpUpstream, httpStatusError, readErrorBody } from './http-upstream.js'
 import { type Pending, UpstreamSession } from './session.js'
 
 /**

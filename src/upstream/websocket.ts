@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import WebSocket from 'ws'
 import type { UpstreamDefinition } from '../config/types.js'
 import { ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_TIMEOUT } from '../errors.js'
-import { httpStatusError } from './http.js'
+import { httpStatusError } from './http-upstream.js'
 import { type Pending, UpstreamSession } from './session.js'
 
 /**

@@ -2,7 +2,8 @@ import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'nod
 import { type Test, test } from 'tap'
 import { Cancellation } from '../../../src/cancellation.js'
 import { DEFAULT_UPSTREAM, normalizeServer } from '../../../src/config/normalize.js'
-import { HttpUpstream } from '../../../src/upstream/http.js'
+import { HttpSession } from '../../../src/upstream/http.js'
+import { HttpUpstream } from '../../../src/upstream/http-upstream.js'
 import type { JsonRpcNotification } from '../../../schemas/jsonrpc.js'
 import { waitFor } from '../../helper.js'
 
@@ -122,7 +123,7 @@ async function connect (t: Test, route: Route, options: { streamRetry?: number, 
   const fixture = await startFixture(t, route)
   const definition = normalizeServer({ id: 'http-up', url: fixture.url, timeout: TIMEOUT }, DEFAULT_UPSTREAM)
   const upstream = new HttpUpstream(definition, { connectTimeout: 5000, streamRetry: options.streamRetry ?? 20, streamRetryMax: 200 })
-  const session = upstream.createSession()
+  const session = new HttpSession(upstream)
   t.teardown(async () => {
     await session.close()
     await upstream.close()
