@@ -33,6 +33,8 @@ export interface ForwardTarget {
   readonly params: Params
   /** Safe to send twice: read-only or idempotent tools, reads of resources and prompts. */
   readonly idempotent: boolean
+  /** This replica (upstream id) only, not balanced and not retried elsewhere (requests addressed by upstream id). */
+  readonly upstream?: string | undefined
 }
 
 export interface ForwardOptions {
@@ -113,6 +115,7 @@ export class Forwarder {
       method: target.method,
       params,
       idempotent: target.idempotent,
+      upstream: target.upstream,
       context,
       origin,
       cancel,
@@ -136,7 +139,9 @@ export class Forwarder {
   /** One try on one replica; on a failure that allows it, the next try on another. */
   #attempt (call: ForwardedCall): Promise<unknown> {
     const { pool, broker, registry } = this.options
-    const replica = broker.replicaFor(call.context, call.service, call.tried)
+    const replica = call.upstream !== undefined
+      ? (call.tried === undefined ? registry.get(call.upstream) : undefined)
+      : broker.replicaFor(call.context, call.service, call.tried)
     if (replica === undefined) {
       return Promise.reject(new ERR_UPSTREAM_UNAVAILABLE(call.service,
         call.tried === undefined ? pool.whyUnavailable(call.service) : 'every replica failed this call'))
@@ -161,27 +166,21 @@ export class Forwarder {
       // Sent twice only when that is harmless: never sent, or idempotent and not merely slow (a timeout may be
       // the upstream still working on it).
       const mayRetry = !failure.sent || (call.idempotent && failure.suspect && failure.code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')
-      if (!mayRetry || call.cancel?.requested === true || registry.replicas(call.service).length < 2) throw asAnswered(failure, call.service)
+      if (!mayRetry || call.cancel?.requested === true || call.upstream !== undefined || registry.replicas(call.service).length < 2) {
+        throw asAnswered(failure, call.service)
+      }
       call.tried ??= new Set()
       call.tried.add(replica.id)
       return this.#attempt(call)
     })
   }
 
-  /** A request on one upstream by id, with the server's own names (the WebSocket envelope): no balancing. */
-  direct (session: ClientSession, connection: UpstreamConnection, method: string, params: Params | undefined): Promise<unknown> {
-    const started = performance.now()
-    const upstream = this.options.broker.sessionFor(session, connection)
-    const options = { timeout: connection.definition.timeout }
-    const answer = upstream instanceof UpstreamSession ? upstream.request(method, params, options) : upstream.then(u => u.request(method, params, options))
-    return answer.then((result) => {
-      this.#observe(connection.id, method, 'success', started)
-      return result
-    }, (err: unknown) => {
-      const failure = upstreamFailure(err, connection.id)
-      this.#observe(connection.id, method, outcomeOf(failure), started)
-      throw failure
-    })
+  /**
+   * A request on one upstream by id, with the server's own names (the WebSocket envelope): not balanced, not
+   * retried elsewhere, but through the same hooks as every other call.
+   */
+  direct (context: ClientContext, connection: UpstreamConnection, method: string, params: Params | undefined): Promise<unknown> {
+    return this.forward(context, { service: connection.definition.service, method, params: params ?? {}, idempotent: false, upstream: connection.id }, {})
   }
 
   #observe (server: string, method: string, outcome: CallOutcome, started: number): void {
