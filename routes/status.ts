@@ -20,13 +20,7 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
   const config = app.mcpConfig
 
   app.get('/health', { schema: { response: { 200: HealthReply, 503: HealthReply } } }, async (request, reply) => {
-    const servers = { total: 0, up: 0, down: 0, disabled: 0 }
-    for (const upstream of proxy.upstreams()) {
-      servers.total++
-      if (upstream.state === 'up') servers.up++
-      else if (upstream.state === 'disabled') servers.disabled++
-      else servers.down++
-    }
+    const servers = proxy.upstreamCounts()
     const status = servers.up === 0 ? 'unavailable' : servers.down > 0 ? 'degraded' : 'ok'
     reply.code(servers.up === 0 ? 503 : 200)
     return { status, servers, tools: proxy.catalog.counts().tools } as const

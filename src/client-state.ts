@@ -71,8 +71,8 @@ export class ClientStateSync {
     for (const upstream of this.options.broker.openSessionsOf(session)) {
       if (upstream.initializeResult?.capabilities.logging !== undefined) sets.push(this.#tell(upstream, 'logging/setLevel', { level }))
     }
-    for (const connection of this.options.pool.connections.values()) {
-      if (connection.shared && connection.state === 'up') sets.push(this.#setSharedLevel(connection))
+    for (const connection of this.options.pool.sharedOnly()) {
+      if (connection.state === 'up') sets.push(this.#setSharedLevel(connection))
     }
     await Promise.allSettled(sets)
     return {}

@@ -90,8 +90,8 @@ export class Dispatcher {
       }
       case 'notifications/roots/list_changed':
         for (const upstream of this.options.broker.openSessionsOf(session)) upstream.notify(method).catch(() => {})
-        for (const connection of this.options.pool.connections.values()) {
-          if (connection.shared && connection.state === 'up') connection.control?.notify(method).catch(() => {})
+        for (const connection of this.options.pool.sharedOnly()) {
+          if (connection.state === 'up') connection.control?.notify(method).catch(() => {})
         }
     }
   }

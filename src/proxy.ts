@@ -18,7 +18,7 @@ import type { ClientChannel, ClientSession, Peer } from './client-session.js'
 import { SessionStore } from './session-store.js'
 import type { ClientEndpoint, RequestHandle } from './transport/endpoint.js'
 import type { UpstreamConnection } from './upstream/connection.js'
-import { UpstreamPool, type UpstreamReport } from './upstream-pool.js'
+import { type StateCounts, UpstreamPool, type UpstreamReport } from './upstream-pool.js'
 
 /**
  * The gateway's engine, behind one facade: its lifecycle (start, drain, close), the programmatic API
@@ -279,6 +279,11 @@ export class McpProxy implements ClientEndpoint {
   /** Every registered upstream as /status and the admin API show it (no credentials). */
   upstreams (): UpstreamReport[] {
     return this.#pool.reports()
+  }
+
+  /** How many upstreams are up, disabled, down: /health's figures, kept as states change. */
+  upstreamCounts (): StateCounts {
+    return this.#pool.counts()
   }
 
   #list (list: ListName, cursor: string | undefined): Promise<unknown> {

@@ -78,6 +78,11 @@ export class Registry {
     return [...this.#servers.values()]
   }
 
+  /** How many upstreams are registered. */
+  get size (): number {
+    return this.#servers.size
+  }
+
   get (id: string): UpstreamDefinition | undefined {
     return this.#servers.get(id)
   }

@@ -52,8 +52,23 @@ export interface UpstreamPoolOptions {
   listener: PoolListener
 }
 
+/** How many registered upstreams are in each state that /health distinguishes. */
+export interface StateCounts {
+  total: number
+  up: number
+  disabled: number
+  /** Down, connecting, or about to connect. */
+  down: number
+}
+
 export class UpstreamPool {
   readonly #connections = new Map<string, UpstreamConnection>()
+  /** The connections whose one session every client shares (stdio, sessionMode "shared"): few, and asked often. */
+  readonly #sharedOnly = new Set<UpstreamConnection>()
+  /** Upstream id → the last state its connection reported, and the tallies kept from them. */
+  readonly #states = new Map<string, string>()
+  #up = 0
+  #disabled = 0
   #stopWatchingRegistry: (() => void) | undefined
 
   constructor (private readonly options: UpstreamPoolOptions) {}
@@ -64,6 +79,17 @@ export class UpstreamPool {
 
   get (id: string): UpstreamConnection | undefined {
     return this.#connections.get(id)
+  }
+
+  /** The connections whose one session every client shares (stdio, `sessionMode: "shared"`). */
+  sharedOnly (): ReadonlySet<UpstreamConnection> {
+    return this.#sharedOnly
+  }
+
+  /** Upstreams by state, kept as states change: what /health answers without walking a thousand upstreams. */
+  counts (): StateCounts {
+    const total = this.options.registry.size
+    return { total, up: this.#up, disabled: this.#disabled, down: Math.max(0, total - this.#up - this.#disabled) }
   }
 
   /**
@@ -142,6 +168,7 @@ export class UpstreamPool {
       observer: {
         state: (c) => {
           if (this.#connections.get(c.id) !== c) return
+          this.#tally(c.id, c.state)
           health.update({ id: c.id, service: c.definition.service, state: c.state, reason: c.reason, since: c.since })
           listener.state(c)
         },
@@ -149,6 +176,7 @@ export class UpstreamPool {
       }
     })
     this.#connections.set(definition.id, connection)
+    if (connection.shared) this.#sharedOnly.add(connection)
     return connection.start()
   }
 
@@ -156,9 +184,21 @@ export class UpstreamPool {
     const connection = this.#connections.get(id)
     if (connection === undefined) return
     this.#connections.delete(id)
+    this.#sharedOnly.delete(connection)
+    this.#tally(id, undefined)
     this.options.health.remove(id)
     this.options.listener.removed(connection)
     await connection.close()
+  }
+
+  #tally (id: string, state: string | undefined): void {
+    const before = this.#states.get(id)
+    if (before === 'up') this.#up--
+    else if (before === 'disabled') this.#disabled--
+    if (state === 'up') this.#up++
+    else if (state === 'disabled') this.#disabled++
+    if (state === undefined) this.#states.delete(id)
+    else this.#states.set(id, state)
   }
 
   #registryChanged (change: RegistryChange): void {
