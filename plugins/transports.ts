@@ -26,12 +26,13 @@ const STREAM_KEEP_ALIVE = 15_000
 
 export default fp(async function mcpGatewayTransports (app) {
   const endpoint = app.mcpProxy
-  const { replayEvents, replayBytes } = app.mcpConfig.sessions
+  const { replayEvents, replayBytes, replayBytesTotal } = app.mcpConfig.sessions
   const limits = app.mcpConfig.limits
   const transports: GatewayTransports = {
     streamableHttp: new StreamableHttpTransport(endpoint, {
       keepAliveInterval: STREAM_KEEP_ALIVE,
       events: { maxEvents: replayEvents, maxBytes: replayBytes },
+      replayBytesTotal,
       limits
     }),
     legacySse: new LegacySseTransport(endpoint, { keepAliveInterval: STREAM_KEEP_ALIVE, limits }),

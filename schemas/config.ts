@@ -114,7 +114,8 @@ export const GatewayConfigFile = Type.Object({
     max: Type.Optional(Type.Integer({ minimum: 1, description: 'Most client sessions; a newcomer at the limit reclaims an idle one' })),
     maxPerAddress: Type.Optional(Type.Integer({ minimum: 0, description: 'Most client sessions one remote address may hold; 0 (default): no limit' })),
     replayEvents: Type.Optional(Type.Integer({ minimum: 1, description: 'SSE events kept per session for Last-Event-ID resumption' })),
-    replayBytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'Bytes of SSE events kept per session for resumption' }))
+    replayBytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'Bytes of SSE events kept per session for resumption' })),
+    replayBytesTotal: Type.Optional(Type.Integer({ minimum: 1024, description: 'Bytes of SSE events kept for resumption by all sessions together; past it the oldest go first' }))
   }, { additionalProperties: false })),
   upstreamDefaults: Type.Optional(Type.Object({
     timeout: Type.Optional(Milliseconds('Deadline of one upstream call')),

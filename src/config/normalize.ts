@@ -29,6 +29,7 @@ export const DEFAULTS = Object.freeze({
   idleTimeout: 30 * 60_000,
   replayEvents: 500,
   replayBytes: 1024 * 1024,
+  replayBytesTotal: 64 * 1024 * 1024,
   maxSessions: 10_000,
   maxBatch: 100,
   startupWait: 5000,
@@ -107,7 +108,8 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
       max: file.sessions?.max ?? DEFAULTS.maxSessions,
       maxPerAddress: file.sessions?.maxPerAddress ?? 0,
       replayEvents: file.sessions?.replayEvents ?? DEFAULTS.replayEvents,
-      replayBytes: file.sessions?.replayBytes ?? DEFAULTS.replayBytes
+      replayBytes: file.sessions?.replayBytes ?? DEFAULTS.replayBytes,
+      replayBytesTotal: file.sessions?.replayBytesTotal ?? DEFAULTS.replayBytesTotal
     },
     upstreamDefaults: defaults,
     limits: {

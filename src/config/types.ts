@@ -59,6 +59,8 @@ export interface GatewayConfig {
     /** Bounds of the per-session SSE event store that Last-Event-ID resumes from. */
     readonly replayEvents: number
     readonly replayBytes: number
+    /** What all sessions' event stores may hold together. */
+    readonly replayBytesTotal: number
   }
   readonly upstreamDefaults: UpstreamDefaults
   readonly limits: { readonly maxJsonDepth: number, readonly maxBatch: number, readonly maxUpstreamMessage: number }

@@ -1,7 +1,7 @@
 import type { JsonRpcId } from '../../schemas/jsonrpc.js'
 import type { ClientChannel } from '../client-session.js'
 import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
-import { EventStore, type EventStoreLimits } from './event-store.js'
+import { EventStore, type EventStoreLimits, type ReplayBudget } from './event-store.js'
 import type { StreamSink } from './serve.js'
 
 /**
@@ -19,6 +19,8 @@ export interface ChannelOptions {
   keepAliveInterval: number
   /** Bounds of the event store. */
   events: EventStoreLimits
+  /** What all sessions' event stores may hold together. */
+  budget?: ReplayBudget
 }
 
 /** One SSE response being written. */
@@ -80,7 +82,7 @@ export class StreamableHttpChannel implements ClientChannel {
   #nextStream = 0
 
   constructor (private readonly options: ChannelOptions) {
-    this.store = new EventStore(options.events)
+    this.store = new EventStore(options.events, options.budget)
   }
 
   get open (): boolean {
@@ -100,10 +102,12 @@ export class StreamableHttpChannel implements ClientChannel {
     }
   }
 
+  /** The session is over (or the gateway drains): streams end, and nothing is kept to resume them. */
   close (): void {
     this.#get?.end()
     this.#get = undefined
     for (const answer of this.#answers.values()) answer.writer?.end()
+    this.store.clear()
   }
 
   /** Registers the answer stream of a request before the request runs, so what it causes is routed to it. */

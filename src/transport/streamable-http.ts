@@ -6,13 +6,13 @@ import {
 import { isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
 import { ClientSession } from '../client-session.js'
-import { EventStore, type EventStoreLimits } from './event-store.js'
+import { EventStore, type EventStoreLimits, ReplayBudget } from './event-store.js'
 import { bodyMessages, InvalidMessage, invalidMessage, type MessageLimits, parseMessageText } from './message.js'
 import {
   errorAnswer, errorText, FORWARDED, type HttpAnswer, invalidAnswer, type RefusedRequest, requestErrorAnswer, serveRequest, type StreamSink
 } from './serve.js'
 import type { ClientEndpoint, Peer } from './endpoint.js'
-import { StreamableHttpChannel } from './streamable-http-channel.js'
+import { type ChannelOptions, StreamableHttpChannel } from './streamable-http-channel.js'
 
 export { StreamableHttpChannel }
 
@@ -37,12 +37,18 @@ export interface StreamableHttpOptions {
   keepAliveInterval: number
   /** Bounds of each session's event store. */
   events: EventStoreLimits
+  /** Bytes all sessions' event stores may hold together. */
+  replayBytesTotal: number
   /** Bounds of what a client may send. */
   limits: MessageLimits
 }
 
 export class StreamableHttpTransport {
-  constructor (private readonly endpoint: ClientEndpoint, private readonly options: StreamableHttpOptions) {}
+  readonly #channelOptions: ChannelOptions
+
+  constructor (private readonly endpoint: ClientEndpoint, private readonly options: StreamableHttpOptions) {
+    this.#channelOptions = { keepAliveInterval: options.keepAliveInterval, events: options.events, budget: new ReplayBudget(options.replayBytesTotal) }
+  }
 
   /**
    * One POST: a message or a batch, as parsed by the route (an InvalidMessage when it was not JSON or nested too
@@ -180,7 +186,7 @@ export class StreamableHttpTransport {
     const existing = header(headers, 'mcp-session-id')
     if (existing !== undefined) return this.error(new ERR_ALREADY_INITIALIZED(existing), init.id)
     try {
-      const channel = new StreamableHttpChannel(this.options)
+      const channel = new StreamableHttpChannel(this.#channelOptions)
       const session = this.endpoint.openSession(channel, peer)
       const result = this.endpoint.initialize(session, init.params as Params | undefined)
       channel.priming = session.protocolVersion >= PRIMING_SINCE

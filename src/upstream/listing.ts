@@ -8,12 +8,15 @@ import { nextTurn, type UpstreamSession } from './session.js'
 /**
  * What an upstream offers, read from it: every page of its tools, resources, templates and prompts (those its
  * capabilities declare), one list after the other, each kind with a digest that changes whenever its content does.
- * What it sends is bounded: pages, entries per kind, and entries without the field they are named by are skipped.
+ * What it sends is bounded: pages, entries per kind, characters of the whole listing (the rest is ignored, and
+ * logged); entries without the field they are named by are skipped.
  */
 
 const MAX_PAGES = 1000
 /** Entries of one kind taken from one upstream; the rest is ignored (and logged). */
 const MAX_ENTRIES = 10_000
+/** Characters of one upstream's listing, all kinds together: what an upstream may make the catalog hold. */
+const MAX_LISTING_CHARS = 32 * 1024 * 1024
 const ALL_KINDS: readonly ListKind[] = ['tools', 'resources', 'prompts']
 
 export interface ListingOptions {
@@ -29,15 +32,16 @@ export async function listServer (session: UpstreamSession, options: ListingOpti
   if (init === undefined) throw new ERR_UPSTREAM_PROTOCOL(options.upstream, 'listing before initialize')
   const caps = init.capabilities ?? {}
   const want = (kind: ListKind) => kinds.includes(kind) && caps[kind] !== undefined
+  const budget = { left: MAX_LISTING_CHARS - keptSize(previous, kinds) }
   const keep = (items: unknown[] | undefined, kind: ListKind) => kinds.includes(kind) ? [] : items ?? []
   // One list after the other, not all at once: at a thousand upstreams, parallel lists would open four sockets
   // to each of them at start-up, to sit idle afterwards.
-  const tools = want('tools') ? await drain(session, 'tools/list', 'tools', options) : keep(previous?.tools, 'tools')
-  const resources = want('resources') ? await drain(session, 'resources/list', 'resources', options) : keep(previous?.resources, 'resources')
+  const tools = want('tools') ? await drain(session, 'tools/list', 'tools', options, budget) : keep(previous?.tools, 'tools')
+  const resources = want('resources') ? await drain(session, 'resources/list', 'resources', options, budget) : keep(previous?.resources, 'resources')
   const resourceTemplates = want('resources')
-    ? await drain(session, 'resources/templates/list', 'resourceTemplates', options)
+    ? await drain(session, 'resources/templates/list', 'resourceTemplates', options, budget)
     : keep(previous?.resourceTemplates, 'resources')
-  const prompts = want('prompts') ? await drain(session, 'prompts/list', 'prompts', options) : keep(previous?.prompts, 'prompts')
+  const prompts = want('prompts') ? await drain(session, 'prompts/list', 'prompts', options, budget) : keep(previous?.prompts, 'prompts')
   return {
     tools: tools as ServiceListing['tools'],
     resources: resources as ServiceListing['resources'],
@@ -55,7 +59,7 @@ export async function listServer (session: UpstreamSession, options: ListingOpti
 }
 
 /** Every page of one list. */
-async function drain (session: UpstreamSession, method: string, key: string, options: ListingOptions): Promise<unknown[]> {
+async function drain (session: UpstreamSession, method: string, key: string, options: ListingOptions, budget: { left: number }): Promise<unknown[]> {
   const items: unknown[] = []
   const identity = key === 'resources' ? 'uri' : key === 'resourceTemplates' ? 'uriTemplate' : 'name'
   let cursor: unknown
@@ -71,6 +75,11 @@ async function drain (session: UpstreamSession, method: string, key: string, opt
     }
     const list = result?.[key]
     if (!Array.isArray(list)) throw new ERR_UPSTREAM_PROTOCOL(options.upstream, `${method} answered without a ${key} array`)
+    budget.left -= JSON.stringify(list).length
+    if (budget.left < 0) {
+      options.log.warn({ method, limit: MAX_LISTING_CHARS }, 'upstream listing is larger than the gateway keeps; the rest is ignored')
+      return items
+    }
     for (const item of list) {
       if (items.length >= MAX_ENTRIES) {
         options.log.warn({ method, limit: MAX_ENTRIES }, 'upstream lists too many entries; the rest is ignored')
@@ -85,6 +94,16 @@ async function drain (session: UpstreamSession, method: string, key: string, opt
   }
   options.log.warn({ method, pages: MAX_PAGES }, 'upstream list has too many pages; the rest is ignored')
   return items
+}
+
+/** Characters of the kinds a refresh keeps from the previous listing (they count against the budget too). */
+function keptSize (previous: ServiceListing | undefined, kinds: readonly ListKind[]): number {
+  if (previous === undefined) return 0
+  let size = 0
+  if (!kinds.includes('tools')) size += JSON.stringify(previous.tools).length
+  if (!kinds.includes('resources')) size += JSON.stringify([previous.resources, previous.resourceTemplates]).length
+  if (!kinds.includes('prompts')) size += JSON.stringify(previous.prompts).length
+  return size
 }
 
 function digest (value: unknown): string {

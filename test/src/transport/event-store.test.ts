@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { EventStore } from '../../../src/transport/event-store.js'
+import { EventStore, ReplayBudget } from '../../../src/transport/event-store.js'
 
 /** The per-session event store that Last-Event-ID resumes from: ids, per-stream replay, bounds, dropping. */
 
@@ -48,4 +48,35 @@ test('the store compacts itself under long use', async (t) => {
   const store = new EventStore({ maxEvents: 5, maxBytes: 1_000_000 })
   for (let i = 0; i < 5000; i++) store.add('g', String(i))
   t.same(store.after('g', 0).map(e => e.data), ['4995', '4996', '4997', '4998', '4999'])
+})
+
+test('regression: a budget bounds the bytes of every store together, the oldest events anywhere going first', async (t) => {
+  const budget = new ReplayBudget(100)
+  const a = new EventStore({ maxEvents: 100, maxBytes: 1000 }, budget)
+  const b = new EventStore({ maxEvents: 100, maxBytes: 1000 }, budget)
+  a.add('p1', 'a'.repeat(40))
+  b.add('p1', 'b'.repeat(40))
+  t.equal(budget.bytes, 80)
+  a.add('p2', 'c'.repeat(40))
+  t.equal(budget.bytes, 80, 'the oldest event (a\'s first) made room')
+  t.same(a.after('p1', 0), [], 'it is gone from its store')
+  t.equal(b.after('p1', 0).length, 1)
+  b.drop('p1')
+  t.equal(budget.bytes, 40, 'what a store drops leaves the budget too')
+  const huge = a.add('p3', 'x'.repeat(500))
+  t.ok(huge, 'an event larger than the whole budget is kept alone')
+  t.equal(a.after('p3', 0).length, 1)
+  t.equal(a.after('p2', 0).length, 0, 'everything older went')
+  a.clear()
+  b.clear()
+  t.equal(budget.bytes, 0, 'an ended session gives everything back')
+  for (let i = 0; i < 5000; i++) {
+    a.add('g', 'y'.repeat(10))
+    a.drop('g')
+  }
+  t.equal(budget.bytes, 0, 'thousands of events kept and dropped leave nothing counted')
+  a.add('g', 'z'.repeat(90))
+  b.add('g', 'z'.repeat(90))
+  t.equal(a.after('g', 0).length, 0, 'and eviction still finds the oldest after the queue was compacted')
+  t.equal(budget.bytes, 90)
 })
