@@ -62,13 +62,35 @@ export function collisionName (candidate: string, identity: string, attempt = 1)
     : candidate.slice(0, NAME_LIMIT - HASH_LENGTH - 4) + '_' + shortHash(identity + attempt)
 }
 
-/** Compiles allow/deny patterns where `*` matches any run of characters. */
+/**
+ * Compiles allow/deny patterns where `*` matches any run of characters. Matching is linear-time wildcard matching
+ * (no regular expression), so a pattern with many stars run against a long upstream name cannot stall the process.
+ */
 export function globMatcher (patterns: readonly string[]): (name: string) => boolean {
   const exact = new Set<string>()
-  const regexes: RegExp[] = []
+  const globs: string[][] = []
   for (const p of patterns) {
     if (!p.includes('*')) exact.add(p)
-    else regexes.push(new RegExp('^' + p.split('*').map(s => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$'))
+    else globs.push(p.split('*'))
   }
-  return (name) => exact.has(name) || regexes.some(r => r.test(name))
+  return (name) => exact.has(name) || globs.some(parts => globMatches(parts, name))
+}
+
+/**
+ * Whether `name` is the pattern's parts with any runs between them: the first part a prefix, the last a suffix, and
+ * the ones between found in order, each at its first place (the greedy choice is always right for `*` alone).
+ */
+function globMatches (parts: readonly string[], name: string): boolean {
+  const first = parts[0] as string
+  const last = parts[parts.length - 1] as string
+  if (name.length < first.length + last.length || !name.startsWith(first) || !name.endsWith(last)) return false
+  let at = first.length
+  const end = name.length - last.length
+  for (let i = 1; i < parts.length - 1; i++) {
+    const part = parts[i] as string
+    const found = name.indexOf(part, at)
+    if (found === -1 || found + part.length > end) return false
+    at = found + part.length
+  }
+  return true
 }

@@ -1,4 +1,7 @@
 import { SortedMap } from './sorted-map.js'
+import { compileTemplate, type TemplateMatcher } from './uri-template.js'
+
+const NEVER: TemplateMatcher = { test: () => false }
 
 /**
  * Which service serves a URI that no service lists (servers create resources at run time that no list shows yet):
@@ -8,13 +11,14 @@ import { SortedMap } from './sorted-map.js'
  * the URI's two neighbours.
  */
 
-/** Longer URIs are not matched against templates (a pattern with several wildcards is quadratic in the length). */
+/** Longer URIs, and templates, are not matched (a match costs the URI's length times the template's). */
 const TEMPLATE_URI_LIMIT = 4096
+const TEMPLATE_LIMIT = 1024
 
 interface TemplateRoute {
   readonly template: string
   readonly service: string
-  readonly pattern: RegExp
+  readonly matcher: TemplateMatcher
 }
 
 export class ResourceRouter {
@@ -53,7 +57,7 @@ export class ResourceRouter {
       }
       let at = routes.length
       while (at > 0 && template < (routes[at - 1] as TemplateRoute).template) at--
-      routes.splice(at, 0, { template, service: owner, pattern: templatePattern(template) })
+      routes.splice(at, 0, { template, service: owner, matcher: template.length > TEMPLATE_LIMIT ? NEVER : compileTemplate(template) })
     }
   }
 
@@ -62,7 +66,7 @@ export class ResourceRouter {
     for (const length of uri.length > TEMPLATE_URI_LIMIT ? [] : this.#longestFirst) {
       if (length > uri.length) continue
       for (const route of this.#templates.get(uri.slice(0, length)) ?? []) {
-        if (route.pattern.test(uri)) return route.service
+        if (route.matcher.test(uri)) return route.service
       }
     }
     const scheme = uri.indexOf(':')
@@ -102,32 +106,6 @@ export class ResourceRouter {
 /** The text of a URI template before its first expression. */
 export function literalStart (template: string): string {
   return template.split('{', 1)[0] as string
-}
-
-/**
- * An RFC 6570 URI template as a matcher, precise enough to route by. No alternative can match the same text two
- * ways, so a hostile URI cannot make it backtrack for long.
- */
-export function templatePattern (template: string): RegExp {
-  let source = '^'
-  let last = 0
-  for (const match of template.matchAll(/\{([+#./;?&]?)([^}]*)\}/g)) {
-    source += escapeRegExp(template.slice(last, match.index))
-    switch (match[1]) {
-      case '+': case '#': source += '.*'; break
-      case '?': case '&': source += '(?:[?&].*)?'; break
-      case '/': source += '(?:/[^/?#]*)*'; break
-      case '.': source += '(?:\\.[^/?#.]*)*'; break
-      case ';': source += '(?:;[^/?#;]*)*'; break
-      default: source += '[^/?#]*'
-    }
-    last = (match.index as number) + match[0].length
-  }
-  return new RegExp(source + escapeRegExp(template.slice(last)) + '$')
-}
-
-function escapeRegExp (text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
 function commonPrefixLength (a: string, b: string): number {

@@ -86,3 +86,13 @@ test('globMatcher with "*" matches everything, with no patterns nothing', async 
   t.ok(globMatcher(['*'])(''))
   t.notOk(globMatcher([])('anything'))
 })
+
+test('regression: globMatcher is linear, whatever the stars and the name', async (t) => {
+  const match = globMatcher(['*_*_*_*_*_*_export'])
+  const started = process.hrtime.bigint()
+  t.notOk(match('_'.repeat(20_000)))
+  t.ok(match('a_b_c_d_e_f_export'))
+  t.notOk(match('a_b_c_d_e_export'), 'every part, in order')
+  t.ok(Number(process.hrtime.bigint() - started) / 1e6 < 1000, 'a hostile name fails fast')
+  t.notOk(globMatcher(['ab*ba'])('aba'), 'a prefix and a suffix may not overlap')
+})

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { type CatalogSource, LiveCatalog, type ListName } from '../../../src/catalog/live-catalog.js'
-import { templatePattern } from '../../../src/catalog/resource-router.js'
+import { compileTemplate } from '../../../src/catalog/uri-template.js'
 import { silentLogger } from '../../../src/logger.js'
 import type { Prompt, Resource, ResourceTemplate, ServiceListing, Tool } from '../../../src/mcp-types.js'
 import { NAME_LIMIT, type NamingOptions, shortHash } from '../../../src/naming.js'
@@ -261,7 +261,7 @@ test('resources keep their URIs and a URI two services list belongs to the first
   t.same(twice.collisions.resources, [], 'one service listing a URI twice is not a collision')
 })
 
-test('templatePattern turns RFC 6570 templates into anchored matchers', async (t) => {
+test('compileTemplate turns RFC 6570 templates into anchored matchers', async (t) => {
   const cases: Array<[string, string[], string[]]> = [
     ['file:///{name}', ['file:///readme', 'file:///'], ['file:///a/b', 'file:///a?x', 'file:///a#f', 'xfile:///a']],
     ['file:///{+path}', ['file:///a/b/c', 'file:///a?b#c'], ['file://a']],
@@ -274,15 +274,18 @@ test('templatePattern turns RFC 6570 templates into anchored matchers', async (t
     ['a.b://{x}/c', ['a.b://1/c'], ['aXb://1/c', 'a.b://1/cd']]
   ]
   for (const [tpl, matches, misses] of cases) {
-    const pattern = templatePattern(tpl)
+    const pattern = compileTemplate(tpl)
     for (const uri of matches) t.ok(pattern.test(uri), `${tpl} matches ${uri}`)
     for (const uri of misses) t.notOk(pattern.test(uri), `${tpl} does not match ${uri}`)
   }
-  t.ok(templatePattern('static://no-vars').test('static://no-vars'))
-  t.notOk(templatePattern('static://no-vars').test('static://no-vars/more'))
+  t.ok(compileTemplate('static://no-vars').test('static://no-vars'))
+  t.notOk(compileTemplate('static://no-vars').test('static://no-vars/more'))
   const started = process.hrtime.bigint()
-  t.notOk(templatePattern('m://x{;params}').test('m://x' + ';'.repeat(50_000) + '/'), 'a hostile URI fails')
-  t.ok(process.hrtime.bigint() - started < 1_000_000_000n, 'without backtracking for ever')
+  t.notOk(compileTemplate('m://x{;params}').test('m://x' + ';'.repeat(50_000) + '/'), 'a hostile URI fails')
+  t.notOk(compileTemplate('files://h/{dir}{name}{ext}.json').test('files://h/' + 'a'.repeat(4000) + '.jso'),
+    'regression: adjacent expressions (ambiguous for a regular expression)')
+  t.notOk(compileTemplate('x://{+a}/{+b}/{+c}/end').test('x://' + '/'.repeat(4000)), 'several wildcards over slashes')
+  t.ok(process.hrtime.bigint() - started < 1_000_000_000n, 'without backtracking: each character looked at once per step')
 })
 
 test('resourceOwner routes an exact URI to the service listing it, then by template, most specific first', async (t) => {
