@@ -6,7 +6,9 @@ import Type, { type Static } from 'typebox'
  * the same schema validates both files and runtime registrations.
  */
 
-const Milliseconds = (description: string) => Type.Integer({ minimum: 1, description })
+/** The longest delay a Node timer takes (about 24.8 days): a longer one would fire at once. */
+const MAX_TIMER = 2_147_483_647
+const Milliseconds = (description: string) => Type.Integer({ minimum: 1, maximum: MAX_TIMER, description })
 
 export const ServerId = Type.String({
   minLength: 1,
@@ -130,9 +132,11 @@ export const GatewayConfigFile = Type.Object({
   limits: Type.Optional(Type.Object({
     maxJsonDepth: Type.Optional(Type.Integer({ minimum: 8, maximum: 4096, description: 'Deepest nesting of arrays and objects accepted in a message, from clients and from upstreams' })),
     maxBatch: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'Most messages in one JSON-RPC batch' })),
-    maxUpstreamMessage: Type.Optional(Type.Integer({ minimum: 1024, description: 'Longest message taken from an upstream (characters): an answer body, an SSE event, a stdio line, a WebSocket frame' }))
+    maxUpstreamMessage: Type.Optional(Type.Integer({ minimum: 1024, description: 'Longest message taken from an upstream (characters): an answer body, an SSE event, a stdio line, a WebSocket frame' })),
+    maxSubscriptions: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000, description: 'Most resource subscriptions one client session may hold' })),
+    maxSubscriptionsTotal: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000000, description: 'Most resource subscriptions all client sessions may hold together' }))
   }, { additionalProperties: false })),
-  startupWait: Type.Optional(Type.Integer({ minimum: 0, description: 'How long start-up waits for upstreams to connect (ms)' })),
+  startupWait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMER, description: 'How long start-up waits for upstreams to connect (ms)' })),
   shutdownTimeout: Type.Optional(Milliseconds('How long shutdown waits for in-flight calls')),
   admin: Type.Optional(Type.Object({
     apiKey: Type.Optional(Type.String({ minLength: 16, description: 'Enables /admin/*; at least 16 characters' }))

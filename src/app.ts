@@ -1,6 +1,6 @@
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import websocket from '@fastify/websocket'
-import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Server } from 'node:http'
 import balancerPlugin from '../plugins/balancer.js'
@@ -36,6 +36,21 @@ export interface GatewayOptions {
   routes?: boolean
 }
 
+/**
+ * What goes wrong on a client's WebSocket: a frame ws refuses (too large, malformed) or a dropped connection is the
+ * client's doing, logged briefly at info — one line per socket, no stack, so a client cannot flood the log at error.
+ * Anything else is a fault of ours and is logged as an error. The socket is closed either way.
+ */
+function socketError (error: Error & { code?: string }, socket: { terminate (): void }, request: FastifyRequest): void {
+  const code = error.code
+  if (typeof code === 'string' && (code.startsWith('WS_ERR_') || code === 'ECONNRESET' || code === 'EPIPE')) {
+    request.log.info({ code, reason: error.message }, 'WebSocket client connection failed; closed')
+  } else {
+    request.log.error({ err: error }, 'WebSocket connection failed; closed')
+  }
+  socket.terminate()
+}
+
 export async function gateway (app: FastifyInstance, opts: GatewayOptions): Promise<void> {
   // Strict TypeBox validation without type coercion: a JSON-RPC id must come back exactly as the client sent it.
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
@@ -52,7 +67,8 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   // MCP over WebSocket speaks subprotocol "mcp": ws would otherwise accept whichever subprotocol is offered first.
   if (!app.hasDecorator('websocketServer')) {
     await app.register(websocket, {
-      options: { maxPayload: 4 * 1024 * 1024, handleProtocols: (protocols: Set<string>) => protocols.has(MCP_SUBPROTOCOL) ? MCP_SUBPROTOCOL : false }
+      options: { maxPayload: 4 * 1024 * 1024, handleProtocols: (protocols: Set<string>) => protocols.has(MCP_SUBPROTOCOL) ? MCP_SUBPROTOCOL : false },
+      errorHandler: socketError
     })
   }
   await app.register(mcpRoutes)

@@ -1,6 +1,6 @@
 import type { Params } from '../schemas/jsonrpc.js'
 import { type ClientSession, LOG_LEVELS, type LogLevel } from './client-session.js'
-import { ERR_INVALID_PARAMS, ERR_METHOD_NOT_FOUND, ERR_UNKNOWN_RESOURCE } from './errors.js'
+import { ERR_INVALID_PARAMS, ERR_METHOD_NOT_FOUND, ERR_SUBSCRIPTION_LIMIT, ERR_UNKNOWN_RESOURCE } from './errors.js'
 import type { Logger } from './logger.js'
 import type { Registry } from './registry.js'
 import type { SessionBroker } from './session-broker.js'
@@ -24,8 +24,15 @@ export interface ClientStateOptions {
   resourceOwner: (uri: string) => string | undefined
   /** Deadline of the gateway's own requests (setLevel, subscribe). */
   timeout: number
+  /** Subscriptions one client session may hold (limits.maxSubscriptions). */
+  maxSubscriptions: number
+  /** Subscriptions all client sessions may hold together (limits.maxSubscriptionsTotal). */
+  maxSubscriptionsTotal: number
   log: Logger
 }
+
+/** Longest URI that can be subscribed: every subscription is kept for the session's life, so its size is bounded. */
+export const MAX_SUBSCRIBED_URI = 4096
 
 /** A URI subscribed through a shared session, once for all its subscribers. */
 interface SharedSubscription {
@@ -41,6 +48,11 @@ export class ClientStateSync {
   readonly #shared = new Map<string, Map<string, SharedSubscription>>()
   /** Service → the clients holding a subscription through their own session there. */
   readonly #ownSubscribers = new Map<string, Set<ClientSession>>()
+  /** Subscriptions held or being made, per client session and in all. */
+  readonly #held = new Map<ClientSession, number>()
+  #heldTotal = 0
+  /** Subscribes in flight, by session id and URI. */
+  readonly #making = new Map<string, Promise<void>>()
 
   constructor (private readonly options: ClientStateOptions) {}
 
@@ -88,6 +100,52 @@ export class ClientStateSync {
     if (typeof uri !== 'string') throw new ERR_INVALID_PARAMS('resources/subscribe needs params.uri')
     if (session === undefined) throw new ERR_INVALID_PARAMS('resources/subscribe needs a client session')
     if (session.subscribed(uri)) return {}
+    if (uri.length > MAX_SUBSCRIBED_URI) throw new ERR_INVALID_PARAMS(`resources/subscribe: the URI is longer than ${MAX_SUBSCRIBED_URI} characters`)
+    // The same URI twice in one batch: the second waits for the first instead of counting twice.
+    const key = session.id + '\n' + uri
+    const making = this.#making.get(key)
+    if (making !== undefined) {
+      await making
+      return {}
+    }
+    this.#reserve(session)
+    const made = this.#subscribe(session, uri)
+    this.#making.set(key, made)
+    try {
+      await made
+      // The session ended while its subscription was being made: what was just made is undone.
+      if (session.closed) this.#drop(session, uri)
+    } catch (err) {
+      this.#release(session)
+      throw err
+    } finally {
+      this.#making.delete(key)
+    }
+    return {}
+  }
+
+  /** Counts a subscription against both limits before it is made (a batch of subscribes cannot overshoot them). */
+  #reserve (session: ClientSession): void {
+    const { maxSubscriptions, maxSubscriptionsTotal } = this.options
+    const held = this.#held.get(session) ?? 0
+    if (held >= maxSubscriptions) throw new ERR_SUBSCRIPTION_LIMIT(`this session holds its maximum of ${maxSubscriptions} (limits.maxSubscriptions)`)
+    if (this.#heldTotal >= maxSubscriptionsTotal) {
+      throw new ERR_SUBSCRIPTION_LIMIT(`the gateway holds its maximum of ${maxSubscriptionsTotal} over all sessions (limits.maxSubscriptionsTotal)`)
+    }
+    this.#held.set(session, held + 1)
+    this.#heldTotal++
+  }
+
+  #release (session: ClientSession, count = 1): void {
+    const held = this.#held.get(session)
+    if (held === undefined) return // the session ended meanwhile and gave back all it held
+    const left = Math.max(held - count, 0)
+    if (left > 0) this.#held.set(session, left)
+    else this.#held.delete(session)
+    this.#heldTotal -= held - left
+  }
+
+  async #subscribe (session: ClientSession, uri: string): Promise<void> {
     const service = this.options.resourceOwner(uri) ?? this.#soleSubscribable()
     if (service === undefined) throw new ERR_UNKNOWN_RESOURCE(uri)
     const { upstream, connection, own } = await this.options.broker.subscriptionSession(session, service)
@@ -107,7 +165,7 @@ export class ClientStateSync {
       let clients = this.#ownSubscribers.get(service)
       if (clients === undefined) this.#ownSubscribers.set(service, clients = new Set())
       clients.add(session)
-      return {}
+      return
     }
     let table = this.#shared.get(service)
     if (table === undefined) this.#shared.set(service, table = new Map())
@@ -118,7 +176,6 @@ export class ClientStateSync {
     }
     entry.clients.add(session)
     session.record.subscriptions[uri] = service
-    return {}
   }
 
   async unsubscribe (session: ClientSession | undefined, params: Params | undefined): Promise<unknown> {
@@ -128,6 +185,7 @@ export class ClientStateSync {
     // Not subscribed (or never was): nothing to undo, and nothing wrong with asking.
     if (session === undefined || service === undefined) return {}
     delete session.record.subscriptions[uri]
+    this.#release(session)
     const shared = this.#shared.get(service)?.get(uri)
     if (shared?.clients.has(session) === true) {
       this.#leaveShared(session, service, uri, shared)
@@ -189,13 +247,19 @@ export class ClientStateSync {
   /** A client session ended: it leaves the shared subscriptions (the last subscriber of a URI unsubscribes it). */
   clientEnded (session: ClientSession): void {
     this.#leveled.delete(session)
+    const held = this.#held.get(session)
+    if (held !== undefined) this.#release(session, held)
     const subscriptions = session.record.subscriptions
-    for (const uri in subscriptions) {
-      const service = subscriptions[uri] as string
-      this.#ownSubscribers.get(service)?.delete(session)
-      const shared = this.#shared.get(service)?.get(uri)
-      if (shared?.clients.has(session) === true) this.#leaveShared(session, service, uri, shared)
-    }
+    for (const uri in subscriptions) this.#drop(session, uri)
+  }
+
+  /** What an ended session held for `uri`: it leaves the shared subscription, and is no longer an own subscriber. */
+  #drop (session: ClientSession, uri: string): void {
+    const service = session.record.subscriptions[uri]
+    if (service === undefined) return
+    this.#ownSubscribers.get(service)?.delete(session)
+    const shared = this.#shared.get(service)?.get(uri)
+    if (shared?.clients.has(session) === true) this.#leaveShared(session, service, uri, shared)
   }
 
   #leaveShared (session: ClientSession, service: string, uri: string, entry: SharedSubscription): void {

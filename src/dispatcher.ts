@@ -8,7 +8,7 @@ import {
 } from './errors.js'
 import type { ForwardOptions, Forwarder } from './forwarder.js'
 import type { ListName, LiveCatalog } from './catalog/live-catalog.js'
-import { negotiateProtocolVersion } from './protocol.js'
+import { FORWARDED_METHODS, negotiateProtocolVersion } from './protocol.js'
 import type { SessionBroker } from './session-broker.js'
 import { ClientSession } from './client-session.js'
 import type { Registry } from './registry.js'
@@ -27,6 +27,20 @@ const CAPABILITIES = Object.freeze({
   completions: {},
   logging: {}
 })
+
+/** What is wrong with the params of a forwarded request, in the types MCP gives them. */
+function forwardedParamsProblem (method: string, params: Params | undefined): string | undefined {
+  const meta = params?._meta
+  if (meta !== undefined) {
+    if (!isObject(meta)) return `${method}: params._meta must be an object`
+    const token = meta.progressToken
+    if (token !== undefined && typeof token !== 'string' && !Number.isSafeInteger(token)) return `${method}: _meta.progressToken must be a string or an integer`
+  }
+  if ((method === 'tools/call' || method === 'prompts/get') && params?.arguments !== undefined && !isObject(params.arguments)) {
+    return `${method}: params.arguments must be an object`
+  }
+  return undefined
+}
 
 /** The answer to completion/complete for a service that offers no completions: no suggestions. */
 const NO_COMPLETIONS = Object.freeze({ completion: { values: [], hasMore: false } })
@@ -103,6 +117,11 @@ export class Dispatcher {
   request (context: ClientContext, method: string, params: Params | undefined, options: ForwardOptions = {}): Promise<unknown> {
     const session = context instanceof ClientSession ? context : undefined
     if (session !== undefined && !session.negotiated && method !== 'ping') return Promise.reject(new ERR_NOT_INITIALIZED(method))
+    if (FORWARDED_METHODS.has(method)) {
+      // What MCP types, checked before it travels: an upstream SDK drops a request it cannot read without answering.
+      const problem = forwardedParamsProblem(method, params)
+      if (problem !== undefined) return Promise.reject(new ERR_INVALID_PARAMS(problem))
+    }
     switch (method) {
       case 'tools/call': return this.#callTool(context, params, options)
       case 'tools/list': return this.page('tools', params)

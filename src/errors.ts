@@ -48,6 +48,8 @@ export const ERR_SESSION_LIMIT = createError('MCPGW_ERR_SESSION_LIMIT',
   'Too many sessions: the gateway holds its maximum of %d; end unused sessions with DELETE or raise sessions.max', 503)
 export const ERR_ADDRESS_SESSION_LIMIT = createError('MCPGW_ERR_ADDRESS_SESSION_LIMIT',
   'Too many sessions from this address: it holds the maximum of %d busy sessions; end unused sessions with DELETE', 429)
+export const ERR_SUBSCRIPTION_LIMIT = createError('MCPGW_ERR_SUBSCRIPTION_LIMIT',
+  'Too many subscriptions: %s; unsubscribe from resources you no longer watch', 429)
 export const ERR_ALREADY_INITIALIZED = createError('MCPGW_ERR_ALREADY_INITIALIZED',
   'Invalid Request: initialize must be sent without an Mcp-Session-Id header; session %s is already initialized', 400)
 export const ERR_UNSUPPORTED_PROTOCOL_VERSION = createError('MCPGW_ERR_UNSUPPORTED_PROTOCOL_VERSION',
@@ -210,11 +212,13 @@ function shorten (text: string): string {
 }
 
 /**
- * Removes what tells a client where upstreams live: URLs, IP addresses, host:port pairs. Upstream ids stay (they
- * are public: they prefix the tool names).
+ * Removes what tells a client where upstreams live or how they authenticate: credentials (`token=…`, `Bearer …`,
+ * `password: …`), URLs, IP addresses, host:port pairs. Upstream ids stay (they are public: they prefix the tool names).
  */
 export function redact (text: string): string {
   return text
+    .replace(/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 <redacted>')
+    .replace(/\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|authorization|cookie|session)(["']?\s*[:=]\s*["']?)[^\s"'&,;]+/gi, '$1$2<redacted>')
     .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>,;)]+/gi, '<url>')
     .replace(/\[[0-9a-f:.]*:[0-9a-f:.]*\](?::\d+)?/gi, '<address>')
     .replace(/\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b/g, '<address>')
@@ -244,6 +248,7 @@ const rpcCodes: Record<string, number> = {
   MCPGW_ERR_SESSION_NOT_FOUND: RpcCode.SessionNotFound,
   MCPGW_ERR_SESSION_LIMIT: RpcCode.ServerError,
   MCPGW_ERR_ADDRESS_SESSION_LIMIT: RpcCode.ServerError,
+  MCPGW_ERR_SUBSCRIPTION_LIMIT: RpcCode.ServerError,
   MCPGW_ERR_UPSTREAM_TIMEOUT: RpcCode.RequestTimeout,
   MCPGW_ERR_UPSTREAM_UNAVAILABLE: RpcCode.InternalError,
   MCPGW_ERR_UPSTREAM_HTTP: RpcCode.InternalError,

@@ -52,3 +52,65 @@ export function parseJson (text: string, limit: number): unknown {
   if (deeperThan(text, limit)) throw new JsonTooDeepError(limit, value)
   return value
 }
+
+/**
+ * Where the JSON value starting at `start` (after any whitespace) ends in `text`, checking its structure on the way
+ * without building it: brackets that match, strings that end, and at most `limit` levels of nesting. -1 when the
+ * text there is not one well-formed value (or nests deeper). Numbers and literals are only delimited, not checked;
+ * that is for whoever parses the value — what matters here is that nothing can follow it unseen.
+ */
+export function jsonValueEnd (text: string, start: number, limit: number): number {
+  const length = text.length
+  let i = skipSpace(text, start)
+  if (i >= length) return -1
+  const closers: number[] = []
+  for (;;) {
+    const c = text.charCodeAt(i)
+    if (c === 34) { // '"'
+      i = stringEnd(text, i)
+      if (i === -1) return -1
+    } else if (c === 123 || c === 91) { // '{' '['
+      if (closers.length === limit) return -1
+      closers.push(c === 123 ? 125 : 93)
+      i++
+    } else if (c === 125 || c === 93) { // '}' ']'
+      if (closers.pop() !== c) return -1
+      i++
+    } else if (closers.length === 0) {
+      // A top-level number or literal: up to the first delimiter.
+      const from = i
+      while (i < length && !isDelimiter(text.charCodeAt(i))) i++
+      if (i === from) return -1
+    } else {
+      i++
+    }
+    if (closers.length === 0) return i
+    if (i >= length) return -1
+  }
+}
+
+/** Past the quote that ends the string whose opening quote is at `open`; -1 when it never ends. */
+function stringEnd (text: string, open: number): number {
+  let end = open
+  for (;;) {
+    end = text.indexOf('"', end + 1)
+    if (end === -1) return -1
+    let slashes = 0
+    while (text.charCodeAt(end - 1 - slashes) === 92) slashes++
+    if (slashes % 2 === 0) return end + 1
+  }
+}
+
+export function skipSpace (text: string, at: number): number {
+  let i = at
+  while (i < text.length) {
+    const c = text.charCodeAt(i)
+    if (c !== 32 && c !== 10 && c !== 13 && c !== 9) break
+    i++
+  }
+  return i
+}
+
+function isDelimiter (c: number): boolean {
+  return c === 44 || c === 125 || c === 93 || c === 32 || c === 10 || c === 13 || c === 9 || c === 58
+}

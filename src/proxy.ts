@@ -129,6 +129,8 @@ export class McpProxy implements ClientEndpoint {
       broker: this.#broker,
       resourceOwner: (uri) => this.#catalog.resourceOwner(uri),
       timeout: config.upstreamDefaults.connectTimeout,
+      maxSubscriptions: config.limits.maxSubscriptions,
+      maxSubscriptionsTotal: config.limits.maxSubscriptionsTotal,
       log
     })
     this.#forwarder = new Forwarder({

@@ -1,11 +1,13 @@
 import type { JsonRpcId } from '../schemas/jsonrpc.js'
-import { DEFAULT_MAX_JSON_DEPTH, parseJson } from './json.js'
+import { DEFAULT_MAX_JSON_DEPTH, jsonValueEnd, parseJson, skipSpace } from './json.js'
 
 /**
  * An upstream's success answer kept as the text it arrived in. Forwarding a result only needs its id changed, so
  * the gateway swaps the id in the text instead of parsing and re-serializing the result: a 2 MB screenshot costs a
  * string concatenation, not two passes over 2 MB. The two layouts servers write are recognised (the TypeScript SDK
- * puts the result first, most others the id first); anything else is parsed as usual.
+ * puts the result first, most others the id first), and the result's structure is checked in one pass (see
+ * jsonValueEnd: one value, nested at most maxDepth, nothing after it); anything else is parsed as usual, where what
+ * is wrong with it is found and reported.
  */
 
 const RESULT_FIRST_HEAD = '{"result":'
@@ -26,7 +28,7 @@ export class RawResult {
     /** Where the result value starts and ends in `text`. */
     private readonly start: number,
     private readonly end: number,
-    /** How deep the value may nest when it is parsed (it is passed on as text whatever its depth). */
+    /** How deep the value may nest (checked when it is matched, and when it is parsed). */
     private readonly maxDepth: number
   ) {}
 
@@ -44,13 +46,19 @@ export class RawResult {
       const from = Math.max(0, text.length - TAIL_WINDOW)
       const tail = RESULT_FIRST_TAIL.exec(text.slice(from))
       if (tail === null) return undefined
-      return { id: Number(tail[1]), result: new RawResult(text, RESULT_FIRST_HEAD.length, from + tail.index, maxDepth) }
+      // The value must end exactly where the tail starts: nothing else may travel with it (a second id, an error).
+      const end = from + tail.index
+      if (skipSpace(text, jsonValueEnd(text, RESULT_FIRST_HEAD.length, maxDepth)) !== end) return undefined
+      return { id: Number(tail[1]), result: new RawResult(text, RESULT_FIRST_HEAD.length, end, maxDepth) }
     }
     const head = ID_FIRST_HEAD.exec(text)
     if (head === null) return undefined
-    const end = text.trimEnd().length - 1
-    if (text.charCodeAt(end) !== 125) return undefined // '}'
-    return { id: Number(head[1]), result: new RawResult(text, head[0].length, end, maxDepth) }
+    const valueEnd = jsonValueEnd(text, head[0].length, maxDepth)
+    // One value, then the object's closing brace and nothing else.
+    if (valueEnd === -1) return undefined
+    const close = skipSpace(text, valueEnd)
+    if (text.charCodeAt(close) !== 125 || skipSpace(text, close + 1) !== text.length) return undefined
+    return { id: Number(head[1]), result: new RawResult(text, head[0].length, valueEnd, maxDepth) }
   }
 
   /** The result value as JSON text. */

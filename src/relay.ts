@@ -22,11 +22,11 @@ export interface CallOrigin extends RequestOrigin {
 }
 
 /** Server→client requests, and the client capability each needs. */
-const NEEDS: Record<string, string> = {
-  'sampling/createMessage': 'sampling',
-  'elicitation/create': 'elicitation',
-  'roots/list': 'roots'
-}
+const NEEDS: ReadonlyMap<string, string> = new Map([
+  ['sampling/createMessage', 'sampling'],
+  ['elicitation/create', 'elicitation'],
+  ['roots/list', 'roots']
+])
 
 export interface RelayOptions {
   log: Logger
@@ -91,7 +91,7 @@ export class Relay {
   sharedRequest (upstreamId: string, service: string, session: UpstreamSession, incoming: IncomingRequest, timeout: number): Promise<unknown> {
     const method = incoming.message.method
     if (method === 'ping') return Promise.resolve({})
-    const capability = NEEDS[method]
+    const capability = NEEDS.get(method)
     let origin = originOf(incoming.via)
     if (origin === undefined && capability !== undefined) {
       // The most recent call in flight whose client can answer; failing that, the most recent call at all (its
@@ -142,10 +142,10 @@ export class Relay {
   #ask (client: ClientSession, service: string, incoming: IncomingRequest, timeout: number, relatedTo: string | number | undefined): Promise<unknown> {
     const { message, cancel } = incoming
     if (message.method === 'ping') return Promise.resolve({})
-    const capability = NEEDS[message.method]
+    const capability = NEEDS.get(message.method)
     if (capability === undefined) {
       return Promise.reject(Object.assign(new Error('unsupported'), {
-        rpcError: { code: RpcCode.MethodNotFound, message: `Method not found: ${message.method} (the gateway forwards sampling, elicitation and roots)` }
+        rpcError: { code: RpcCode.MethodNotFound, message: `Method not found: ${message.method.slice(0, 100)} (the gateway forwards sampling, elicitation and roots)` }
       }))
     }
     const params = message.params as Params | undefined

@@ -32,12 +32,21 @@ export const DEFAULTS = Object.freeze({
   replayBytesTotal: 64 * 1024 * 1024,
   maxSessions: 10_000,
   maxBatch: 100,
+  maxSubscriptions: 1000,
+  maxSubscriptionsTotal: 20_000,
   startupWait: 5000,
   shutdownTimeout: 10_000,
   metricsPrefix: 'mcp_gateway_'
 })
 
 const serverIdPattern = new RegExp((ServerId as { pattern?: string }).pattern as string)
+
+/** Headers the gateway writes itself: a definition may not set them (hop-by-hop ones would break the connection). */
+const MANAGED_HEADERS = new Set([
+  'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
+  'proxy-connection', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id',
+  'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions'
+])
 
 export function isResolvedConfig (value: unknown): value is GatewayConfig {
   return value !== null && typeof value === 'object' && (value as Record<symbol, unknown>)[kResolvedConfig] === true
@@ -115,7 +124,9 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     limits: {
       maxJsonDepth: file.limits?.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH,
       maxBatch: file.limits?.maxBatch ?? DEFAULTS.maxBatch,
-      maxUpstreamMessage: file.limits?.maxUpstreamMessage ?? DEFAULT_MAX_UPSTREAM_MESSAGE
+      maxUpstreamMessage: file.limits?.maxUpstreamMessage ?? DEFAULT_MAX_UPSTREAM_MESSAGE,
+      maxSubscriptions: file.limits?.maxSubscriptions ?? DEFAULTS.maxSubscriptions,
+      maxSubscriptionsTotal: file.limits?.maxSubscriptionsTotal ?? DEFAULTS.maxSubscriptionsTotal
     },
     startupWait: file.startupWait ?? DEFAULTS.startupWait,
     shutdownTimeout: file.shutdownTimeout ?? DEFAULTS.shutdownTimeout,
@@ -174,6 +185,16 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
   if (transport === 'stdio' && input.headers !== undefined && Object.keys(input.headers).length > 0) {
     problems.push(`${field}.headers: only HTTP upstreams send headers; use env for a stdio server`)
   }
+  for (const [name, value] of Object.entries(input.headers ?? {})) {
+    if (MANAGED_HEADERS.has(name.toLowerCase())) {
+      problems.push(`${field}.headers.${name}: the gateway sets this header itself (it belongs to the connection or to the MCP session)`)
+    } else if (/[\r\n\0]/.test(value)) {
+      problems.push(`${field}.headers.${name}: a header value cannot hold CR, LF or NUL`)
+    }
+  }
+  const withNul = [['command', input.command], ['cwd', input.cwd], ...(input.args ?? []).map((a, i) => [`args[${i}]`, a]),
+    ...Object.entries(input.env ?? {}).flatMap(([k, v]) => [[`env.${k}`, k], [`env.${k}`, v]])].find(([, v]) => v?.includes('\0') === true)
+  if (withNul !== undefined) problems.push(`${field}.${withNul[0] as string}: cannot hold a NUL character`)
   if (input.stateless !== undefined && input.sessionMode !== undefined && (input.stateless !== (input.sessionMode === 'shared'))) {
     problems.push(`${field}: stateless ${input.stateless} contradicts sessionMode ${JSON.stringify(input.sessionMode)}; keep sessionMode (stateless is its old spelling)`)
   }

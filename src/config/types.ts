@@ -63,7 +63,15 @@ export interface GatewayConfig {
     readonly replayBytesTotal: number
   }
   readonly upstreamDefaults: UpstreamDefaults
-  readonly limits: { readonly maxJsonDepth: number, readonly maxBatch: number, readonly maxUpstreamMessage: number }
+  readonly limits: {
+    readonly maxJsonDepth: number
+    readonly maxBatch: number
+    readonly maxUpstreamMessage: number
+    /** Resource subscriptions one client session may hold. */
+    readonly maxSubscriptions: number
+    /** Resource subscriptions all client sessions may hold together. */
+    readonly maxSubscriptionsTotal: number
+  }
   readonly startupWait: number
   readonly shutdownTimeout: number
   readonly admin: { readonly apiKey: string | null }

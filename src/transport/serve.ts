@@ -2,6 +2,7 @@ import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../schemas/js
 import { Cancellation } from '../cancellation.js'
 import { ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_PARSE, ERR_UNSUPPORTED_ENCODING, ERR_UNSUPPORTED_MEDIA_TYPE, RpcCode, toRpcError } from '../errors.js'
 import { errorMessage, isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
+import { FORWARDED_METHODS } from '../protocol.js'
 import { RawResult } from '../raw-result.js'
 import type { ClientSession } from '../client-session.js'
 import type { ClientEndpoint } from './endpoint.js'
@@ -69,8 +70,14 @@ export function requestErrorAnswer (err: RefusedRequest, method?: string, conten
   return errorAnswer(err)
 }
 
-/** Methods that reach an upstream: only they can be cancelled, report progress or make the upstream talk back. */
-export const FORWARDED = new Set(['tools/call', 'resources/read', 'prompts/get', 'completion/complete'])
+/**
+ * The error for a forwarded request whose id a request still in flight in this session has: ids must be unique
+ * within a session (the spec), and a cancellation or a progress update could not tell the two apart.
+ */
+export function duplicateRequest (session: ClientSession, request: JsonRpcRequest): Error | undefined {
+  if (!FORWARDED_METHODS.has(request.method) || !session.inFlight.has(request.id)) return undefined
+  return new ERR_INVALID_REQUEST(`request id ${JSON.stringify(request.id)} belongs to a request still in flight in this session; use a new id`)
+}
 
 /**
  * Serves one request and serializes its JSON-RPC answer. Never rejects: whatever goes wrong becomes an error answer
@@ -81,9 +88,11 @@ export function serveRequest (endpoint: ClientEndpoint, session: ClientSession, 
   const id = request.id
   try {
     if (request.method === 'initialize') return Promise.resolve(resultMessage(id, endpoint.initialize(session, request.params)))
-    if (!FORWARDED.has(request.method)) {
+    if (!FORWARDED_METHODS.has(request.method)) {
       return endpoint.request(session, request.method, request.params).then(result => answerText(id, result)).catch(err => errorText(id, err))
     }
+    const duplicate = duplicateRequest(session, request)
+    if (duplicate !== undefined) return Promise.resolve(errorText(id, duplicate))
     const cancel = new Cancellation()
     session.inFlight.set(id, cancel)
     const done = () => { if (session.inFlight.get(id) === cancel) session.inFlight.delete(id) }

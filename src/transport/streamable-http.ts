@@ -4,12 +4,12 @@ import {
   ERR_STREAM_COMPLETE, ERR_STREAM_CONFLICT, ERR_UNKNOWN_EVENT_ID, ERR_UNSUPPORTED_PROTOCOL_VERSION
 } from '../errors.js'
 import { isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
-import { isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
+import { FORWARDED_METHODS, isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
 import { ClientSession } from '../client-session.js'
 import { EventStore, type EventStoreLimits, ReplayBudget } from './event-store.js'
 import { bodyMessages, InvalidMessage, invalidMessage, type MessageLimits, parseMessageText } from './message.js'
 import {
-  errorAnswer, errorText, FORWARDED, type HttpAnswer, invalidAnswer, type RefusedRequest, requestErrorAnswer, serveRequest, type StreamSink
+  duplicateRequest, errorAnswer, errorText, type HttpAnswer, invalidAnswer, type RefusedRequest, requestErrorAnswer, serveRequest, type StreamSink
 } from './serve.js'
 import type { ClientEndpoint, Peer } from './endpoint.js'
 import { type ChannelOptions, StreamableHttpChannel } from './streamable-http-channel.js'
@@ -77,6 +77,8 @@ export class StreamableHttpTransport {
       else if (isResponse(message)) session.answer(message.id, message.result, message.error)
       return ACCEPTED
     }
+    const duplicate = duplicateRequest(session, message)
+    if (duplicate !== undefined) return this.error(duplicate, message.id)
     if (acceptsSse && (!acceptsJson || this.#mayTalkBack(session, message))) return this.#streamAnswer(session, message)
     // A request the client withdrew gets no answer; the HTTP exchange still needs an end: 202, as for a notification.
     return serveRequest(this.endpoint, session, message).then(answer => answer === undefined ? ACCEPTED : jsonAnswer(answer))
@@ -159,7 +161,7 @@ export class StreamableHttpTransport {
    */
   async #batch (headers: Headers, messages: readonly unknown[], peer: Peer): Promise<HttpAnswer> {
     const init = messages.find(m => (m as { method?: unknown } | null)?.method === 'initialize') as JsonRpcMessage | undefined
-    if (init !== undefined) return this.#initialize(headers, messages as JsonRpcMessage[], init, peer)
+    if (init !== undefined) return this.#initialize(headers, messages as JsonRpcMessage[], init, peer, true)
     const found = this.#session(headers)
     if (!(found instanceof ClientSession)) return found
     const session = found
@@ -180,7 +182,7 @@ export class StreamableHttpTransport {
     return jsonAnswer('[' + texts.join(',') + ']')
   }
 
-  #initialize (headers: Headers, messages: JsonRpcMessage[], init: JsonRpcMessage, peer: Peer): HttpAnswer {
+  #initialize (headers: Headers, messages: JsonRpcMessage[], init: JsonRpcMessage, peer: Peer, batch = false): HttpAnswer {
     if (messages.length > 1) return this.error(new ERR_INVALID_REQUEST('initialize must be sent alone, not in a batch'))
     if (init.id === undefined) return this.error(new ERR_INVALID_REQUEST('initialize must be a request (it needs an id)'))
     const existing = header(headers, 'mcp-session-id')
@@ -190,7 +192,9 @@ export class StreamableHttpTransport {
       const session = this.endpoint.openSession(channel, peer)
       const result = this.endpoint.initialize(session, init.params as Params | undefined)
       channel.priming = session.protocolVersion >= PRIMING_SINCE
-      return { kind: 'json', status: 200, headers: { 'mcp-session-id': session.id }, body: resultMessage(init.id, result) }
+      const answer = resultMessage(init.id, result)
+      // A batch (of this one message) is answered with a batch.
+      return { kind: 'json', status: 200, headers: { 'mcp-session-id': session.id }, body: batch ? '[' + answer + ']' : answer }
     } catch (err) {
       return this.error(err, init.id)
     }
@@ -215,7 +219,7 @@ export class StreamableHttpTransport {
    * plain calls get the cheaper JSON answer.
    */
   #mayTalkBack (session: ClientSession, request: JsonRpcRequest): boolean {
-    if (!FORWARDED.has(request.method)) return false
+    if (!FORWARDED_METHODS.has(request.method)) return false
     if ((request.params?._meta as { progressToken?: unknown } | undefined)?.progressToken !== undefined) return true
     return session.logLevel !== undefined || session.declared('sampling') || session.declared('elicitation') || session.declared('roots')
   }

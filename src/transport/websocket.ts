@@ -103,7 +103,9 @@ export class WebSocketTransport {
       return
     }
     const parsed = parseMessageText(data.toString('utf8'), this.options.limits)
-    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && !(parsed instanceof InvalidMessage) && 'type' in parsed) {
+    // An envelope is an object with a `type` and no `jsonrpc` (a JSON-RPC message may carry other members).
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && !(parsed instanceof InvalidMessage) &&
+      'type' in parsed && !('jsonrpc' in parsed)) {
       this.#envelope(session, socket, parsed as Record<string, unknown>)
       return
     }
@@ -155,5 +157,13 @@ function envelopeProblem (message: Record<string, unknown>): string | undefined 
   if (data === null || typeof data !== 'object' || Array.isArray(data) || typeof data.method !== 'string' || data.method === '') return usage
   const params = data.params
   if (params !== undefined && (params === null || typeof params !== 'object' || Array.isArray(params))) return 'data.params must be an object; ' + usage
+  // The envelope's requests travel on the session every client shares: what would change that session for everyone
+  // is the gateway's to do (log levels and subscriptions belong on an MCP session of the client's own).
+  if (SESSION_METHODS.has(data.method) || data.method.startsWith('notifications/')) {
+    return `${JSON.stringify(data.method.slice(0, 100))} cannot be sent in an envelope: the gateway manages upstream sessions; use MCP messages on this socket for it`
+  }
   return undefined
 }
+
+/** Methods that set up or change an upstream session. */
+const SESSION_METHODS = new Set(['initialize', 'logging/setLevel', 'resources/subscribe', 'resources/unsubscribe'])

@@ -79,6 +79,9 @@ export class UpstreamConnection {
   #stopped = true
   #checking: Promise<void> | undefined
   #relisting: Promise<void> = Promise.resolve()
+  /** A refresh is waiting to run, for these kinds. */
+  #relistQueued = false
+  readonly #relistKinds = new Set<ListKind>()
 
   constructor (readonly definition: UpstreamDefinition, private readonly options: ConnectionOptions) {
     this.#log = options.log.child({ upstream: definition.id })
@@ -310,21 +313,31 @@ export class UpstreamConnection {
     if (this.control === control) this.#schedule(jittered(healthInterval), () => this.#check())
   }
 
+  /**
+   * Lists `kinds` again (a list_changed, a re-initialization). Requests coalesce: at most one refresh runs and one
+   * waits, holding every kind asked for meanwhile, so a storm of list_changed costs two listings, not thousands.
+   */
   #relist (kinds: ListKind[]): void {
+    for (const kind of kinds) this.#relistKinds.add(kind)
+    if (this.#relistQueued) return
+    this.#relistQueued = true
     this.#relisting = this.#relisting.then(async () => {
+      this.#relistQueued = false
+      const wanted = [...this.#relistKinds]
+      this.#relistKinds.clear()
       const control = this.control
       const listing = this.listing
       if (control === undefined || listing === undefined) return
       try {
-        const fresh = await this.#list(control, kinds)
+        const fresh = await this.#list(control, wanted)
         if (this.control !== control) return
-        const changed = kinds.filter(k => fresh.digests[k] !== listing.digests[k])
+        const changed = wanted.filter(k => fresh.digests[k] !== listing.digests[k])
         if (changed.length === 0) return
         this.listing = fresh
         this.#log.info({ changed }, 'upstream lists changed')
         this.options.observer.listing(this)
       } catch (err) {
-        this.#log.warn({ err: (err as Error).message, kinds }, 'could not refresh upstream lists')
+        this.#log.warn({ err: (err as Error).message, kinds: wanted }, 'could not refresh upstream lists')
       }
     })
   }

@@ -17,6 +17,8 @@ import { type ClientIdentity, type InitializeResult, type Pending, type RequestO
 const DELETE_TIMEOUT = 2000
 /** A GET stream open at least this long ended normally (a shorter one is retried as a failure, with backoff). */
 const STABLE_STREAM = 5000
+/** Shortest wait before reopening a stream, whatever `retry:` the server asks for. */
+const MIN_RETRY = 250
 
 export class HttpSession extends UpstreamSession {
   sessionId: string | undefined
@@ -165,7 +167,7 @@ export class HttpSession extends UpstreamSession {
     resumer.retry = parser.retry
     while (!pending.settled && !this.closed) {
       const from = resumer.lastEventId as string
-      await sleep(resumer.retry ?? this.upstream.options.streamRetry, NEVER)
+      await sleep(this.#retryDelay(resumer.retry), NEVER)
       if (pending.settled) return
       const headers: Record<string, string> = { ...this.#headers, accept: 'text/event-stream', 'last-event-id': from }
       delete headers['content-type']
@@ -185,6 +187,13 @@ export class HttpSession extends UpstreamSession {
         throw new ERR_UPSTREAM_PROTOCOL(this.serverId, `resumed the answer to ${pending.method} without sending anything`)
       }
     }
+  }
+
+  /** The server's `retry:` hint, within sane bounds (0 would spin, a huge one overflow a timer), else the default. */
+  #retryDelay (hint: number | undefined): number {
+    const { streamRetry, streamRetryMax } = this.upstream.options
+    if (hint === undefined) return streamRetry
+    return Math.min(Math.max(hint, MIN_RETRY), Math.max(streamRetry, streamRetryMax))
   }
 
   async #readEvents (body: Dispatcher.ResponseData['body'], parser?: SseParser): Promise<SseParser> {
@@ -248,11 +257,12 @@ export class HttpSession extends UpstreamSession {
         if (signal.aborted || this.upstream.pool.destroyed) return
       }
       opened()
-      if (!signal.aborted && !this.closed) this.onStreamLost?.()
-      const { streamRetry, streamRetryMax } = this.upstream.options
+      const { streamRetryMax } = this.upstream.options
       // A stream that stayed open a while ended normally; one that failed, or ended at once, counts as a failure.
       failures = streamed && Date.now() - started >= STABLE_STREAM ? 0 : failures + 1
-      const base = parser?.retry ?? streamRetry
+      // The first failure of a run is news (the upstream may be gone); the next ones are its backoff's business.
+      if (failures <= 1 && !signal.aborted && !this.closed) this.onStreamLost?.()
+      const base = this.#retryDelay(parser?.retry)
       await sleep(failures === 0 ? base : backoffDelay(failures - 1, base, Math.max(base, streamRetryMax)), signal)
     }
   }

@@ -122,6 +122,9 @@ export function nextTurn (): Promise<void> {
   return new Promise(resolve => setImmediate(resolve))
 }
 
+/** Requests of the server's own (sampling, elicitation, roots) the gateway holds at once per session. */
+const MAX_INCOMING = 64
+
 function onDeadline (pending: Pending, timeout: number): void {
   pending.session.cancelPending(pending, new ERR_UPSTREAM_TIMEOUT(pending.session.serverId, pending.method, timeout))
 }
@@ -328,13 +331,14 @@ export abstract class UpstreamSession {
     if (message === null || typeof message !== 'object') return
     const msg = message as JsonRpcResponse & JsonRpcRequest
     if (msg.method === undefined) {
-      const pending = msg.id === null || msg.id === undefined ? undefined : this.pending.get(msg.id)
-      if (pending === undefined) return // late answer to a request we already gave up on
-      if (msg.error !== undefined) pending.reject(upstreamRpcError(this.serverId, pending.method, msg.error))
-      else pending.resolve(msg.result)
+      this.#answered(msg)
       return
     }
+    // What the server sends of its own is checked as clients' messages are: a bad one is refused, never relayed.
+    const params = (msg as { params?: unknown }).params
+    const paramsOk = params === undefined || (params !== null && typeof params === 'object' && !Array.isArray(params))
     if (msg.id === undefined) {
+      if (typeof msg.method !== 'string' || msg.method === '' || !paramsOk) return
       if (msg.method === 'notifications/progress') {
         const token = (msg.params as Params | undefined)?.progressToken
         const pending = typeof token === 'number' || typeof token === 'string' ? this.pending.get(token) : undefined
@@ -344,15 +348,45 @@ export abstract class UpstreamSession {
       if (msg.method === 'notifications/cancelled') {
         const requestId = (msg.params as Params | undefined)?.requestId
         const incoming = typeof requestId === 'number' || typeof requestId === 'string' ? this.#incoming.get(requestId) : undefined
-        if (incoming !== undefined) {
-          incoming.cancel(String((msg.params as Params).reason ?? 'cancelled by the server'))
-          return
-        }
+        if (incoming !== undefined) incoming.cancel(String((msg.params as Params).reason ?? 'cancelled by the server').slice(0, 500))
+        return
       }
       this.handlers.onNotification(msg, via)
       return
     }
+    if (typeof msg.id !== 'string' && !Number.isSafeInteger(msg.id)) return
+    if (typeof msg.method !== 'string' || msg.method === '' || !paramsOk) {
+      this.#refuse(msg.id, RpcCode.InvalidRequest, 'Invalid Request: method must be a non-empty string and params an object')
+      return
+    }
+    if (this.#incoming.size >= MAX_INCOMING || this.#incoming.has(msg.id)) {
+      this.#refuse(msg.id, RpcCode.InternalError, `The gateway holds ${MAX_INCOMING} requests of this server already (or one with this id); answer is refused`)
+      return
+    }
     this.#answer(msg, via)
+  }
+
+  /** An answer to one of our requests: a result, or an error that is a JSON-RPC error object, or a protocol failure. */
+  #answered (msg: JsonRpcResponse): void {
+    const pending = msg.id === null || msg.id === undefined ? undefined : this.pending.get(msg.id)
+    if (pending === undefined) return // late answer to a request we already gave up on
+    const error = (msg as { error?: unknown }).error
+    if (error !== undefined) {
+      const e = error as { code?: unknown, message?: unknown } | null
+      if (e === null || typeof e !== 'object' || !Number.isInteger(e.code) || typeof e.message !== 'string') {
+        pending.reject(new ERR_UPSTREAM_PROTOCOL(this.serverId, `answered ${pending.method} with an error that is not a JSON-RPC error object`))
+      } else {
+        pending.reject(upstreamRpcError(this.serverId, pending.method, error as RpcErrorObject))
+      }
+    } else if (!('result' in msg)) {
+      pending.reject(new ERR_UPSTREAM_PROTOCOL(this.serverId, `answered ${pending.method} with neither a result nor an error`))
+    } else {
+      pending.resolve(msg.result)
+    }
+  }
+
+  #refuse (id: JsonRpcId, code: number, message: string): void {
+    this.transmit('{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"error":' + JSON.stringify({ code, message }) + '}', undefined).catch(() => {})
   }
 
   /** Fails every call in flight; transports call it when their connection is gone. */

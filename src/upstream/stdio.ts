@@ -1,4 +1,5 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import type { UpstreamDefinition } from '../config/types.js'
 import { ERR_UPSTREAM_CLOSED } from '../errors.js'
 import type { Logger } from '../logger.js'
@@ -19,6 +20,8 @@ const INHERITED_ENV = [
 ]
 
 const STDERR_TAIL_LINES = 5
+/** Longest stderr line logged (characters); a longer one is cut, so a server writing without newlines costs nothing. */
+const STDERR_LINE_LIMIT = 16 * 1024
 
 export interface StdioOptions {
   /** Each shutdown step (stdin closed, SIGTERM) waits this long before the next. */
@@ -49,7 +52,7 @@ export class StdioSession extends UpstreamSession {
   /** Resolves when the process has exited, with the reason. */
   readonly exited: Promise<string>
   #lines: LineSplitter | undefined
-  #stderr = ''
+  #stderrLines: LineSplitter | undefined
   readonly #stderrTail: string[] = []
   #stopping: Promise<void> | undefined
 
@@ -78,9 +81,11 @@ export class StdioSession extends UpstreamSession {
     this.child.stdin.on('error', () => {}) // EPIPE when the child dies first: reported by 'exit'
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err: NodeJS.ErrnoException) => {
-        const reason = err.code === 'ENOENT'
-          ? `cannot start ${JSON.stringify(definition.command)}: command not found (check command and PATH)`
-          : `cannot start ${JSON.stringify(definition.command)}: ${err.message}`
+        const reason = err.code !== 'ENOENT'
+          ? `cannot start ${JSON.stringify(definition.command)}: ${err.message}`
+          : definition.cwd !== undefined && !existsSync(definition.cwd)
+            ? `cannot start ${JSON.stringify(definition.command)}: its working directory ${JSON.stringify(definition.cwd)} does not exist (check cwd)`
+            : `cannot start ${JSON.stringify(definition.command)}: command not found (check command and PATH)`
         this.#exit(reason, pid)
         resolve(reason)
       })
@@ -163,14 +168,15 @@ export class StdioSession extends UpstreamSession {
   }
 
   #onStderr (chunk: string): void {
-    const lines = (this.#stderr + chunk).split('\n')
-    this.#stderr = lines.pop() as string
-    for (const raw of lines) {
+    this.#stderrLines ??= new LineSplitter((raw) => {
       const line = raw.trimEnd()
-      if (line.length === 0) continue
+      if (line.length === 0) return
       this.#stderrTail.push(line.slice(0, 300))
       if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift()
       this.log.info({ stderr: line }, 'upstream stderr')
-    }
+    }, STDERR_LINE_LIMIT, (start) => {
+      this.log.info({ stderr: start + '…' }, 'upstream stderr (a line longer than the gateway logs; the rest skipped)')
+    })
+    this.#stderrLines.push(chunk)
   }
 }

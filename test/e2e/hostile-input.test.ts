@@ -5,6 +5,8 @@ import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/webso
 import { test } from 'tap'
 import { request } from 'undici'
 import { WebSocket } from 'ws'
+import { buildApp } from '../../src/app.js'
+import { resolveConfig } from '../../src/config/load.js'
 import { connectClient, startGateway, waitFor } from '../helper.js'
 import { startOddServer } from '../fixtures/odd-server.js'
 
@@ -98,8 +100,8 @@ test('regression: an upstream answer nested 8,000 levels fails its call cleanly 
   const sessionId = await initialize(gateway.mcp)
   const raw = await post(gateway.mcp, sessionId, JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'odd__deep_raw', arguments: {} } }))
   t.equal(raw.status, 200)
-  t.ok(raw.text.startsWith('{"jsonrpc":"2.0","id":5,"result":{"content"') && raw.text.length > 16000,
-    'a deep result the gateway never parses is passed on as the upstream wrote it')
+  t.match(raw.json(), { id: 5, error: { code: -32603, message: /nested deeper than 128 levels/ } },
+    'a deep result in the layout the gateway passes on as text is refused too: the depth is checked as it is matched')
 })
 
 test('regression: a result with raw line breaks (pretty-printed) reaches SSE clients whole', async (t) => {
@@ -200,4 +202,54 @@ test('regression: an upstream\'s HTTP error body reaches clients shortened and w
   t.match(body.message, /^Upstream odd answered HTTP 500: upstream proxy error/)
   t.notMatch(body.message, /10\.20\.30\.40|billing\.internal|8443/)
   t.ok(body.message.length < 400, `shortened (${body.message.length} characters)`)
+})
+
+test('regression: forwarded params MCP types are checked before they travel (_meta, progressToken, arguments) with -32602', async (t) => {
+  const gateway = await setup(t)
+  const sessionId = await initialize(gateway.mcp)
+  await post(gateway.mcp, sessionId, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))
+  const call = async (id: number, params: Record<string, unknown>) =>
+    (await post(gateway.mcp, sessionId, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'odd__echo', ...params } }), { accept: 'application/json' })).json()
+  t.match(await call(1, { _meta: 'x' }), { id: 1, error: { code: -32602, message: /_meta must be an object/ } })
+  t.match(await call(2, { _meta: { progressToken: { a: 1 } } }), { id: 2, error: { code: -32602, message: /progressToken must be a string or an integer/ } })
+  t.match(await call(3, { _meta: { progressToken: 1.5 } }), { id: 3, error: { code: -32602 } }, 'a fractional token is no integer')
+  t.match(await call(4, { arguments: [1, 2] }), { id: 4, error: { code: -32602, message: /arguments must be an object/ } })
+  t.match(await call(5, { arguments: { ok: true }, _meta: { progressToken: 'p' } }), { id: 5, result: { content: [{ text: '{"ok":true}' }] } }, 'well-typed params go through')
+})
+
+test('regression: the /ws envelope cannot change the shared upstream session; a JSON-RPC message with a "type" member is JSON-RPC', async (t) => {
+  const gateway = await setup(t)
+  const { socket, frames } = await rawSocket(gateway.base)
+  t.teardown(() => socket.close())
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }))
+  await waitFor('initialized', () => frames.length > 0)
+  const refused = ['initialize', 'logging/setLevel', 'resources/subscribe', 'resources/unsubscribe', 'notifications/initialized']
+  refused.forEach((method, i) => socket.send(JSON.stringify({ type: 'message', target: 'odd', id: 10 + i, data: { method, params: {} } })))
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping', type: 'extra member' }))
+  // A tools/list_changed may come too (the catalog settled after the socket connected): only answers count here.
+  await waitFor('the answers', () => frames.filter(f => (f as { method?: unknown }).method === undefined).length >= 2 + refused.length)
+  const answers = frames.slice(1) as Array<Record<string, any>>
+  for (const [i, method] of refused.entries()) {
+    const frame = answers.find(f => f.id === 10 + i)
+    t.match(frame?.data?.error?.message, /cannot be sent in an envelope: the gateway manages upstream sessions/, method)
+  }
+  t.same(answers.find(f => f.id === 2), { jsonrpc: '2.0', id: 2, result: {} }, 'answered as the JSON-RPC ping it is')
+})
+
+test('regression: a WebSocket frame over the size limit closes that socket with 1009, logged once at info without a stack', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } }
+  const app = await buildApp({ config: resolveConfig({ metrics: { defaultMetrics: false }, servers: [] }, { envOverrides: false, source: 'test config' }) },
+    { logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { socket } = await rawSocket(`http://127.0.0.1:${(app.server.address() as { port: number }).port}`)
+  const closed = new Promise<number>(resolve => socket.once('close', resolve))
+  socket.send('x'.repeat(5 * 1024 * 1024))
+  t.equal(await closed, 1009, 'Message Too Big')
+  await waitFor('the log line', () => lines.some(l => l.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'))
+  const logged = lines.filter(l => l.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+  t.equal(logged.length, 1)
+  t.match(logged[0], { level: 30, msg: 'WebSocket client connection failed; closed', reason: /Max payload size exceeded/ })
+  t.notOk(lines.some(l => (l.level as number) >= 50), 'nothing at error')
 })

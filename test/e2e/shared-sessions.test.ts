@@ -1,6 +1,7 @@
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
 import { test } from 'tap'
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { connectClient, startGateway, waitFor } from '../helper.js'
 import { type ConformanceServer, startConformanceServer } from '../fixtures/conformance-server.js'
 
@@ -79,4 +80,29 @@ test('when a shared-only upstream comes back, what its clients subscribed is sub
   await waitFor('the subscription to be made again on the new session', () => again.subscribers(URI) === 1, 10_000)
   await again.updateResource(URI)
   await waitFor('the update', () => seen.length === 1)
+})
+
+test('regression: subscriptions are bounded per session and in all (limits.maxSubscriptions, maxSubscriptionsTotal) and URIs in length', async (t) => {
+  const upstream = await startConformanceServer(t)
+  const gateway = await startGateway(t, {
+    prefixMode: 'never',
+    limits: { maxSubscriptions: 3, maxSubscriptionsTotal: 5 },
+    servers: [{ id: 'conf', url: upstream.url, sessionMode: 'shared' }]
+  })
+  const alice = await connectClient(t, gateway.mcp)
+  const bob = await connectClient(t, gateway.mcp)
+  const subscribe = (client: Client, uri: string) => client.subscribeResource({ uri }).then(() => 'ok', (err: Error) => err.message)
+  t.same(await Promise.all(['test://a', 'test://b', 'test://a', 'test://c'].map(uri => subscribe(alice, uri))), ['ok', 'ok', 'ok', 'ok'],
+    'the same URI twice at once counts once')
+  t.match(await subscribe(alice, 'test://d'), /Too many subscriptions: this session holds its maximum of 3 \(limits\.maxSubscriptions\)/)
+  t.same([await subscribe(bob, 'test://a'), await subscribe(bob, 'test://e')], ['ok', 'ok'])
+  t.match(await subscribe(bob, 'test://f'), /the gateway holds its maximum of 5 over all sessions \(limits\.maxSubscriptionsTotal\)/)
+  await alice.unsubscribeResource({ uri: 'test://b' })
+  t.equal(await subscribe(bob, 'test://f'), 'ok', 'an unsubscribe makes room')
+  await (alice.transport as StreamableHTTPClientTransport).terminateSession()
+  await waitFor('alice\'s session to end', () => gateway.app.mcpProxy.sessions.size === 1)
+  const carol = await connectClient(t, gateway.mcp)
+  t.same([await subscribe(carol, 'test://g'), await subscribe(carol, 'test://h')], ['ok', 'ok'], 'an ended session gives back what it held')
+  t.equal(upstream.subscribers('test://c'), 0, 'and its subscriptions are let go upstream')
+  t.match(await subscribe(carol, 'test://' + 'x'.repeat(5000)), /URI is longer than 4096 characters/)
 })

@@ -162,3 +162,11 @@ test('upstream HTTP error bodies are shortened and lose their addresses', async 
   t.equal(redact('github__search and tool names stay'), 'github__search and tool names stay')
   t.equal(redact('localhost:3000 and 127.0.0.1 and ::1-free text'), '<address> and <address> and ::1-free text')
 })
+
+test('regression: credentials in upstream error text are hidden', async (t) => {
+  t.equal(redact('401: header Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig was refused'), '401: header Authorization: <redacted> <redacted> was refused')
+  t.equal(redact('basic dXNlcjpwYXNzd29yZA== rejected'), 'basic <redacted> rejected')
+  t.equal(redact('connect failed: password=hunter22&user=x, api_key: "sk-live-123"'), 'connect failed: password=<redacted>&user=x, api_key: "<redacted>"')
+  t.equal(redact('{"token":"abc123","ok":false}'), '{"token":"<redacted>","ok":false}')
+  t.equal(redact('the tool token count was 12'), 'the tool token count was 12', 'words that merely name a secret stay')
+})

@@ -53,3 +53,25 @@ test('resultValue unwraps raw results and passes plain values through', async (t
   t.same(resultValue({ b: 2 }), { b: 2 })
   t.equal(resultValue(undefined), undefined)
 })
+
+test('regression: only one well-formed value passes through as text; anything else is parsed, where it fails', async (t) => {
+  const passes = [
+    '{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"a \\"quoted\\" } ] brace"}]}}',
+    '{"jsonrpc":"2.0","id":7,"result":[1,2,{"a":[]}] }\n',
+    '{"jsonrpc":"2.0","id":7,"result":"just a string"}',
+    '{"jsonrpc":"2.0","id":7,"result":42}',
+    '{"result":{"a":"b"},"jsonrpc":"2.0","id":7}'
+  ]
+  for (const text of passes) t.ok(RawResult.match(text), `passes: ${text.slice(0, 60)}`)
+  const refused = [
+    '{"jsonrpc":"2.0","id":7,"result":}',
+    '{"jsonrpc":"2.0","id":7,"result":{"content":[]},"id":4242,"error":{"code":1,"message":"x"}}',
+    '{"jsonrpc":"2.0","id":7,"result":{"a":1}}}',
+    '{"jsonrpc":"2.0","id":7,"result":{"a":[1,2}]}',
+    '{"jsonrpc":"2.0","id":7,"result":{"a":"unterminated}',
+    '{"result":{"a":"b"},"id":4242,"jsonrpc":"2.0","id":7}',
+    '{"jsonrpc":"2.0","id":7,"result":' + '['.repeat(200) + ']'.repeat(200) + '}'
+  ]
+  for (const text of refused) t.equal(RawResult.match(text), undefined, `refused: ${text.slice(0, 70)}`)
+  t.ok(RawResult.match('{"jsonrpc":"2.0","id":7,"result":' + '['.repeat(200) + ']'.repeat(200) + '}', 256), 'the depth limit is the one given')
+})

@@ -69,3 +69,23 @@ test('serviceConflicts checks a candidate against every other replica of its ser
   t.same(serviceConflicts(existing, server('s-2', { tools: { allow: ['y'] } })), [], 'a candidate replacing s-2 is not checked against itself')
   t.same(serviceConflicts(existing), [], 'the configured servers agree')
 })
+
+test('regression: a definition cannot set the headers the gateway manages, nor smuggle CR, LF or NUL', async (t) => {
+  const problems = (server: Record<string, unknown>) => {
+    try {
+      normalizeServer({ id: 'a', ...server } as Parameters<typeof normalizeServer>[0], DEFAULT_UPSTREAM, 'servers[0]')
+      return []
+    } catch (err) {
+      return (err as ConfigProblems).problems
+    }
+  }
+  t.match(problems({ url: 'http://127.0.0.1:1/', headers: { 'Transfer-Encoding': 'chunked', 'Mcp-Session-Id': 'x', authorization: 'Bearer t' } }), [
+    /servers\[0\]\.headers\.Transfer-Encoding: the gateway sets this header itself/,
+    /servers\[0\]\.headers\.Mcp-Session-Id: the gateway sets this header itself/
+  ])
+  t.match(problems({ url: 'http://127.0.0.1:1/', headers: { 'x-a': 'ok\r\nx-injected: 1' } }), [/headers\.x-a: a header value cannot hold CR, LF or NUL/])
+  t.match(problems({ command: 'node\0evil' }), [/servers\[0\]\.command: cannot hold a NUL character/])
+  t.match(problems({ command: 'node', args: ['a', 'b\0'] }), [/servers\[0\]\.args\[1\]: cannot hold a NUL character/])
+  t.match(problems({ command: 'node', env: { 'K\0': 'v' } }), [/servers\[0\]\.env\.K\0: cannot hold a NUL character/])
+  t.same(problems({ url: 'http://127.0.0.1:1/', headers: { authorization: 'Bearer t', 'x-tenant': 'a' } }), [], 'other headers are the operator\'s')
+})

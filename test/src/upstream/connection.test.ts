@@ -13,7 +13,7 @@ const noHandlers = { onNotification () {}, onRequest: async () => ({}) }
 
 const STDIO_SERVER = fileURLToPath(new URL('../../fixtures/stdio-server.mjs', import.meta.url))
 const TIMEOUT = 10_000
-const FIXTURE_TOOLS = ['echo', 'env', 'pid', 'add_tool', 'crash', 'hang']
+const FIXTURE_TOOLS = ['echo', 'env', 'pid', 'add_tool', 'storm', 'lists', 'crash', 'hang']
 
 /** Records what the connection reports. */
 class RecordingObserver implements ConnectionObserver {
@@ -91,6 +91,20 @@ test('tools/list_changed from the server re-lists and tells the observer', async
   await waitFor('the new listing', () => observer.listings.length === 2)
   t.same(observer.listings[1], [...FIXTURE_TOOLS, 'added_later'])
   t.same(conn.listing?.tools.map(tool => tool.name), [...FIXTURE_TOOLS, 'added_later'])
+  t.equal(conn.state, 'up')
+})
+
+test('regression: a storm of list_changed costs at most two listings, not one per notification', async (t) => {
+  const { conn } = connection(t)
+  await conn.start()
+  const lists = async () => Number(((await callTool(conn, 'lists')) as { content: Array<{ text: string }> }).content[0]?.text)
+  const before = await lists()
+  await callTool(conn, 'storm', { count: 500 })
+  // The refresh the storm queued reads tools/list after 'lists' answers (the fixture answers in order): wait for it.
+  await waitFor('the storm to be listed', async () => (await lists()) > before)
+  await new Promise(resolve => setTimeout(resolve, 300))
+  const after = await lists()
+  t.ok(after - before >= 1 && after - before <= 2, `500 notifications, ${after - before} listings`)
   t.equal(conn.state, 'up')
 })
 

@@ -475,3 +475,74 @@ test('a server-to-client request on an SSE answer is answered with a POST', asyn
   t.same(answer?.body, { jsonrpc: '2.0', id: 's1', result: {} })
   t.match(answer?.headers, { 'mcp-session-id': 'sess-1', 'content-type': 'application/json' })
 })
+
+test('regression: an answer whose error is no JSON-RPC error object, or that has neither result nor error, is a protocol failure', async (t) => {
+  const { session } = await connect(t, mcp((msg, res) => {
+    switch (msg.params.name) {
+      case 'string-error': return json(res, { jsonrpc: '2.0', id: msg.id, error: 'it broke' })
+      case 'null-error': return json(res, { jsonrpc: '2.0', id: msg.id, error: null })
+      case 'codeless-error': return json(res, { jsonrpc: '2.0', id: msg.id, error: { message: 'no code' } })
+      case 'empty': return json(res, { jsonrpc: '2.0', id: msg.id })
+      default: return json(res, result(msg.id, null))
+    }
+  }))
+  for (const name of ['string-error', 'null-error', 'codeless-error', 'empty']) {
+    const err = await failure(session.request('tools/call', { name }, { timeout: TIMEOUT }))
+    t.equal(err.code, 'MCPGW_ERR_UPSTREAM_PROTOCOL', name)
+    t.match(err.message, name === 'empty' ? /neither a result nor an error/ : /not a JSON-RPC error object/, name)
+  }
+  t.equal(await session.request('tools/call', { name: 'null-result' }, { timeout: TIMEOUT }), null, 'a null result is a result')
+})
+
+test('regression: a server request that is not one is refused with -32600; past 64 held at once, requests are refused with -32603', async (t) => {
+  let call: { id: unknown, res: ServerResponse } | undefined
+  const refusals = () => fixture.seen.filter(r => r.method === 'POST' && r.body?.error !== undefined)
+  const base = mcp((msg, res) => {
+    call = { id: msg.id, res }
+    openSse(res)
+    res.write(sseEvent({ jsonrpc: '2.0', id: 'bad-method', method: 42 }))
+    res.write(sseEvent({ jsonrpc: '2.0', id: 'bad-params', method: 'sampling/createMessage', params: [1, 2] }))
+    res.write(sseEvent({ jsonrpc: '2.0', id: { object: 'id' }, method: 'ping' })) // no id a response could carry: dropped
+    for (let i = 0; i < 70; i++) res.write(sseEvent({ jsonrpc: '2.0', id: `s${i}`, method: 'sampling/createMessage', params: {} }))
+  })
+  const { fixture, session } = await connect(t, (req, res) => {
+    if (req.body?.method === undefined && req.body?.id !== undefined) res.writeHead(202).end()
+    else base(req, res)
+  })
+  const held: string[] = []
+  session.handlers = {
+    onNotification () {},
+    onRequest ({ message }) {
+      held.push(String(message.id))
+      return new Promise(() => {}) // a client that never answers: the request stays held
+    }
+  }
+  const answer = session.request('tools/call', { name: 'flood' }, { timeout: TIMEOUT })
+  await waitFor('the refusals', () => refusals().length === 8 ? true : undefined)
+  const byId = new Map(refusals().map(r => [r.body?.id as unknown, r.body?.error as { code: number, message: string }]))
+  t.equal(byId.get('bad-method')?.code, -32600, 'a method that is not a string')
+  t.equal(byId.get('bad-params')?.code, -32600, 'params that are not an object')
+  t.equal(held.length, 64, 'the first 64 requests reach the handlers')
+  t.same([...byId.keys()].filter(id => String(id).startsWith('s')), ['s64', 's65', 's66', 's67', 's68', 's69'], 'the rest are refused')
+  t.match(byId.get('s64')?.message, /holds 64 requests/)
+  call?.res.end(sseEvent(result(call.id, { content: [] })))
+  t.same(await answer, { content: [] }, 'the call itself completes')
+})
+
+test('regression: a server asking for retry: 0 cannot make the GET stream spin, and its loss is reported once per run', async (t) => {
+  const { fixture, session } = await connect(t, mcp(() => {}, {
+    get: (req, res) => {
+      openSse(res)
+      res.end('retry: 0\nid: ev\n' + sseEvent({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'x' } }))
+    }
+  }))
+  let lost = 0
+  session.onStreamLost = () => { lost++ }
+  session.listen()
+  await fixture.next('the GET', r => r.method === 'GET')
+  // Reopening waits at least 250 ms whatever the hint: over 700 ms, a handful of GETs, not thousands.
+  await new Promise(resolve => setTimeout(resolve, 700))
+  const gets = fixture.seen.filter(r => r.method === 'GET').length
+  t.ok(gets >= 2 && gets <= 5, `the stream was reopened with a floor on the delay (${gets} GETs)`)
+  t.equal(lost, 1, 'the first loss is news; the retries after it are not')
+})
