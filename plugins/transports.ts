@@ -36,7 +36,7 @@ export default fp(async function mcpGatewayTransports (app) {
       limits
     }),
     legacySse: new LegacySseTransport(endpoint, { keepAliveInterval: STREAM_KEEP_ALIVE, limits }),
-    websocket: new WebSocketTransport(endpoint, { pingInterval: 2 * STREAM_KEEP_ALIVE, limits })
+    websocket: new WebSocketTransport(endpoint, { pingInterval: 2 * STREAM_KEEP_ALIVE, limits, maxClientBuffer: limits.maxClientBuffer, log: app.log })
   }
   app.decorate('mcpTransports', transports)
 }, { name: 'mcp-gateway-transports', fastify: '5.x', dependencies: ['mcp-gateway-config', 'mcp-gateway-proxy'] })

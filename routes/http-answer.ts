@@ -1,5 +1,6 @@
 import compress from '@fastify/compress'
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
+import { SSE_KEEP_ALIVE } from '../src/sse.js'
 import type { HttpAnswer, RefusedRequest } from '../src/transport/serve.js'
 
 /**
@@ -20,10 +21,21 @@ export function sendAnswer (reply: FastifyReply, answer: HttpAnswer): FastifyRep
   if (answer.kind === 'empty') return reply.code(answer.status).headers(answer.headers).send()
   reply.hijack()
   const raw = reply.raw
+  const limit = reply.server.mcpConfig.limits.maxClientBuffer
   raw.writeHead(answer.status, { ...SSE_HEADERS, ...answer.headers })
   raw.flushHeaders()
   answer.start({
-    write: (chunk) => { if (!raw.writableEnded) raw.write(chunk) },
+    write: (chunk) => {
+      if (raw.writableEnded || raw.destroyed) return
+      // A client that stopped reading would make the gateway hold everything sent to it: it loses the stream.
+      if (raw.writableLength > limit) {
+        reply.log.info({ buffered: raw.writableLength, limit }, 'a client stopped reading its event stream; closed it (limits.maxClientBuffer)')
+        raw.destroy()
+        return
+      }
+      raw.write(chunk)
+    },
+    keepAlive: () => { if (!raw.writableEnded && !raw.destroyed && raw.writableLength === 0) raw.write(SSE_KEEP_ALIVE) },
     end: () => { if (!raw.writableEnded) raw.end() },
     onClose: (listener) => { raw.once('close', () => listener(raw.writableFinished)) }
   })

@@ -134,7 +134,9 @@ export const GatewayConfigFile = Type.Object({
     maxBatch: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'Most messages in one JSON-RPC batch' })),
     maxUpstreamMessage: Type.Optional(Type.Integer({ minimum: 1024, description: 'Longest message taken from an upstream (characters): an answer body, an SSE event, a stdio line, a WebSocket frame' })),
     maxSubscriptions: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000, description: 'Most resource subscriptions one client session may hold' })),
-    maxSubscriptionsTotal: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000000, description: 'Most resource subscriptions all client sessions may hold together' }))
+    maxSubscriptionsTotal: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000000, description: 'Most resource subscriptions all client sessions may hold together' })),
+    maxInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'Most forwarded requests one client session may have in flight at once' })),
+    maxClientBuffer: Type.Optional(Type.Integer({ minimum: 65536, description: 'Bytes written to one client stream and not yet read by the client; beyond it the stream is closed' }))
   }, { additionalProperties: false })),
   startupWait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMER, description: 'How long start-up waits for upstreams to connect (ms)' })),
   shutdownTimeout: Type.Optional(Milliseconds('How long shutdown waits for in-flight calls')),

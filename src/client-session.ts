@@ -80,6 +80,8 @@ export class ClientSession implements ClientContext {
   readonly upstreams = new Map<string, OwnUpstreamSession>()
   /** Calls in flight, by the client's request id: cancelling one cancels it upstream. */
   readonly inFlight = new Map<JsonRpcId, Cancellation>()
+  /** Requests addressed to one upstream (the WebSocket envelope) in flight; they have no id to cancel them by. */
+  directInFlight = 0
   closed = false
   /** Requests forwarded to the client on behalf of upstreams, by the id the client saw. */
   readonly #outgoing = new Map<number, Outgoing>()

@@ -3,8 +3,8 @@ import type { ClientContext } from './client-context.js'
 import type { ClientStateSync } from './client-state.js'
 import type { GatewayConfig } from './config/types.js'
 import {
-  ERR_ALREADY_INITIALIZED, ERR_INVALID_PARAMS, ERR_METHOD_NOT_FOUND, ERR_NOT_INITIALIZED, ERR_UNKNOWN_PROMPT,
-  ERR_UNKNOWN_RESOURCE, ERR_UNKNOWN_TOOL
+  ERR_ALREADY_INITIALIZED, ERR_INVALID_PARAMS, ERR_METHOD_NOT_FOUND, ERR_NOT_INITIALIZED, ERR_TOO_MANY_IN_FLIGHT,
+  ERR_UNKNOWN_PROMPT, ERR_UNKNOWN_RESOURCE, ERR_UNKNOWN_TARGET, ERR_UNKNOWN_TOOL
 } from './errors.js'
 import type { ForwardOptions, Forwarder } from './forwarder.js'
 import type { ListName, LiveCatalog } from './catalog/live-catalog.js'
@@ -60,6 +60,35 @@ export interface DispatcherOptions {
 
 export class Dispatcher {
   constructor (private readonly options: DispatcherOptions) {}
+
+  /**
+   * A request addressed to one upstream by its id, sent as it is (the WebSocket envelope): no catalog, no balancing;
+   * the forwarding hooks apply as to any call.
+   */
+  requestUpstream (session: ClientSession, upstreamId: string, method: string, params: Params | undefined): Promise<unknown> {
+    const connection = this.options.pool.get(upstreamId)
+    if (connection === undefined) return Promise.reject(new ERR_UNKNOWN_TARGET(JSON.stringify(upstreamId)))
+    // This request counts too: the in-flight table holds the forwarded ones already, the envelope's are counted here.
+    const refused = this.#admit(session, method, params, session.inFlight.size + session.directInFlight + 1)
+    if (refused !== undefined) return Promise.reject(refused)
+    session.directInFlight++
+    const done = () => { session.directInFlight-- }
+    const call = this.options.forwarder.direct(session, connection, method, params)
+    call.then(done, done)
+    return call
+  }
+
+  /**
+   * Whether a request may travel: the params MCP types, checked before it does (an upstream SDK drops a request it
+   * cannot read without answering), and the session's requests in flight (`inFlight`, this one included).
+   */
+  #admit (session: ClientSession | undefined, method: string, params: Params | undefined, inFlight: number): Error | undefined {
+    const problem = forwardedParamsProblem(method, params)
+    if (problem !== undefined) return new ERR_INVALID_PARAMS(problem)
+    const max = this.options.config.limits.maxInFlight
+    if (session !== undefined && inFlight > max) return new ERR_TOO_MANY_IN_FLIGHT(max)
+    return undefined
+  }
 
   /** Negotiates the session's protocol version and records what the client declared; returns the result. */
   initialize (session: ClientSession, params: Params | undefined): Record<string, unknown> {
@@ -118,9 +147,8 @@ export class Dispatcher {
     const session = context instanceof ClientSession ? context : undefined
     if (session !== undefined && !session.negotiated && method !== 'ping') return Promise.reject(new ERR_NOT_INITIALIZED(method))
     if (FORWARDED_METHODS.has(method)) {
-      // What MCP types, checked before it travels: an upstream SDK drops a request it cannot read without answering.
-      const problem = forwardedParamsProblem(method, params)
-      if (problem !== undefined) return Promise.reject(new ERR_INVALID_PARAMS(problem))
+      const refused = this.#admit(session, method, params, session?.inFlight.size ?? 0)
+      if (refused !== undefined) return Promise.reject(refused)
     }
     switch (method) {
       case 'tools/call': return this.#callTool(context, params, options)

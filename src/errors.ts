@@ -50,6 +50,8 @@ export const ERR_ADDRESS_SESSION_LIMIT = createError('MCPGW_ERR_ADDRESS_SESSION_
   'Too many sessions from this address: it holds the maximum of %d busy sessions; end unused sessions with DELETE', 429)
 export const ERR_SUBSCRIPTION_LIMIT = createError('MCPGW_ERR_SUBSCRIPTION_LIMIT',
   'Too many subscriptions: %s; unsubscribe from resources you no longer watch', 429)
+export const ERR_TOO_MANY_IN_FLIGHT = createError('MCPGW_ERR_TOO_MANY_IN_FLIGHT',
+  'Too many requests in flight: this session has its maximum of %d (limits.maxInFlight); wait for answers before sending more', 429)
 export const ERR_ALREADY_INITIALIZED = createError('MCPGW_ERR_ALREADY_INITIALIZED',
   'Invalid Request: initialize must be sent without an Mcp-Session-Id header; session %s is already initialized', 400)
 export const ERR_UNSUPPORTED_PROTOCOL_VERSION = createError('MCPGW_ERR_UNSUPPORTED_PROTOCOL_VERSION',
@@ -249,6 +251,7 @@ const rpcCodes: Record<string, number> = {
   MCPGW_ERR_SESSION_LIMIT: RpcCode.ServerError,
   MCPGW_ERR_ADDRESS_SESSION_LIMIT: RpcCode.ServerError,
   MCPGW_ERR_SUBSCRIPTION_LIMIT: RpcCode.ServerError,
+  MCPGW_ERR_TOO_MANY_IN_FLIGHT: RpcCode.ServerError,
   MCPGW_ERR_UPSTREAM_TIMEOUT: RpcCode.RequestTimeout,
   MCPGW_ERR_UPSTREAM_UNAVAILABLE: RpcCode.InternalError,
   MCPGW_ERR_UPSTREAM_HTTP: RpcCode.InternalError,

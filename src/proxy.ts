@@ -4,7 +4,7 @@ import { ANONYMOUS, type ClientContext } from './client-context.js'
 import { ClientStateSync } from './client-state.js'
 import type { GatewayConfig } from './config/types.js'
 import { Dispatcher } from './dispatcher.js'
-import { ERR_SHUTTING_DOWN, ERR_UNKNOWN_TARGET } from './errors.js'
+import { ERR_SHUTTING_DOWN } from './errors.js'
 import { type CallHooks, type CallObserver, Forwarder, type ForwardOptions } from './forwarder.js'
 import type { HealthMonitor } from './health.js'
 import { type ListName, LiveCatalog } from './catalog/live-catalog.js'
@@ -222,9 +222,7 @@ export class McpProxy implements ClientEndpoint {
 
   requestUpstream (session: ClientSession, upstreamId: string, method: string, params: Params | undefined): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    const connection = this.#pool.get(upstreamId)
-    if (connection === undefined) return Promise.reject(new ERR_UNKNOWN_TARGET(JSON.stringify(upstreamId)))
-    return this.#forwarder.direct(session, connection, method, params)
+    return this.#dispatcher.requestUpstream(session, upstreamId, method, params)
   }
 
   streamOpened (session: ClientSession): void {

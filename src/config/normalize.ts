@@ -34,6 +34,8 @@ export const DEFAULTS = Object.freeze({
   maxBatch: 100,
   maxSubscriptions: 1000,
   maxSubscriptionsTotal: 20_000,
+  maxInFlight: 100,
+  maxClientBuffer: 64 * 1024 * 1024,
   startupWait: 5000,
   shutdownTimeout: 10_000,
   metricsPrefix: 'mcp_gateway_'
@@ -126,7 +128,9 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
       maxBatch: file.limits?.maxBatch ?? DEFAULTS.maxBatch,
       maxUpstreamMessage: file.limits?.maxUpstreamMessage ?? DEFAULT_MAX_UPSTREAM_MESSAGE,
       maxSubscriptions: file.limits?.maxSubscriptions ?? DEFAULTS.maxSubscriptions,
-      maxSubscriptionsTotal: file.limits?.maxSubscriptionsTotal ?? DEFAULTS.maxSubscriptionsTotal
+      maxSubscriptionsTotal: file.limits?.maxSubscriptionsTotal ?? DEFAULTS.maxSubscriptionsTotal,
+      maxInFlight: file.limits?.maxInFlight ?? DEFAULTS.maxInFlight,
+      maxClientBuffer: file.limits?.maxClientBuffer ?? DEFAULTS.maxClientBuffer
     },
     startupWait: file.startupWait ?? DEFAULTS.startupWait,
     shutdownTimeout: file.shutdownTimeout ?? DEFAULTS.shutdownTimeout,

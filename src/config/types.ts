@@ -71,6 +71,10 @@ export interface GatewayConfig {
     readonly maxSubscriptions: number
     /** Resource subscriptions all client sessions may hold together. */
     readonly maxSubscriptionsTotal: number
+    /** Forwarded requests one client session may have in flight at once. */
+    readonly maxInFlight: number
+    /** Bytes written to one client stream that the client has not read yet; beyond it, the stream is closed. */
+    readonly maxClientBuffer: number
   }
   readonly startupWait: number
   readonly shutdownTimeout: number

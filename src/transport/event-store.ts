@@ -128,6 +128,8 @@ export class EventStore {
     event.gone = true
     this.#bytes -= sizeOf(event)
     this.budget?.released(event)
+    // Its message goes now: the entry itself may linger in an array until that is compacted (see add, ReplayBudget).
+    event.data = undefined
   }
 
   static parseId (id: string): { stream: string, seq: number } | undefined {

@@ -2,7 +2,7 @@ import type { JsonRpcMessage } from '../../schemas/jsonrpc.js'
 import { ERR_INVALID_REQUEST, ERR_SESSION_NOT_FOUND, toRpcError } from '../errors.js'
 import { errorMessage } from '../jsonrpc.js'
 import type { ClientChannel } from '../client-session.js'
-import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
+import { sseMessage } from '../sse.js'
 import { bodyMessages, InvalidMessage, invalidMessage, type MessageLimits, parseMessageText } from './message.js'
 import { errorAnswer, errorText, type HttpAnswer, invalidAnswer, type RefusedRequest, receiveMessage, requestErrorAnswer, type StreamSink } from './serve.js'
 import type { ClientEndpoint, Peer } from './endpoint.js'
@@ -18,7 +18,7 @@ class LegacySseChannel implements ClientChannel {
   readonly #keepAlive: NodeJS.Timeout
 
   constructor (private readonly sink: StreamSink, keepAliveInterval: number) {
-    this.#keepAlive = setInterval(() => sink.write(SSE_KEEP_ALIVE), keepAliveInterval)
+    this.#keepAlive = setInterval(() => sink.keepAlive(), keepAliveInterval)
     this.#keepAlive.unref()
     sink.onClose(() => {
       this.#open = false

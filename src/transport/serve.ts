@@ -16,7 +16,13 @@ import type { InvalidMessage } from './message.js'
 
 /** Where a streamed answer goes: the route writes it to the socket. */
 export interface StreamSink {
+  /**
+   * Writes to the client. A client that has not read what was written before (more than `limits.maxClientBuffer`
+   * waits) loses the connection instead: the sink closes it, as if the client had gone.
+   */
   write (chunk: string): void
+  /** A keep-alive comment, written only when nothing waits to be read (a stream with data pending needs none). */
+  keepAlive (): void
   end (): void
   /**
    * Called once when the client goes away or the stream is ended; `delivered`: everything written was handed to the

@@ -1,6 +1,6 @@
 import type { JsonRpcId } from '../../schemas/jsonrpc.js'
 import type { ClientChannel } from '../client-session.js'
-import { SSE_KEEP_ALIVE, sseMessage } from '../sse.js'
+import { sseMessage } from '../sse.js'
 import { EventStore, type EventStoreLimits, type ReplayBudget } from './event-store.js'
 import type { StreamSink } from './serve.js'
 
@@ -29,7 +29,7 @@ class SseWriter {
   readonly #keepAlive: NodeJS.Timeout
 
   constructor (private readonly sink: StreamSink, keepAliveInterval: number, onClose: (delivered: boolean) => void) {
-    this.#keepAlive = setInterval(() => sink.write(SSE_KEEP_ALIVE), keepAliveInterval)
+    this.#keepAlive = setInterval(() => sink.keepAlive(), keepAliveInterval)
     this.#keepAlive.unref()
     sink.onClose((delivered) => {
       this.#open = false

@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws'
 import type { JsonRpcMessage } from '../../schemas/jsonrpc.js'
 import { ERR_INVALID_REQUEST, RpcCode, toRpcError } from '../errors.js'
+import type { Logger } from '../logger.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
 import { resultValue } from '../raw-result.js'
 import type { ClientChannel, ClientSession } from '../client-session.js'
@@ -19,15 +20,23 @@ import type { ClientEndpoint, Peer } from './endpoint.js'
 /** The WebSocket subprotocol of MCP (SEP-1288; what the SDK's WebSocket transport offers). */
 export const MCP_SUBPROTOCOL = 'mcp'
 
+/** Every frame to the client goes through here, so a client that stops reading cannot make the gateway hold it all. */
 class WebSocketChannel implements ClientChannel {
-  constructor (private readonly socket: WebSocket) {}
+  constructor (private readonly socket: WebSocket, private readonly options: WebSocketOptions) {}
 
   get open (): boolean {
     return this.socket.readyState === 1
   }
 
   send (message: string): void {
-    if (this.socket.readyState === 1) this.socket.send(message)
+    if (this.socket.readyState !== 1) return
+    if (this.socket.bufferedAmount > this.options.maxClientBuffer) {
+      this.options.log.info({ buffered: this.socket.bufferedAmount, limit: this.options.maxClientBuffer },
+        'a client stopped reading its WebSocket; closed it (limits.maxClientBuffer)')
+      this.socket.terminate()
+      return
+    }
+    this.socket.send(message)
   }
 
   close (): void {
@@ -47,6 +56,9 @@ export interface WebSocketOptions {
   pingInterval: number
   /** Bounds of what a client may send. */
   limits: MessageLimits
+  /** Bytes sent to a socket and not yet taken by the client; past it the socket is closed (limits.maxClientBuffer). */
+  maxClientBuffer: number
+  log: Logger
 }
 
 export class WebSocketTransport {
@@ -65,7 +77,7 @@ export class WebSocketTransport {
   accept (socket: WebSocket, peer: Peer): void {
     let session: ClientSession
     try {
-      session = this.endpoint.openSession(new WebSocketChannel(socket), peer)
+      session = this.endpoint.openSession(new WebSocketChannel(socket, this.options), peer)
     } catch (err) {
       socket.close(1013, (err as Error).message.slice(0, 120))
       return
@@ -87,7 +99,7 @@ export class WebSocketTransport {
         this.#frame(session, socket, data as Buffer, isBinary)
       } catch (err) {
         // Never thrown back into ws (that would end the process): the client gets an internal error instead.
-        if (socket.readyState === 1) socket.send(errorText(null, err))
+        session.channel.send(errorText(null, err))
       }
     })
     socket.on('close', () => {
@@ -99,7 +111,7 @@ export class WebSocketTransport {
 
   #frame (session: ClientSession, socket: WebSocket, data: Buffer, isBinary: boolean): void {
     if (isBinary) {
-      socket.send(errorText(null, new ERR_INVALID_REQUEST('binary frames carry no MCP messages; send JSON text')))
+      session.channel.send(errorText(null, new ERR_INVALID_REQUEST('binary frames carry no MCP messages; send JSON text')))
       return
     }
     const parsed = parseMessageText(data.toString('utf8'), this.options.limits)
@@ -111,12 +123,12 @@ export class WebSocketTransport {
     }
     const read = bodyMessages(parsed, this.options.limits)
     if (read instanceof InvalidMessage) {
-      socket.send(errorText(read.id, read.error))
+      session.channel.send(errorText(read.id, read.error))
       return
     }
     for (const message of read.messages) {
       const invalid = invalidMessage(message)
-      if (invalid !== undefined) socket.send(errorText(invalid.id, invalid.error))
+      if (invalid !== undefined) session.channel.send(errorText(invalid.id, invalid.error))
       else receiveMessage(this.endpoint, session, message as JsonRpcMessage)
     }
   }
@@ -126,9 +138,9 @@ export class WebSocketTransport {
     const reply = (data: unknown) => {
       if (socket.readyState !== 1) return
       try {
-        socket.send(JSON.stringify({ type: 'response', ...(typeof message.target === 'string' ? { target: message.target } : {}), ...(id !== undefined ? { id } : {}), data }))
+        session.channel.send(JSON.stringify({ type: 'response', ...(typeof message.target === 'string' ? { target: message.target } : {}), ...(id !== undefined ? { id } : {}), data }))
       } catch {
-        socket.send(JSON.stringify({ type: 'response', data: { error: { code: RpcCode.InternalError, message: 'Internal error: the answer could not be written' } } }))
+        session.channel.send(JSON.stringify({ type: 'response', data: { error: { code: RpcCode.InternalError, message: 'Internal error: the answer could not be written' } } }))
       }
     }
     const problem = envelopeProblem(message)

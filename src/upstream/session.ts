@@ -153,6 +153,8 @@ export abstract class UpstreamSession {
   protected readonly pending = new Map<JsonRpcId, Pending>()
   /** Requests the server sent us that we are still working on, by the server's id. */
   readonly #incoming = new Map<JsonRpcId, Cancellation>()
+  /** Refusals of the server's requests being sent. */
+  #refusing = 0
   #opening: Promise<void> | undefined
   #nextId = 0
 
@@ -385,8 +387,15 @@ export abstract class UpstreamSession {
     }
   }
 
+  /**
+   * Answers a request of the server's with an error. A server flooding us gets at most MAX_INCOMING refusals on their
+   * way at once; past that its requests are dropped (each refusal is a POST on HTTP: answering a flood would be one).
+   */
   #refuse (id: JsonRpcId, code: number, message: string): void {
-    this.transmit('{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"error":' + JSON.stringify({ code, message }) + '}', undefined).catch(() => {})
+    if (this.#refusing >= MAX_INCOMING) return
+    this.#refusing++
+    const sent = () => { this.#refusing-- }
+    this.transmit('{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"error":' + JSON.stringify({ code, message }) + '}', undefined).then(sent, sent)
   }
 
   /** Fails every call in flight; transports call it when their connection is gone. */

@@ -8,6 +8,7 @@ import { WebSocket } from 'ws'
 import { buildApp } from '../../src/app.js'
 import { resolveConfig } from '../../src/config/load.js'
 import { connectClient, startGateway, waitFor } from '../helper.js'
+import { sleep, startHttpFixture } from '../fixtures/mcp-server.js'
 import { startOddServer } from '../fixtures/odd-server.js'
 
 /**
@@ -252,4 +253,66 @@ test('regression: a WebSocket frame over the size limit closes that socket with 
   t.equal(logged.length, 1)
   t.match(logged[0], { level: 30, msg: 'WebSocket client connection failed; closed', reason: /Max payload size exceeded/ })
   t.notOk(lines.some(l => (l.level as number) >= 50), 'nothing at error')
+})
+
+test('regression: a session has at most limits.maxInFlight forwarded requests at once, envelope requests included', async (t) => {
+  const upstream = await startHttpFixture(t, { name: 'fx', tools: [{ name: 'slow', handler: async (args: Record<string, unknown>, signal: AbortSignal) => { await sleep(Number(args.ms), signal); return { content: [] } } }] })
+  const gateway = await startGateway(t, { limits: { maxInFlight: 2 }, servers: [{ id: 'fx', url: upstream.url }] })
+  const client = await connectClient(t, gateway.mcp)
+  const call = (ms: number) => client.callTool({ name: 'fx__slow', arguments: { ms } }).then(() => 'ok', (err: Error) => err.message)
+  const held = [call(1500), call(1500)]
+  await waitFor('both calls upstream', () => upstream.calls.length === 2)
+  t.match(await call(0), /Too many requests in flight: this session has its maximum of 2 \(limits\.maxInFlight\)/)
+  t.same(await Promise.all(held), ['ok', 'ok'])
+  t.equal(await call(0), 'ok', 'room again once they are answered')
+
+  const { socket, frames } = await rawSocket(gateway.base)
+  t.teardown(() => socket.close())
+  const envelope = (id: number, params: Record<string, unknown>) => socket.send(JSON.stringify({ type: 'message', target: 'fx', id, data: { method: 'tools/call', params } }))
+  envelope(1, { name: 'slow', arguments: { ms: 1500 } })
+  envelope(2, { name: 'slow', arguments: { ms: 1500 } })
+  envelope(3, { name: 'slow', arguments: { ms: 0 } })
+  envelope(4, { name: 'slow', arguments: {}, _meta: 'x' })
+  const answers = await waitFor('the four answers', () => frames.length >= 4 ? frames as Array<{ id: number, data: Record<string, any> }> : undefined)
+  const byId = new Map(answers.map(a => [a.id, a.data]))
+  t.match(byId.get(3), { error: { code: -32000, message: /limits\.maxInFlight/ } }, 'the third envelope request is refused')
+  t.match(byId.get(4), { error: { code: -32602, message: /_meta must be an object/ } }, 'an envelope request is checked as any forwarded one')
+  t.same(byId.get(1), { content: [] })
+})
+
+test('regression: a client that stops reading its stream loses it instead of making the gateway hold what is sent to it', async (t) => {
+  const big = 'x'.repeat(1 << 20)
+  const upstream = await startHttpFixture(t, { name: 'fx', tools: [{ name: 'big', handler: () => ({ content: [{ type: 'text', text: big }] }) }] })
+  const gateway = await startGateway(t, { limits: { maxClientBuffer: 65536 }, servers: [{ id: 'fx', url: upstream.url }] })
+  await waitFor('the upstream', () => gateway.app.mcpProxy.catalog.tool('fx__big'))
+
+  // Legacy SSE: the stream is opened and never read; the calls are POSTed to /messages (202 each, answered on it).
+  const stream = await request(gateway.base + '/sse', { headers: { accept: 'text/event-stream' } })
+  const endpoint = await new Promise<string>((resolve) => {
+    stream.body.once('data', (chunk: Buffer) => resolve(/data: (\S+)/.exec(chunk.toString())?.[1] as string))
+  })
+  stream.body.pause()
+  t.teardown(() => stream.body.destroy())
+  const post = (body: unknown) => request(gateway.base + endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(r => r.body.dump().then(() => r.statusCode))
+  await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'slow', version: '1' } } })
+  await post({ jsonrpc: '2.0', method: 'notifications/initialized' })
+  for (let i = 1; i <= 64 && gateway.app.mcpProxy.sessions.size > 0; i++) {
+    const status = await post({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'fx__big', arguments: {} } })
+    if (status !== 202) break
+  }
+  await waitFor('the unread session to end', () => gateway.app.mcpProxy.sessions.size === 0)
+  t.ok(upstream.calls.length < 64, `the stream was closed after ${upstream.calls.length} unread answers of 1 MB`)
+
+  // WebSocket: the same with a socket whose reading is paused.
+  const { socket } = await rawSocket(gateway.base)
+  const closed = new Promise<void>(resolve => socket.once('close', () => resolve()))
+  ;(socket as unknown as { _socket: { pause (): void } })._socket.pause()
+  for (let i = 0; i < 64 && socket.readyState === WebSocket.OPEN; i++) {
+    socket.send(JSON.stringify({ type: 'message', target: 'fx', id: i, data: { method: 'tools/call', params: { name: 'big', arguments: {} } } }))
+    await sleep(20)
+  }
+  await waitFor('the unread socket\'s session to end', () => gateway.app.mcpProxy.sessions.size === 0)
+  ;(socket as unknown as { _socket: { resume (): void } })._socket.resume()
+  await closed
+  t.pass('the socket was closed')
 })

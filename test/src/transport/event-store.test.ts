@@ -80,3 +80,23 @@ test('regression: a budget bounds the bytes of every store together, the oldest 
   t.equal(a.after('g', 0).length, 0, 'and eviction still finds the oldest after the queue was compacted')
   t.equal(budget.bytes, 90)
 })
+
+test('regression: an event that leaves its store gives its message back at once, not at the next compaction', async (t) => {
+  // 500 sessions holding one abandoned 8 MB answer each kept every answer alive: the evicted entries stayed in arrays
+  // that compact only past 1024 entries.
+  const budget = new ReplayBudget(1000)
+  const stores = [new EventStore({ maxEvents: 10, maxBytes: 10_000 }, budget), new EventStore({ maxEvents: 10, maxBytes: 10_000 }, budget)]
+  stores[0]?.add('p1', 'a'.repeat(800))
+  const [first] = stores[0]?.after('p1', 0) ?? []
+  stores[1]?.add('p1', 'b'.repeat(800))
+  t.equal(first?.gone, true, 'the budget made room with the oldest event anywhere')
+  t.equal(first?.data, undefined, 'and its message was let go with it')
+  const own = new EventStore({ maxEvents: 1, maxBytes: 10_000 })
+  own.add('g', 'x')
+  const [older] = own.after('g', 0)
+  own.add('g', 'y')
+  t.same([older?.gone, older?.data], [true, undefined], 'the same for the own bounds of a store')
+  own.add('g', 'z')
+  own.clear()
+  t.same(own.after('g', 0), [])
+})

@@ -546,3 +546,30 @@ test('regression: a server asking for retry: 0 cannot make the GET stream spin, 
   t.ok(gets >= 2 && gets <= 5, `the stream was reopened with a floor on the delay (${gets} GETs)`)
   t.equal(lost, 1, 'the first loss is news; the retries after it are not')
 })
+
+test('regression: a server flooding requests gets at most 64 refusals on their way at once; the rest are dropped', async (t) => {
+  const held: ServerResponse[] = []
+  let releasing = false
+  let call: { id: unknown, res: ServerResponse } | undefined
+  const base = mcp((msg, res) => {
+    call = { id: msg.id, res }
+    openSse(res)
+    for (let i = 0; i < 64 + 500; i++) res.write(sseEvent({ jsonrpc: '2.0', id: `s${i}`, method: 'sampling/createMessage', params: {} }))
+  })
+  const { fixture, session } = await connect(t, (req, res) => {
+    if (req.body?.method !== undefined || req.body?.id === undefined) base(req, res)
+    else if (releasing) res.writeHead(202).end()
+    else held.push(res) // a refusal, not taken yet: the ones after it wait in the pool's queue
+  })
+  session.handlers = { onNotification () {}, onRequest: () => new Promise(() => {}) }
+  const answer = session.request('tools/call', { name: 'flood' }, { timeout: TIMEOUT })
+  await waitFor('the first refusals', () => held.length > 0 ? true : undefined)
+  await new Promise(resolve => setTimeout(resolve, 200))
+  releasing = true
+  for (const res of held) res.writeHead(202).end()
+  await waitFor('64 refusals', () => fixture.seen.filter(r => r.body?.error !== undefined).length >= 64 ? true : undefined)
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.equal(fixture.seen.filter(r => r.body?.error !== undefined).length, 64, '500 requests, 64 refusals: the rest came while those were on their way')
+  call?.res.end(sseEvent(result(call.id, { content: [] })))
+  t.same(await answer, { content: [] })
+})
