@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { JsonRpcId, Params } from '../schemas/jsonrpc.js'
+import { CallsInFlight } from './calls-in-flight.js'
 import type { Cancellation } from './cancellation.js'
 import type { ClientContext, Principal } from './client-context.js'
 import { ERR_CLIENT_DID_NOT_ANSWER, ERR_CLIENT_SESSION_ENDED, type RpcErrorObject, RpcCode } from './errors.js'
@@ -79,7 +80,7 @@ export class ClientSession implements ClientContext {
   /** Service → the upstream session opened for this client alone there (see SessionBroker). */
   readonly upstreams = new Map<string, OwnUpstreamSession>()
   /** Calls in flight, by the client's request id: cancelling one cancels it upstream. */
-  readonly inFlight = new Map<JsonRpcId, Cancellation>()
+  readonly inFlight = new CallsInFlight()
   /** Requests addressed to one upstream (the WebSocket envelope) in flight; they have no id to cancel them by. */
   directInFlight = 0
   closed = false
@@ -231,7 +232,7 @@ export class ClientSession implements ClientContext {
   /** Ends the session: calls in flight are cancelled, forwarded requests fail, the channel closes. */
   end (): void {
     this.closed = true
-    for (const call of this.inFlight.values()) call.cancel('the session ended')
+    this.inFlight.cancelAll('the session ended')
     this.#progressRoutes.clear()
     for (const entry of [...this.#outgoing.values()]) {
       entry.reject(Object.assign(new ERR_CLIENT_SESSION_ENDED(), {

@@ -121,7 +121,7 @@ export class Dispatcher {
       case 'notifications/cancelled': {
         const requestId = params?.requestId
         if (typeof requestId === 'string' || typeof requestId === 'number') {
-          session.inFlight.get(requestId)?.withdraw(typeof params?.reason === 'string' ? params.reason.slice(0, 500) : 'cancelled by the client')
+          session.inFlight.withdraw(requestId, typeof params?.reason === 'string' ? params.reason.slice(0, 500) : 'cancelled by the client')
         }
         return
       }

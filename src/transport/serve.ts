@@ -77,15 +77,6 @@ export function requestErrorAnswer (err: RefusedRequest, method?: string, conten
 }
 
 /**
- * The error for a forwarded request whose id a request still in flight in this session has: ids must be unique
- * within a session (the spec), and a cancellation or a progress update could not tell the two apart.
- */
-export function duplicateRequest (session: ClientSession, request: JsonRpcRequest): Error | undefined {
-  if (!FORWARDED_METHODS.has(request.method) || !session.inFlight.has(request.id)) return undefined
-  return new ERR_INVALID_REQUEST(`request id ${JSON.stringify(request.id)} belongs to a request still in flight in this session; use a new id`)
-}
-
-/**
  * Serves one request and serializes its JSON-RPC answer. Never rejects: whatever goes wrong becomes an error answer
  * with the request's id. Resolves undefined when the client withdrew the request (notifications/cancelled), which
  * the spec says is not answered.
@@ -97,11 +88,9 @@ export function serveRequest (endpoint: ClientEndpoint, session: ClientSession, 
     if (!FORWARDED_METHODS.has(request.method)) {
       return endpoint.request(session, request.method, request.params).then(result => answerText(id, result)).catch(err => errorText(id, err))
     }
-    const duplicate = duplicateRequest(session, request)
-    if (duplicate !== undefined) return Promise.resolve(errorText(id, duplicate))
     const cancel = new Cancellation()
-    session.inFlight.set(id, cancel)
-    const done = () => { if (session.inFlight.get(id) === cancel) session.inFlight.delete(id) }
+    session.inFlight.add(id, cancel)
+    const done = () => { session.inFlight.delete(id, cancel) }
     return endpoint.request(session, request.method, request.params, { cancel, requestId: id })
       .then(result => answerText(id, result))
       .catch(err => errorText(id, err))

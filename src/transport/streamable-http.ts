@@ -9,7 +9,7 @@ import { ClientSession } from '../client-session.js'
 import { EventStore, type EventStoreLimits, ReplayBudget } from './event-store.js'
 import { bodyMessages, InvalidMessage, invalidMessage, type MessageLimits, parseMessageText } from './message.js'
 import {
-  duplicateRequest, errorAnswer, errorText, type HttpAnswer, invalidAnswer, type RefusedRequest, requestErrorAnswer, serveRequest, type StreamSink
+  errorAnswer, errorText, type HttpAnswer, invalidAnswer, type RefusedRequest, requestErrorAnswer, serveRequest, type StreamSink
 } from './serve.js'
 import type { ClientEndpoint, Peer } from './endpoint.js'
 import { type ChannelOptions, StreamableHttpChannel } from './streamable-http-channel.js'
@@ -77,8 +77,6 @@ export class StreamableHttpTransport {
       else if (isResponse(message)) session.answer(message.id, message.result, message.error)
       return ACCEPTED
     }
-    const duplicate = duplicateRequest(session, message)
-    if (duplicate !== undefined) return this.error(duplicate, message.id)
     if (acceptsSse && (!acceptsJson || this.#mayTalkBack(session, message))) return this.#streamAnswer(session, message)
     // A request the client withdrew gets no answer; the HTTP exchange still needs an end: 202, as for a notification.
     return serveRequest(this.endpoint, session, message).then(answer => answer === undefined ? ACCEPTED : jsonAnswer(answer))

@@ -38,7 +38,7 @@ test('then the least recently used idle session; busy sessions (a stream open, a
   const { sessions, ended } = store({ max: 3 })
   const streaming = initialized(sessions, sessions.create(channel(true), { address: 'a' }))
   const calling = initialized(sessions, sessions.create(channel(), { address: 'a' }))
-  calling.inFlight.set(1, new Cancellation())
+  calling.inFlight.add(1, new Cancellation())
   const idle = initialized(sessions, sessions.create(channel(), { address: 'a' }))
   const first = initialized(sessions, sessions.create(channel(true), { address: 'b' }))
   t.same(ended, [[idle.id, 'reclaimed']], 'only the idle one could go')
