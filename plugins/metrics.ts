@@ -23,7 +23,8 @@ declare module 'fastify' {
 }
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
-const FORWARDED_METHODS = new Set([
+/** The methods whose calls get their own `method` label; any other (an envelope request) is counted as `other`. */
+const LABELLED_METHODS = new Set([
   'tools/call', 'resources/read', 'prompts/get', 'completion/complete', 'tools/list', 'resources/list',
   'resources/templates/list', 'prompts/list', 'resources/subscribe', 'resources/unsubscribe', 'logging/setLevel', 'ping'
 ])
@@ -71,7 +72,7 @@ export default fp(async function mcpGatewayMetrics (app) {
     upstreamCall (server, method, outcome, seconds) {
       if (!enabled) return
       // Clients choose the method of an envelope request: only the methods the gateway forwards get their own label.
-      const name = FORWARDED_METHODS.has(method) ? method : 'other'
+      const name = LABELLED_METHODS.has(method) ? method : 'other'
       const key = server + '\0' + name + '\0' + outcome
       let series = callSeries.get(key)
       if (series === undefined) {
