@@ -2,7 +2,8 @@ import type { JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
 import { ERR_CAPABILITY_NOT_DECLARED, ERR_NO_CLIENT, RpcCode } from './errors.js'
 import type { Logger } from './logger.js'
 import type { ClientSession } from './client-session.js'
-import type { IncomingRequest, Pending, RequestOrigin, SessionHandlers, UpstreamSession } from './upstream/session.js'
+import type { Pending, RequestOrigin } from './upstream/pending.js'
+import type { IncomingRequest, SessionHandlers, UpstreamSession } from './upstream/session.js'
 
 /**
  * Server→client traffic: what an upstream sends that is not an answer — requests (sampling, elicitation, roots,

@@ -6,7 +6,8 @@ import { ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_SESSION_EXPIRED } from '../errors.j
 import type { SseParser } from '../sse.js'
 import { type HttpUpstream, httpStatusError } from './http-upstream.js'
 import { messageParser, PostExchange } from './post-exchange.js'
-import { type ClientIdentity, type InitializeResult, type Pending, type RequestOptions, UpstreamSession } from './session.js'
+import type { Pending } from './pending.js'
+import { type ClientIdentity, type InitializeResult, type RequestOptions, UpstreamSession } from './session.js'
 
 /**
  * One MCP session (`Mcp-Session-Id`) with a Streamable HTTP upstream, carried over its HttpUpstream's connections:

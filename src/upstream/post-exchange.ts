@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder'
 import type { Dispatcher } from 'undici'
 import { ERR_UPSTREAM_PROTOCOL, upstreamFailure } from '../errors.js'
 import { SseParser } from '../sse.js'
-import type { Pending, TransportHandle } from './session.js'
+import type { Pending, TransportHandle } from './pending.js'
 
 /**
  * Reading what a Streamable HTTP upstream answers a POST with, JSON or SSE, as it arrives, and handing each

@@ -1,12 +1,13 @@
 import type { JsonRpcId, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse, Params } from '../../schemas/jsonrpc.js'
 import {
-  ERR_REQUEST_CANCELLED, ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_TIMEOUT, RpcCode,
+  ERR_REQUEST_CANCELLED, ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, RpcCode,
   type RpcErrorObject, toRpcError, upstreamFailure, upstreamRpcError
 } from '../errors.js'
-import { Cancellation, type CancellationListener } from '../cancellation.js'
+import { Cancellation } from '../cancellation.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
 import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_UPSTREAM_MESSAGE, JsonTooDeepError, parseJson } from '../json.js'
 import { RawResult } from '../raw-result.js'
+import { onDeadline, Pending, type PendingOwner, type RequestOrigin } from './pending.js'
 
 /**
  * One MCP session with an upstream server, whatever carries it: request ids, deadlines, cancellation, progress,
@@ -40,11 +41,6 @@ export interface RequestOptions {
   origin?: RequestOrigin | undefined
 }
 
-/** Opaque to the session: the proxy's record of the downstream request a call serves. */
-export interface RequestOrigin {
-  readonly requestId: JsonRpcId
-}
-
 /** A request the server sends us (sampling, elicitation, roots, ping). */
 export interface IncomingRequest {
   message: JsonRpcRequest
@@ -64,55 +60,6 @@ export interface SessionHandlers {
   onRequest (request: IncomingRequest): Promise<unknown>
 }
 
-/** Lets a transport stop carrying a request (the HTTP exchange of a POST). */
-export interface TransportHandle {
-  abort (reason: Error): void
-}
-
-/** One request in flight: its deadline, its cancellation and where its answer goes. */
-export class Pending implements CancellationListener {
-  timer: NodeJS.Timeout | undefined
-  /** Set by transports that can abort the exchange carrying this request. */
-  handle: TransportHandle | undefined
-
-  constructor (
-    readonly session: UpstreamSession,
-    readonly id: number,
-    readonly method: string,
-    readonly onProgress: ((params: Params) => void) | undefined,
-    /** The caller takes a RawResult (see RequestOptions.raw). */
-    readonly raw: boolean,
-    readonly origin: RequestOrigin | undefined,
-    private readonly cancellation: Cancellation | undefined,
-    private readonly onResolve: (result: unknown) => void,
-    private readonly onReject: (err: Error) => void
-  ) {}
-
-  get settled (): boolean {
-    return this.session.pendingRequest(this.id) !== this
-  }
-
-  resolve (result: unknown): void {
-    if (this.#settle()) this.onResolve(result)
-  }
-
-  reject (err: Error): void {
-    if (this.#settle()) this.onReject(err)
-  }
-
-  /** The downstream client cancelled: fail the call and tell the upstream to stop. */
-  cancelled (reason: string): void {
-    this.session.cancelPending(this, new ERR_REQUEST_CANCELLED(reason))
-  }
-
-  #settle (): boolean {
-    if (!this.session.forget(this)) return false
-    clearTimeout(this.timer)
-    this.cancellation?.listen(undefined)
-    return true
-  }
-}
-
 /**
  * Resolves on the next turn of the event loop. The gateway's own requests that follow one another (the handshake,
  * the lists) wait for it: a connection pool hands a socket back only once the answer's turn is over, and a request
@@ -125,10 +72,6 @@ export function nextTurn (): Promise<void> {
 /** Requests of the server's own (sampling, elicitation, roots) the gateway holds at once per session. */
 const MAX_INCOMING = 64
 
-function onDeadline (pending: Pending, timeout: number): void {
-  pending.session.cancelPending(pending, new ERR_UPSTREAM_TIMEOUT(pending.session.serverId, pending.method, timeout))
-}
-
 const noHandlers: SessionHandlers = {
   onNotification () {},
   onRequest ({ message }) {
@@ -140,7 +83,7 @@ const noHandlers: SessionHandlers = {
   }
 }
 
-export abstract class UpstreamSession {
+export abstract class UpstreamSession implements PendingOwner {
   /** Deepest nesting accepted in what the upstream sends (see json.ts); the connection sets the configured one. */
   maxJsonDepth = DEFAULT_MAX_JSON_DEPTH
   /** Longest message accepted from the upstream (characters); the connection sets the configured one. */

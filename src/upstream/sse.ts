@@ -2,7 +2,8 @@ import { StringDecoder } from 'node:string_decoder'
 import { ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_TIMEOUT } from '../errors.js'
 import { type SseEvent, SseParser } from '../sse.js'
 import { type HttpUpstream, httpStatusError, readErrorBody } from './http-upstream.js'
-import { type Pending, UpstreamSession } from './session.js'
+import type { Pending } from './pending.js'
+import { UpstreamSession } from './session.js'
 
 /**
  * The legacy HTTP+SSE transport (protocol 2024-11-05): one session is one `GET <url>` event stream. Its first event,

@@ -4,7 +4,8 @@ import type { UpstreamDefinition } from '../config/types.js'
 import { ERR_UPSTREAM_CLOSED } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { LineSplitter } from './line-splitter.js'
-import { type Pending, UpstreamSession } from './session.js'
+import type { Pending } from './pending.js'
+import { UpstreamSession } from './session.js'
 
 /**
  * The stdio transport: one child process is one MCP session, newline-delimited JSON-RPC on stdin/stdout, stderr

@@ -3,7 +3,8 @@ import WebSocket from 'ws'
 import type { UpstreamDefinition } from '../config/types.js'
 import { ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_TIMEOUT } from '../errors.js'
 import { httpStatusError } from './http-upstream.js'
-import { type Pending, UpstreamSession } from './session.js'
+import type { Pending } from './pending.js'
+import { UpstreamSession } from './session.js'
 
 /**
  * MCP over WebSocket (not a spec transport; the SDK's client and SEP-1288 agree on it): one socket is one session,
