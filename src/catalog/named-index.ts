@@ -1,7 +1,7 @@
 import type { NameFilter } from '../../schemas/config.js'
 import { candidateName, type Collision, collisionName, globMatcher, nameIdentity, type NamingOptions } from '../naming.js'
 import { memberHash, type MemberHash, SetDigest } from './set-digest.js'
-import { SortedMap } from './sorted-map.js'
+import { pageAfter, SortedMap } from './sorted-map.js'
 
 /**
  * The tools (or the prompts) of every service under the names clients see, kept incrementally: replacing one
@@ -105,14 +105,7 @@ export class NamedIndex<T extends NamedItem> {
 
   /** Up to `size` entries in name order, after `after` (exclusive); `more` when others follow. */
   page (after: string | undefined, size: number): { entries: Array<NamedEntry<T> & { json: string }>, more: boolean } {
-    const entries: Array<Claim<T>> = []
-    const from = after === undefined ? undefined : this.#sorted.nextHigherKey(after)
-    if (after !== undefined && from === undefined) return { entries, more: false }
-    for (const [, claim] of this.#sorted.entries(from)) {
-      if (entries.length === size) return { entries, more: true }
-      entries.push(claim)
-    }
-    return { entries, more: false }
+    return pageAfter(this.#sorted, after, size)
   }
 
   /** Every entry in name order. */

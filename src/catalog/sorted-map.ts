@@ -6,3 +6,15 @@ import btree from 'sorted-btree'
  * package is CommonJS with `exports.default`; this is the one place that knows.
  */
 export const SortedMap = btree.default
+
+/** Up to `size` values in key order, after the key `after` (exclusive); `more` when others follow. */
+export function pageAfter<V> (sorted: InstanceType<typeof SortedMap<string, V>>, after: string | undefined, size: number): { entries: V[], more: boolean } {
+  const entries: V[] = []
+  const from = after === undefined ? undefined : sorted.nextHigherKey(after)
+  if (after !== undefined && from === undefined) return { entries, more: false }
+  for (const [, value] of sorted.entries(from)) {
+    if (entries.length === size) return { entries, more: true }
+    entries.push(value)
+  }
+  return { entries, more: false }
+}

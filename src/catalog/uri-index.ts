@@ -1,5 +1,5 @@
 import { memberHash, type MemberHash, SetDigest } from './set-digest.js'
-import { SortedMap } from './sorted-map.js'
+import { pageAfter, SortedMap } from './sorted-map.js'
 
 /**
  * The resources (or the resource templates) of every service under their own URIs, kept incrementally: replacing
@@ -58,14 +58,7 @@ export class UriIndex<T> {
 
   /** Up to `size` entries in key order, after `after` (exclusive); `more` when others follow. */
   page (after: string | undefined, size: number): { entries: Array<UriEntry<T> & { json: string }>, more: boolean } {
-    const entries: Array<UriClaim<T>> = []
-    const from = after === undefined ? undefined : this.#sorted.nextHigherKey(after)
-    if (after !== undefined && from === undefined) return { entries, more: false }
-    for (const [, claim] of this.#sorted.entries(from)) {
-      if (entries.length === size) return { entries, more: true }
-      entries.push(claim)
-    }
-    return { entries, more: false }
+    return pageAfter(this.#sorted, after, size)
   }
 
   collisions (): UriCollision[] {
