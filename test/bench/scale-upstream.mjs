@@ -5,6 +5,7 @@
 // listens on a free loopback port and reports it over IPC.
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
+import { error, result, send } from './answers.mjs'
 
 const PATH = /^\/u\/(\d+)\/mcp$/
 const KEEP_ALIVE_EVERY = 15_000
@@ -163,21 +164,6 @@ function tools () {
     })
   }
   return list
-}
-
-function result (id, json) {
-  return '{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"result":' + json + '}'
-}
-
-function error (id, code, text) {
-  return '{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"error":{"code":' + code + ',"message":' + JSON.stringify(text) + '}}'
-}
-
-// setHeader + end(body), not writeHead: Node then sends a Content-Length instead of a chunked body.
-function send (res, status, body) {
-  res.statusCode = status
-  res.setHeader('content-type', 'application/json')
-  res.end(body)
 }
 
 // One timer for every stream, not one each: tens of thousands of streams may be open.

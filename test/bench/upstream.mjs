@@ -2,6 +2,7 @@
 // numbers measure the proxies in front of it rather than the server. Forked by run.mjs; it listens on a free
 // loopback port and reports it over IPC. One tool, `echo`, answers its `text` argument.
 import { createServer } from 'node:http'
+import { error, result, send } from './answers.mjs'
 
 const TOOLS = '{"tools":[{"name":"echo","description":"Answers its text argument",' +
   '"inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}}]}'
@@ -61,21 +62,6 @@ function answer (res, body) {
     case 'ping': return send(res, 200, result(id, '{}'))
     default: return send(res, 200, error(id, -32601, 'Method not found: ' + method))
   }
-}
-
-function result (id, json) {
-  return '{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"result":' + json + '}'
-}
-
-function error (id, code, text) {
-  return '{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"error":{"code":' + code + ',"message":' + JSON.stringify(text) + '}}'
-}
-
-// setHeader + end(body), not writeHead: Node then sends a Content-Length instead of a chunked body.
-function send (res, status, body) {
-  res.statusCode = status
-  res.setHeader('content-type', 'application/json')
-  res.end(body)
 }
 
 // Outlive the keep-alive of the clients' pools, so sockets are not closed under them mid-run.
