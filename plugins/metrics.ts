@@ -62,10 +62,11 @@ export default fp(async function mcpGatewayMetrics (app) {
     registers: [registry]
   })
 
-  // Series are resolved once per label set and kept: the per-call cost is two map lookups and a few additions.
+  // Series are resolved once per label set and kept, in maps nested by label: each lookup hashes a string that
+  // exists already (a server id, a method name), where one joined key would build and hash a new string per call.
   const httpSeries = new Map<string, Series>()
-  const callSeries = new Map<string, Series>()
-  const latencySeries = new Map<string, Series>()
+  const callSeries = new Map<string, Map<string, Map<string, Series>>>()
+  const latencySeries = new Map<string, Map<string, Series>>()
 
   const metrics: GatewayMetrics = {
     registry,
@@ -73,26 +74,20 @@ export default fp(async function mcpGatewayMetrics (app) {
       if (!enabled) return
       // Clients choose the method of an envelope request: only the methods the gateway forwards get their own label.
       const name = LABELLED_METHODS.has(method) ? method : 'other'
-      const key = server + '\0' + name + '\0' + outcome
-      let series = callSeries.get(key)
-      if (series === undefined) {
-        series = calls.series(server, name, outcome)
-        callSeries.set(key, series)
-      }
+      const byOutcome = inner(inner(callSeries, server), name)
+      let series = byOutcome.get(outcome)
+      if (series === undefined) byOutcome.set(outcome, series = calls.series(server, name, outcome))
       series.observe(seconds)
-      const byMethod = name + '\0' + outcome
-      let distribution = latencySeries.get(byMethod)
-      if (distribution === undefined) {
-        distribution = latency.series(name, outcome)
-        latencySeries.set(byMethod, distribution)
-      }
+      const distributions = inner(latencySeries, name)
+      let distribution = distributions.get(outcome)
+      if (distribution === undefined) distributions.set(outcome, distribution = latency.series(name, outcome))
       distribution.observe(seconds)
     },
     upstreamUp (server, service, up) {
       if (up === undefined) {
         upstreamUp.remove(server, service)
         calls.remove(labels => labels.server === server)
-        for (const key of callSeries.keys()) if (key.startsWith(server + '\0')) callSeries.delete(key)
+        callSeries.delete(server)
       } else upstreamUp.labels(server, service).set(up ? 1 : 0)
     },
     sessions (count) {
@@ -115,3 +110,10 @@ export default fp(async function mcpGatewayMetrics (app) {
     })
   }
 }, { name: 'mcp-gateway-metrics', fastify: '5.x', dependencies: ['mcp-gateway-config'] })
+
+/** The map under `key` in `outer`, created on first use. */
+function inner<V> (outer: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let map = outer.get(key)
+  if (map === undefined) outer.set(key, map = new Map())
+  return map
+}

@@ -1,5 +1,6 @@
 import { ERR_ADDRESS_SESSION_LIMIT, ERR_SESSION_LIMIT } from './errors.js'
 import { type ClientChannel, ClientSession, type Peer } from './client-session.js'
+import { RecencyList } from './recency-list.js'
 
 /**
  * The open client sessions, least recently used first. The store is bounded (`max`, and optionally
@@ -19,8 +20,9 @@ export interface SessionStoreOptions {
 }
 
 export class SessionStore {
-  /** In least-recently-used order: touching a session moves it to the end. */
   readonly #sessions = new Map<string, ClientSession>()
+  /** The same sessions, least recently used first: touching one makes it the youngest. */
+  readonly #recency = new RecencyList<ClientSession>()
   /** Sessions whose client never sent notifications/initialized, oldest first. */
   readonly #uninitialized = new Set<ClientSession>()
   readonly #perAddress = new Map<string, number>()
@@ -41,6 +43,7 @@ export class SessionStore {
     if (this.#sessions.size >= max && !this.#reclaim(undefined)) throw new ERR_SESSION_LIMIT(max)
     const session = new ClientSession(channel, peer)
     this.#sessions.set(session.id, session)
+    this.#recency.touch(session)
     this.#uninitialized.add(session)
     if (address !== undefined) this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1)
     return session
@@ -60,9 +63,7 @@ export class SessionStore {
   /** The session was used: it moves to the young end. */
   touch (session: ClientSession): void {
     session.lastSeen = Date.now()
-    if (this.#sessions.get(session.id) !== session) return
-    this.#sessions.delete(session.id)
-    this.#sessions.set(session.id, session)
+    if (this.#sessions.get(session.id) === session) this.#recency.touch(session)
   }
 
   /** The client completed initialization (notifications/initialized). */
@@ -118,7 +119,7 @@ export class SessionStore {
     }
     const skipped: ClientSession[] = []
     let victim: ClientSession | undefined
-    for (const session of this.#sessions.values()) {
+    for (const session of this.#recency.oldestFirst()) {
       if (address !== undefined && session.address !== address) continue
       if (!busy(session)) {
         victim = session
@@ -127,10 +128,7 @@ export class SessionStore {
       skipped.push(session)
     }
     // A busy session is in use: treating it as just used keeps the next search from walking past it again.
-    for (const session of skipped) {
-      this.#sessions.delete(session.id)
-      this.#sessions.set(session.id, session)
-    }
+    for (const session of skipped) this.#recency.touch(session)
     if (victim === undefined) return false
     this.#end(victim, 'reclaimed')
     return true
@@ -139,6 +137,7 @@ export class SessionStore {
   #end (session: ClientSession, why: 'deleted' | 'expired' | 'reclaimed' | 'closed'): void {
     if (this.#sessions.get(session.id) !== session) return
     this.#sessions.delete(session.id)
+    this.#recency.delete(session)
     this.#uninitialized.delete(session)
     const address = session.address
     if (address !== undefined) {

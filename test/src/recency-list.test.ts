@@ -1,0 +1,27 @@
+import { test } from 'tap'
+import { RecencyList } from '../../src/recency-list.js'
+
+test('items come oldest first; touching one makes it the youngest; deleting unlinks it from anywhere', async (t) => {
+  const list = new RecencyList<string>()
+  for (const item of ['a', 'b', 'c', 'd']) list.touch(item)
+  t.same([...list.oldestFirst()], ['a', 'b', 'c', 'd'])
+  list.touch('b')
+  t.same([...list.oldestFirst()], ['a', 'c', 'd', 'b'], 'from the middle')
+  list.touch('a')
+  t.same([...list.oldestFirst()], ['c', 'd', 'b', 'a'], 'from the old end')
+  list.touch('a')
+  t.same([...list.oldestFirst()], ['c', 'd', 'b', 'a'], 'the youngest stays where it is')
+  t.equal(list.delete('d'), true)
+  t.equal(list.delete('d'), false, 'deleted once')
+  t.same([...list.oldestFirst()], ['c', 'b', 'a'], 'from the middle')
+  t.ok(list.delete('c'))
+  t.ok(list.delete('a'))
+  t.same([...list.oldestFirst()], ['b'], 'from both ends')
+  t.equal(list.size, 1)
+  t.ok(list.has('b'))
+  t.ok(list.delete('b'))
+  t.same([...list.oldestFirst()], [], 'empty')
+  list.touch('e')
+  t.same([...list.oldestFirst()], ['e'], 'usable again once empty')
+  t.notOk(list.has('b'))
+})
