@@ -13,8 +13,9 @@ export const DEFAULT_MAX_UPSTREAM_MESSAGE = 32 * 1024 * 1024
 
 /** Whether `text` opens more than `limit` arrays or objects inside one another. */
 export function deeperThan (text: string, limit: number): boolean {
-  let depth = 0
   const length = text.length
+  if (length <= limit) return false // too short to open more than `limit` brackets
+  let depth = 0
   for (let i = 0; i < length; i++) {
     const c = text.charCodeAt(i)
     if (c === 34) { // '"': jump to the quote that ends the string (one not escaped by an odd run of backslashes)
