@@ -1,41 +1,81 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
-import { ERR_ADMIN_UNAUTHORIZED } from '../src/errors.js'
+import { type AuthRefusal, Authenticator } from '../src/auth/authenticator.js'
+import { challenge } from '../src/auth/protected-resource.js'
+import type { Principal } from '../src/client-context.js'
+import {
+  ERR_ADMIN_UNAUTHORIZED, ERR_AUTH_UNAVAILABLE, ERR_CREDENTIALS_INVALID, ERR_INSUFFICIENT_SCOPE, ERR_UNAUTHENTICATED
+} from '../src/errors.js'
 import { createRequestGuard } from '../src/origin-guard.js'
 
 /**
  * Request security shared by the route plugins: the Origin/Host check every MCP and REST endpoint runs first
- * (DNS-rebinding protection), and the admin API key. The key is compared in constant time (both sides hashed to
- * the same length first, so neither its length nor its prefix leaks).
+ * (DNS-rebinding protection); client authentication (`auth`: API keys, JWTs, OAuth access tokens), which sets
+ * `request.principal` or refuses with 401/403 and a WWW-Authenticate challenge; and the admin API key. Keys are
+ * compared in constant time (both sides hashed to the same length first, so neither length nor prefix leaks).
  */
 
 export interface GatewayAuth {
   /** onRequest hook: 403 for a foreign Origin or Host. Callback-style: it runs on every call, so no promise. */
   guardOrigin (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
+  /** onRequest hook: sets request.principal, or refuses the request. Without `auth` configured it lets all pass. */
+  authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void>
   /** onRequest hook for /admin: 401 without the admin key. */
   requireAdmin (request: FastifyRequest, reply: FastifyReply): Promise<void>
   /** Whether an admin key is configured (the admin routes exist only then). */
   readonly adminEnabled: boolean
+  /** Whether clients must authenticate. */
+  readonly enabled: boolean
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     mcpAuth: GatewayAuth
   }
+  interface FastifyRequest {
+    /** Who sent the request; null without `auth` configured. */
+    principal: Principal | null
+  }
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest()
+
+const REFUSALS = {
+  400: ERR_CREDENTIALS_INVALID,
+  401: ERR_UNAUTHENTICATED,
+  403: ERR_INSUFFICIENT_SCOPE,
+  503: ERR_AUTH_UNAVAILABLE
+} as const
 
 export default fp(async function mcpGatewaySecurity (app) {
   const config = app.mcpConfig
   const guard = createRequestGuard({ allowedOrigins: config.allowedOrigins, allowedHosts: config.allowedHosts })
   const adminKey = config.admin.apiKey === null ? null : digest(config.admin.apiKey)
+  const authenticator = config.auth === null ? undefined : new Authenticator(config.auth)
+  const oauth = config.auth?.oauth ?? null
 
+  const refuse = (reply: FastifyReply, refusal: AuthRefusal): Error => {
+    if (refusal.status === 401 || refusal.status === 403) reply.header('www-authenticate', challenge(refusal, oauth))
+    if (refusal.status === 503) reply.header('retry-after', '5')
+    return new REFUSALS[refusal.status](refusal.message)
+  }
+
+  app.decorateRequest('principal', null)
   const auth: GatewayAuth = {
     adminEnabled: adminKey !== null,
+    enabled: authenticator !== undefined,
     guardOrigin (request, reply, done) {
       done(guard({ origin: request.headers.origin, host: request.headers.host, localAddress: request.socket.localAddress }))
+    },
+    async authenticate (request, reply) {
+      if (authenticator === undefined) return
+      const outcome = await authenticator.authenticate({ authorization: request.headers.authorization, apiKey: request.headers['x-api-key'] })
+      if ('refused' in outcome) {
+        request.log.info({ status: outcome.refused.status, reason: outcome.refused.message }, 'request refused: authentication')
+        throw refuse(reply, outcome.refused)
+      }
+      request.principal = outcome.principal
     },
     async requireAdmin (request) {
       const header = request.headers.authorization

@@ -1,5 +1,6 @@
 import compress from '@fastify/compress'
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Peer } from '../src/client-session.js'
 import { SSE_KEEP_ALIVE } from '../src/sse.js'
 import type { HttpAnswer, RefusedRequest } from '../src/transport/serve.js'
 
@@ -14,6 +15,11 @@ const SSE_HEADERS = {
   'cache-control': 'no-cache, no-transform',
   connection: 'keep-alive',
   'x-accel-buffering': 'no'
+}
+
+/** Who is at the other end of a request: its address, and the principal authentication found. */
+export function peerOf (request: FastifyRequest): Peer {
+  return { address: request.ip, principal: request.principal }
 }
 
 export function sendAnswer (reply: FastifyReply, answer: HttpAnswer): FastifyReply {
@@ -46,7 +52,8 @@ export function sendAnswer (reply: FastifyReply, answer: HttpAnswer): FastifyRep
  * JSON bodies only (without Fastify's text/plain parser another type is a 415, as the spec's SDK does), read with
  * the nesting limit (a body that is not JSON, or too deep, reaches the transport as the InvalidMessage it answers
  * with its id); compressed bodies (gzip, deflate, br) decoded by @fastify/compress, any other Content-Encoding a 415
- * (Fastify's bodyLimit bounds what they decode to); the Origin/Host guard first; every refusal a JSON-RPC error body.
+ * (Fastify's bodyLimit bounds what they decode to); the Origin/Host guard first, then authentication (before the body
+ * is read); every refusal a JSON-RPC error body.
  */
 export async function jsonRpcEndpoint (app: FastifyInstance, transport: JsonRpcTransport): Promise<void> {
   app.removeContentTypeParser(['text/plain', 'application/json'])
@@ -55,6 +62,7 @@ export async function jsonRpcEndpoint (app: FastifyInstance, transport: JsonRpcT
   })
   await app.register(compress, { globalCompression: false, globalDecompression: true, requestEncodings: ['gzip', 'deflate', 'br', 'identity'] })
   app.addHook('onRequest', app.mcpAuth.guardOrigin)
+  app.addHook('onRequest', app.mcpAuth.authenticate)
   app.setErrorHandler<FastifyError>(async (err, request, reply) => {
     if (typeof err.statusCode !== 'number' || err.statusCode >= 500) request.log.error({ err }, 'MCP request failed')
     return sendAnswer(reply, transport.requestError(err, request.method, request.headers['content-type'], request.headers['content-encoding']))

@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { jsonRpcEndpoint, sendAnswer } from './http-answer.js'
+import { jsonRpcEndpoint, peerOf, sendAnswer } from './http-answer.js'
 
 /**
  * `/mcp`: the MCP Streamable HTTP endpoint. POST carries client messages (answered with JSON, or SSE when the call
@@ -16,7 +16,7 @@ export default async function mcpRoutes (fastify: FastifyInstance) {
 
   // The body is checked by the transport (one validator for every transport), not by a route schema.
   app.post('/mcp', (request, reply) => {
-    const answer = transport.post(request.headers, request.body, { address: request.ip })
+    const answer = transport.post(request.headers, request.body, peerOf(request))
     if ('kind' in answer) {
       sendAnswer(reply, answer)
       return
@@ -24,9 +24,9 @@ export default async function mcpRoutes (fastify: FastifyInstance) {
     return answer.then(a => sendAnswer(reply, a))
   })
 
-  app.get('/mcp', async (request, reply) => sendAnswer(reply, transport.get(request.headers)))
+  app.get('/mcp', async (request, reply) => sendAnswer(reply, transport.get(request.headers, peerOf(request))))
 
-  app.delete('/mcp', async (request, reply) => sendAnswer(reply, transport.delete(request.headers)))
+  app.delete('/mcp', async (request, reply) => sendAnswer(reply, transport.delete(request.headers, peerOf(request))))
 
   // Answered before body parsing, so a PUT is a 405 whatever its body.
   const methodNotAllowed = async (request: FastifyRequest, reply: FastifyReply) =>

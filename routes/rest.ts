@@ -16,6 +16,7 @@ export default async function restRoutes (fastify: FastifyInstance) {
   const proxy = app.mcpProxy
 
   app.addHook('onRequest', app.mcpAuth.guardOrigin)
+  app.addHook('onRequest', app.mcpAuth.authenticate)
 
   // Lists and results are sent as the JSON text the engine holds (a page of the catalog, the upstream's own
   // bytes), not parsed and re-serialized: Fastify sends a string payload as it is (the reply schema still documents

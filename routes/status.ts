@@ -5,7 +5,8 @@ import type { SUPPORTED_PROTOCOL_VERSIONS } from '../src/protocol.js'
 
 /**
  * Operational endpoints. /health answers 503 when no upstream is usable (what load balancers and Docker's
- * HEALTHCHECK need); /status shows every upstream's state and why; /info describes this gateway.
+ * HEALTHCHECK need) and stays open whatever `auth` says; /status shows every upstream's state and why, and /info
+ * describes this gateway: both behind authentication when `auth` is configured.
  */
 
 export interface StatusRoutesOptions {
@@ -26,7 +27,7 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
     return { status, servers, tools: proxy.catalog.counts().tools } as const
   })
 
-  app.get('/status', { schema: { response: { 200: StatusReply } } }, async () => {
+  app.get('/status', { onRequest: app.mcpAuth.authenticate, schema: { response: { 200: StatusReply } } }, async () => {
     const catalog = proxy.catalog
     return {
       name: config.name,
@@ -40,7 +41,7 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
     }
   })
 
-  app.get('/info', { schema: { response: { 200: InfoReply } } }, async (request) => {
+  app.get('/info', { onRequest: app.mcpAuth.authenticate, schema: { response: { 200: InfoReply } } }, async (request) => {
     const base = (request.routeOptions.url ?? '/info').slice(0, -'/info'.length)
     return {
       name: config.name,

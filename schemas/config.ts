@@ -95,6 +95,49 @@ export type McpServerEntry = Static<typeof McpServerEntry>
 export const PrefixMode = Type.Union([Type.Literal('always'), Type.Literal('conditional'), Type.Literal('never')])
 export type PrefixMode = Static<typeof PrefixMode>
 
+const Roles = Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { description: 'Roles the credential grants (see roles)' })
+
+export const ApiKeyConfig = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 128, description: 'Who the key belongs to: the principal\'s id in logs and sessions' }),
+  key: Type.Optional(Type.String({ minLength: 16, maxLength: 4096, description: 'The key itself (at least 16 characters); prefer keyHash in files' })),
+  keyHash: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'SHA-256 of the key, in hex' })),
+  roles: Type.Optional(Roles)
+}, { additionalProperties: false })
+export type ApiKeyConfig = Static<typeof ApiKeyConfig>
+
+export const JwtAlgorithm = Type.Union(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512',
+  'ES256', 'ES384', 'ES512', 'EdDSA'].map(a => Type.Literal(a)))
+
+export const JwtConfig = Type.Object({
+  secret: Type.Optional(Type.String({ minLength: 32, description: 'Shared secret for HS256/384/512 tokens (at least 32 characters)' })),
+  publicKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM public key (SPKI) for RS, PS, ES or EdDSA tokens' })),
+  jwksUrl: Type.Optional(Type.String({ minLength: 1, description: 'JWKS endpoint of the issuer; fetched, cached, refetched for an unknown kid' })),
+  issuer: Type.Optional(Type.String({ minLength: 1, description: 'Required iss claim' })),
+  audience: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
+    description: 'Accepted aud claim (one of these); default: auth.oauth.resource when set'
+  })),
+  algorithms: Type.Optional(Type.Array(JwtAlgorithm, { minItems: 1, description: 'Accepted alg values; default: those of the key kind' })),
+  rolesClaim: Type.Optional(Type.String({ minLength: 1, description: 'Claim holding the roles (default "roles"); a dotted path reaches nested claims' })),
+  clockToleranceSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds of clock skew tolerated on exp and nbf' }))
+}, { additionalProperties: false })
+export type JwtConfig = Static<typeof JwtConfig>
+
+export const OAuthConfig = Type.Object({
+  resource: Type.String({ minLength: 1, description: 'This gateway\'s canonical URL as a resource (RFC 8707), e.g. "https://mcp.example.com/mcp"' }),
+  authorizationServers: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Issuer URLs of the authorization servers clients get tokens from' }),
+  scopesSupported: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Scopes announced in the metadata' })),
+  requiredScopes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Scopes every token must carry (403 insufficient_scope otherwise)' }))
+}, { additionalProperties: false })
+export type OAuthConfig = Static<typeof OAuthConfig>
+
+export const AuthConfig = Type.Object({
+  apiKeys: Type.Optional(Type.Array(ApiKeyConfig, { description: 'Keys presented as X-API-Key or Authorization: Bearer' })),
+  jwt: Type.Optional(JwtConfig),
+  oauth: Type.Optional(OAuthConfig),
+  openMetrics: Type.Optional(Type.Boolean({ description: 'Serve /metrics without credentials (for a scraper on a trusted network)' }))
+}, { additionalProperties: false })
+export type AuthConfig = Static<typeof AuthConfig>
+
 export const GatewayConfigFile = Type.Object({
   $schema: Type.Optional(Type.String()),
   host: Type.Optional(Type.String({ minLength: 1 })),
@@ -140,6 +183,7 @@ export const GatewayConfigFile = Type.Object({
   }, { additionalProperties: false })),
   startupWait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMER, description: 'How long start-up waits for upstreams to connect (ms)' })),
   shutdownTimeout: Type.Optional(Milliseconds('How long shutdown waits for in-flight calls')),
+  auth: Type.Optional(AuthConfig),
   admin: Type.Optional(Type.Object({
     apiKey: Type.Optional(Type.String({ minLength: 16, description: 'Enables /admin/*; at least 16 characters' }))
   }, { additionalProperties: false })),

@@ -15,6 +15,7 @@ import adminRoutes from '../routes/admin.js'
 import legacySseRoutes from '../routes/legacy-sse.js'
 import mcpRoutes from '../routes/mcp.js'
 import metricsRoutes from '../routes/metrics.js'
+import oauthMetadataRoutes from '../routes/oauth-metadata.js'
 import restRoutes from '../routes/rest.js'
 import statusRoutes from '../routes/status.js'
 import websocketRoutes from '../routes/websocket.js'
@@ -78,6 +79,7 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   await app.register(statusRoutes, { version: PACKAGE.version, startedAt: new Date(), protocolVersions: SUPPORTED_PROTOCOL_VERSIONS })
   if (app.mcpConfig.metrics.enabled) await app.register(metricsRoutes)
   if (app.mcpAuth.adminEnabled) await app.register(adminRoutes)
+  await app.register(oauthMetadataRoutes)
 }
 
 /** Server options the standalone gateway uses: explicit timeouts, SDK-sized bodies, 503 while closing. */

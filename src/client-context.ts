@@ -9,9 +9,19 @@ import { LATEST_PROTOCOL_VERSION } from './protocol.js'
 
 /** An authenticated caller. */
 export interface Principal {
+  /** How it authenticated: an API key and a JWT subject of the same name are different callers. */
+  readonly kind: 'api-key' | 'jwt'
   /** Stable id (an API key's name, a JWT's subject). */
   readonly id: string
   readonly roles: readonly string[]
+  /** OAuth scopes the token carries (none for API keys). */
+  readonly scopes: readonly string[]
+}
+
+/** Whether two principals are the same caller (null: the anonymous caller of a gateway without authentication). */
+export function samePrincipal (a: Principal | null, b: Principal | null): boolean {
+  if (a === null || b === null) return a === b
+  return a.kind === b.kind && a.id === b.id
 }
 
 export interface ClientContext {

@@ -32,6 +32,8 @@ export interface ClientChannel {
 export interface Peer {
   /** The remote address (for the per-address session cap, and rate limits). */
   readonly address: string | undefined
+  /** Who authenticated the request (null or absent without `auth`): a session belongs to the one that opened it. */
+  readonly principal?: Principal | null
 }
 
 export interface ClientInfo {
@@ -101,7 +103,7 @@ export class ClientSession implements ClientContext {
       protocolVersion: undefined,
       capabilities: {},
       clientInfo: undefined,
-      principal: null,
+      principal: peer.principal ?? null,
       logLevel: undefined,
       subscriptions: Object.create(null) as Record<string, string>,
       picks: Object.create(null) as Record<string, string>

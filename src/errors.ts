@@ -232,6 +232,10 @@ export const ERR_SERVER_EXISTS = createError('MCPGW_ERR_SERVER_EXISTS',
   'Server %s is already registered (use PUT /admin/servers/%s to change it)', 409)
 export const ERR_SERVER_NOT_FOUND = createError('MCPGW_ERR_SERVER_NOT_FOUND', 'Server %s is not registered', 404)
 export const ERR_SERVER_INVALID = createError('MCPGW_ERR_SERVER_INVALID', 'Invalid server definition: %s', 400)
+export const ERR_UNAUTHENTICATED = createError('MCPGW_ERR_UNAUTHENTICATED', 'Unauthorized: %s', 401)
+export const ERR_INSUFFICIENT_SCOPE = createError('MCPGW_ERR_INSUFFICIENT_SCOPE', 'Forbidden: %s', 403)
+export const ERR_CREDENTIALS_INVALID = createError('MCPGW_ERR_CREDENTIALS_INVALID', 'Bad Request: %s', 400)
+export const ERR_AUTH_UNAVAILABLE = createError('MCPGW_ERR_AUTH_UNAVAILABLE', 'Service Unavailable: %s; try again shortly', 503)
 export const ERR_ADMIN_UNAUTHORIZED = createError('MCPGW_ERR_ADMIN_UNAUTHORIZED',
   'Unauthorized: send the admin API key as "Authorization: Bearer <key>" or "x-api-key: <key>"', 401)
 

@@ -1,6 +1,6 @@
 import type { Params } from '../schemas/jsonrpc.js'
 import type { Balancer } from './balancer.js'
-import { ANONYMOUS, type ClientContext } from './client-context.js'
+import { ANONYMOUS, type ClientContext, samePrincipal } from './client-context.js'
 import { ClientStateSync } from './client-state.js'
 import type { GatewayConfig } from './config/types.js'
 import { Dispatcher } from './dispatcher.js'
@@ -202,8 +202,12 @@ export class McpProxy implements ClientEndpoint {
     return session
   }
 
-  findSession (id: string): ClientSession | undefined {
-    return this.sessions.use(id)
+  findSession (id: string, peer: Peer): ClientSession | undefined {
+    const session = this.sessions.get(id)
+    // Another caller presenting the id learns nothing: as for an id that does not exist.
+    if (session === undefined || !samePrincipal(session.principal, peer.principal ?? null)) return undefined
+    this.sessions.touch(session)
+    return session
   }
 
   initialize (session: ClientSession, params: Params | undefined): Record<string, unknown> {

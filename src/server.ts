@@ -33,6 +33,13 @@ export async function startServer ({ configPath, overrides = {}, env = process.e
     }
   })
   await app.listen({ host: config.host, port: config.port })
+  if (config.auth === null && !isLoopback(config.host)) {
+    logger.warn({ host: config.host }, 'no auth configured and listening beyond loopback: anyone who can reach this port can list and call every tool; configure auth (README: Securing the gateway)')
+  }
   logger.info({ mcp: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as { port: number }).port}/mcp` }, 'gateway ready')
   return app
+}
+
+function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.')
 }

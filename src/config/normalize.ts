@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util'
 import type { GatewayConfigFile, McpServerEntry, ServerConfig } from '../../schemas/config.js'
 import { ServerId } from '../../schemas/config.js'
 import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_UPSTREAM_MESSAGE } from '../json.js'
+import { normalizeAuth } from './auth.js'
 import { kResolvedConfig } from '../symbols.js'
 import type { GatewayConfig, UpstreamDefaults, UpstreamDefinition, UpstreamTransport } from './types.js'
 
@@ -101,6 +102,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
       problems.push(`allowedOrigins[${i}]: ${JSON.stringify(origin)} is not an origin like "https://app.example.com" or "*"`)
     }
   }
+  const auth = normalizeAuth(file.auth, problems)
   if (problems.length > 0) throw new ConfigProblems(problems)
 
   const config: GatewayConfig = {
@@ -134,6 +136,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     },
     startupWait: file.startupWait ?? DEFAULTS.startupWait,
     shutdownTimeout: file.shutdownTimeout ?? DEFAULTS.shutdownTimeout,
+    auth,
     admin: { apiKey: file.admin?.apiKey ?? null },
     registryFile: file.registryFile ?? null,
     metrics: {

@@ -40,6 +40,44 @@ export interface UpstreamDefaults {
   readonly sessionIdleTimeout: number
 }
 
+/** A client API key, kept as the SHA-256 of the key (hex): the key itself is not held after start-up. */
+export interface ApiKeyDefinition {
+  readonly name: string
+  readonly digest: string
+  readonly roles: readonly string[]
+}
+
+export type JwtKeySource =
+  | { readonly kind: 'secret', readonly secret: string }
+  | { readonly kind: 'publicKey', readonly pem: string }
+  | { readonly kind: 'jwks', readonly url: string }
+
+export interface JwtSettings {
+  readonly key: JwtKeySource
+  readonly issuer: string | null
+  /** Accepted audiences (one must match); null: not checked. */
+  readonly audience: readonly string[] | null
+  readonly algorithms: readonly string[]
+  /** Path of the claim with the roles, split at dots. */
+  readonly rolesClaim: readonly string[]
+  readonly clockToleranceSec: number
+}
+
+/** The MCP authorization spec's resource-server side (RFC 9728 metadata, RFC 8707 audience). */
+export interface OAuthSettings {
+  readonly resource: string
+  readonly authorizationServers: readonly string[]
+  readonly scopesSupported: readonly string[]
+  readonly requiredScopes: readonly string[]
+}
+
+export interface AuthSettings {
+  readonly apiKeys: readonly ApiKeyDefinition[]
+  readonly jwt: JwtSettings | null
+  readonly oauth: OAuthSettings | null
+  readonly openMetrics: boolean
+}
+
 export interface GatewayConfig {
   readonly host: string
   readonly port: number
@@ -78,6 +116,8 @@ export interface GatewayConfig {
   }
   readonly startupWait: number
   readonly shutdownTimeout: number
+  /** null: no client authentication; the gateway is open to whoever reaches it. */
+  readonly auth: AuthSettings | null
   readonly admin: { readonly apiKey: string | null }
   readonly registryFile: string | null
   readonly metrics: { readonly enabled: boolean, readonly prefix: string, readonly defaultMetrics: boolean }

@@ -18,8 +18,8 @@ export type { Peer }
 export interface ClientEndpoint {
   /** A new client session reached through `channel`; throws a coded error when none can be opened. */
   openSession (channel: ClientChannel, peer: Peer): ClientSession
-  /** The session with this id, if it is open. */
-  findSession (id: string): ClientSession | undefined
+  /** The session with this id, if it is open and belongs to the peer's principal (another caller's is not found). */
+  findSession (id: string, peer: Peer): ClientSession | undefined
   /** Negotiates the protocol version, records what the client declared, and returns the initialize result. */
   initialize (session: ClientSession, params: Params | undefined): Record<string, unknown>
   /** Serves one request; rejects with a coded error. `handle` is given for requests that reach an upstream. */

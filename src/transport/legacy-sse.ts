@@ -81,7 +81,7 @@ export class LegacySseTransport {
    * POST to the messages endpoint: accepted (202) and answered on the session's stream. A body that is not valid
    * JSON-RPC is refused with 400 and its error; invalid elements of a batch are answered on the stream.
    */
-  post (sessionId: string | undefined, body: unknown): HttpAnswer {
+  post (sessionId: string | undefined, body: unknown, peer: Peer): HttpAnswer {
     const read = bodyMessages(body, this.options.limits)
     if (read instanceof InvalidMessage) return invalidAnswer(read)
     if (!read.batch) {
@@ -91,7 +91,7 @@ export class LegacySseTransport {
     if (sessionId === undefined || sessionId === '') {
       return errorAnswer(new ERR_INVALID_REQUEST('POST /messages needs the sessionId query parameter of the endpoint the SSE stream announced'))
     }
-    const session = this.endpoint.findSession(sessionId)
+    const session = this.endpoint.findSession(sessionId, peer)
     if (session === undefined || !(session.channel instanceof LegacySseChannel)) {
       return errorAnswer(new ERR_SESSION_NOT_FOUND(JSON.stringify(sessionId.slice(0, 100))))
     }

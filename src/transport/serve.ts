@@ -70,6 +70,8 @@ export function requestErrorAnswer (err: RefusedRequest, method?: string, conten
   if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError) {
     return errorAnswer(new ERR_PARSE(err.message))
   }
+  // The gateway's own refusals (authentication, rate limits) keep their code and message.
+  if (err.code?.startsWith('MCPGW_ERR_') === true) return errorAnswer(err)
   if (typeof err.statusCode === 'number' && err.statusCode < 500) {
     return { ...errorAnswer(new ERR_INVALID_REQUEST(err.message)), status: err.statusCode }
   }

@@ -69,7 +69,7 @@ export class StreamableHttpTransport {
     const message = body as JsonRpcMessage
     if (message.method === 'initialize') return this.#initialize(headers, [message], message, peer)
 
-    const found = this.#session(headers)
+    const found = this.#session(headers, peer)
     if (!(found instanceof ClientSession)) return found
     const session = found
     if (!isRequest(message)) {
@@ -86,12 +86,12 @@ export class StreamableHttpTransport {
    * GET: the session's standalone stream, for messages the client did not ask for (one per session), or — with
    * `Last-Event-ID` — the resumption of a stream the client lost, starting after that event.
    */
-  get (headers: Headers): HttpAnswer {
+  get (headers: Headers, peer: Peer): HttpAnswer {
     const accept = header(headers, 'accept') ?? ''
     if (!accept.includes('text/event-stream')) {
       return this.error(new ERR_NOT_ACCEPTABLE('the GET stream needs Accept: text/event-stream'))
     }
-    const found = this.#session(headers)
+    const found = this.#session(headers, peer)
     if (!(found instanceof ClientSession)) return found
     const session = found
     const channel = session.channel as StreamableHttpChannel
@@ -132,8 +132,8 @@ export class StreamableHttpTransport {
     }
   }
 
-  delete (headers: Headers): HttpAnswer {
-    const found = this.#session(headers)
+  delete (headers: Headers, peer: Peer): HttpAnswer {
+    const found = this.#session(headers, peer)
     if (!(found instanceof ClientSession)) return found
     this.endpoint.endSession(found.id)
     return { kind: 'empty', status: 200, headers: NO_HEADERS }
@@ -160,7 +160,7 @@ export class StreamableHttpTransport {
   async #batch (headers: Headers, messages: readonly unknown[], peer: Peer): Promise<HttpAnswer> {
     const init = messages.find(m => (m as { method?: unknown } | null)?.method === 'initialize') as JsonRpcMessage | undefined
     if (init !== undefined) return this.#initialize(headers, messages as JsonRpcMessage[], init, peer, true)
-    const found = this.#session(headers)
+    const found = this.#session(headers, peer)
     if (!(found instanceof ClientSession)) return found
     const session = found
     const answers: Array<Promise<string | undefined> | string> = []
@@ -198,14 +198,14 @@ export class StreamableHttpTransport {
     }
   }
 
-  #session (headers: Headers): ClientSession | HttpAnswer {
+  #session (headers: Headers, peer: Peer): ClientSession | HttpAnswer {
     const id = header(headers, 'mcp-session-id')
     if (id === undefined) return this.error(new ERR_SESSION_REQUIRED())
     const version = header(headers, 'mcp-protocol-version')
     if (version !== undefined && !isSupportedProtocolVersion(version)) {
       return this.error(new ERR_UNSUPPORTED_PROTOCOL_VERSION(version, SUPPORTED_PROTOCOL_VERSIONS.join(', ')))
     }
-    const session = this.endpoint.findSession(id)
+    const session = this.endpoint.findSession(id, peer)
     // A session of another transport (WebSocket, legacy SSE) is not reachable here.
     if (session === undefined || !(session.channel instanceof StreamableHttpChannel)) return this.error(new ERR_SESSION_NOT_FOUND(id))
     return session
