@@ -118,7 +118,8 @@ export const JwtConfig = Type.Object({
   })),
   algorithms: Type.Optional(Type.Array(JwtAlgorithm, { minItems: 1, description: 'Accepted alg values; default: those of the key kind' })),
   rolesClaim: Type.Optional(Type.String({ minLength: 1, description: 'Claim holding the roles (default "roles"); a dotted path reaches nested claims' })),
-  clockToleranceSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds of clock skew tolerated on exp and nbf' }))
+  clockToleranceSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds of clock skew tolerated on exp and nbf' })),
+  jwksCooldownSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400, description: 'Least seconds between two JWKS fetches caused by unknown kids (default 30)' }))
 }, { additionalProperties: false })
 export type JwtConfig = Static<typeof JwtConfig>
 

@@ -6,8 +6,8 @@ import type { Principal } from '../client-context.js'
 
 /**
  * Verifies JWT bearer tokens with `jose`: the signature with the configured key (a shared secret, a PEM public key,
- * or the issuer's JWKS — fetched once, cached, fetched again for an unknown `kid` at most every 30 s, never per
- * request), only the configured algorithms (`alg: none` and HS/RS confusion are refused by jose's key checks), and
+ * or the issuer's JWKS — fetched once, cached for ten minutes, fetched again for an unknown `kid` at most once per
+ * `jwksCooldownSec`, never per request), only the configured algorithms (`alg: none` and HS/RS confusion are refused by jose's key checks), and
  * the claims: `exp`/`nbf` with the configured tolerance, `iss`, `aud`, and a `sub` to name the principal. A token
  * that verified is remembered until it expires (at most five minutes), so a session's requests do not pay for the
  * signature again.
@@ -33,7 +33,11 @@ export class JwtVerifier {
     const key = settings.key
     if (key.kind === 'secret') this.#key = new TextEncoder().encode(key.secret)
     else if (key.kind === 'publicKey') this.#key = createPublicKey(key.pem)
-    else this.#key = createRemoteJWKSet(new URL(key.url), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 })
+    else {
+      this.#key = createRemoteJWKSet(new URL(key.url), {
+        timeoutDuration: 5000, cooldownDuration: settings.jwksCooldownSec * 1000, cacheMaxAge: 600_000
+      })
+    }
   }
 
   /** The principal the token names; rejects with TokenRefused or KeysUnavailable. */

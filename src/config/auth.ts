@@ -84,7 +84,8 @@ function normalizeJwt (jwt: NonNullable<AuthConfig['jwt']>, resource: string | u
     audience,
     algorithms,
     rolesClaim: (jwt.rolesClaim ?? 'roles').split('.'),
-    clockToleranceSec: jwt.clockToleranceSec ?? 0
+    clockToleranceSec: jwt.clockToleranceSec ?? 0,
+    jwksCooldownSec: jwt.jwksCooldownSec ?? 30
   }
 }
 

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { GatewayConfigFile } from '../../schemas/config.js'
 import { ERR_CONFIG_INVALID, ERR_CONFIG_READ } from '../errors.js'
-import { ConfigProblems, envExpander, expandServerEnvironment, normalizeConfig } from './normalize.js'
+import { envExpander, expandEnvironment } from './expand.js'
+import { ConfigProblems, normalizeConfig } from './normalize.js'
 import type { GatewayConfig } from './types.js'
 import { schemaProblems } from './validate.js'
 
@@ -52,7 +53,7 @@ export function resolveConfig (input: unknown, { source = 'options', env = proce
   const file = { ...(input as Record<string, unknown>) }
   if (envOverrides) applyEnv(file, env, problems)
   const unexpanded: string[] = []
-  expandServerEnvironment(file, envExpander(env), problems, unexpanded)
+  expandEnvironment(file, envExpander(env), problems, unexpanded)
   if (overrides.port !== undefined) file.port = overrides.port
   if (overrides.host !== undefined) file.host = overrides.host
   if (overrides.logLevel !== undefined) file.logLevel = overrides.logLevel

@@ -303,66 +303,6 @@ export function serviceConflicts (servers: readonly UpstreamDefinition[], candid
   return problems
 }
 
-/**
- * `${NAME}` and `${NAME:-fallback}` in the strings a server definition passes on (so secrets stay out of files),
- * expanded in place before validation: `"url": "${MCP_URL}"` is checked as the URL it becomes.
- */
-export function expandServerEnvironment (file: Record<string, unknown>, expand: (value: string, field: string) => string, problems: string[], failed: string[] = []): void {
-  const entries: Array<[Record<string, unknown>, string]> = []
-  if (Array.isArray(file.servers)) {
-    file.servers = file.servers.map((server: unknown, i: number) => {
-      if (!isRecord(server)) return server
-      const copy = { ...server }
-      entries.push([copy, `servers[${i}]`])
-      return copy
-    })
-  }
-  if (isRecord(file.mcpServers)) {
-    const map: Record<string, unknown> = {}
-    for (const [key, server] of Object.entries(file.mcpServers)) {
-      if (!isRecord(server)) {
-        map[key] = server
-        continue
-      }
-      const copy = { ...server }
-      entries.push([copy, `mcpServers${/^[A-Za-z_$][\w$-]*$/.test(key) ? '.' + key : `[${JSON.stringify(key)}]`}`])
-      map[key] = copy
-    }
-    file.mcpServers = map
-  }
-  const one = (value: unknown, where: string) => {
-    if (typeof value !== 'string') return value
-    try {
-      return expand(value, where)
-    } catch (err) {
-      problems.push((err as Error).message)
-      failed.push(where)
-      return value
-    }
-  }
-  for (const [server, field] of entries) {
-    for (const key of ['url', 'command', 'cwd'] as const) if (key in server) server[key] = one(server[key], `${field}.${key}`)
-    if (Array.isArray(server.args)) server.args = server.args.map((a: unknown, i: number) => one(a, `${field}.args[${i}]`))
-    for (const key of ['env', 'headers'] as const) {
-      const record = server[key]
-      if (isRecord(record)) server[key] = Object.fromEntries(Object.entries(record).map(([k, v]) => [k, one(v, `${field}.${key}.${k}`)]))
-    }
-  }
-}
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value)
-}
-
-export function envExpander (env: NodeJS.ProcessEnv): (value: string, field: string) => string {
-  return (value, field) => value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, fallback?: string) => {
-    const found = env[name]
-    if (found !== undefined && found !== '') return found
-    if (fallback !== undefined) return fallback
-    throw new Error(`${field}: environment variable ${name} is not set (write \${${name}:-default} for a fallback)`)
-  })
-}
-
 function deepFreeze<T> (value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value)

@@ -61,6 +61,8 @@ export interface JwtSettings {
   /** Path of the claim with the roles, split at dots. */
   readonly rolesClaim: readonly string[]
   readonly clockToleranceSec: number
+  /** Least seconds between JWKS fetches for unknown kids. */
+  readonly jwksCooldownSec: number
 }
 
 /** The MCP authorization spec's resource-server side (RFC 9728 metadata, RFC 8707 audience). */

@@ -3,6 +3,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Test as TapTest, test } from 'tap'
+import { sha256Hex } from '../../../src/config/auth.js'
 import { loadConfigFile, resolveConfig } from '../../../src/config/load.js'
 import { DEFAULT_UPSTREAM, DEFAULTS, isResolvedConfig } from '../../../src/config/normalize.js'
 
@@ -63,6 +64,7 @@ test('an empty configuration gets every default', async (t) => {
     limits: { maxJsonDepth: 128, maxBatch: 100, maxUpstreamMessage: 32 * 1024 * 1024, maxSubscriptions: 1000, maxSubscriptionsTotal: 20_000, maxInFlight: 100, maxClientBuffer: 64 * 1024 * 1024 },
     startupWait: 5000,
     shutdownTimeout: 10_000,
+    auth: null,
     admin: { apiKey: null },
     registryFile: null,
     metrics: { enabled: true, prefix: 'mcp_gateway_', defaultMetrics: true },
@@ -679,4 +681,28 @@ test('an unreadable path is MCPGW_ERR_CONFIG_READ with the reason', async (t) =>
     await chmod(file, 0o000)
     await t.rejects(loadConfigFile(file, noEnv), { code: 'MCPGW_ERR_CONFIG_READ', message: /EACCES/ }, 'no permission')
   }
+})
+
+test('secrets of auth and admin come from the environment: ${NAME} and ${env:NAME} in keys, the JWT secret and the admin key', async (t) => {
+  const config = resolveConfig({
+    auth: { apiKeys: [{ name: 'ci', key: '${env:CI_KEY}' }], jwt: { secret: '${JWT_SECRET}' } },
+    admin: { apiKey: '${env:ADMIN_KEY}' }
+  }, { env: { CI_KEY: 'ci-key-0123456789abcdef', JWT_SECRET: 's'.repeat(32), ADMIN_KEY: 'admin-key-0123456789' }, envOverrides: false })
+  t.equal(config.auth?.apiKeys[0]?.digest, sha256Hex('ci-key-0123456789abcdef'), 'the key is held as its digest')
+  t.same(config.auth?.jwt?.key, { kind: 'secret', secret: 's'.repeat(32) })
+  t.equal(config.admin.apiKey, 'admin-key-0123456789')
+  t.throws(() => resolveConfig({ auth: { jwt: { secret: '${JWT_SECRET}' } } }, { env: {}, envOverrides: false }),
+    { message: /auth\.jwt\.secret: environment variable JWT_SECRET is not set/ })
+})
+
+test('the example configs in config/ load: the default, the compose one, and the secured one with its variables set', async (t) => {
+  const dir = new URL('../../../config/', import.meta.url)
+  const env = { CI_API_KEY: 'ci-key-0123456789abcdef', ADMIN_API_KEY: 'admin-key-0123456789' }
+  for (const name of ['gateway.json', 'compose.json', 'secure.example.json']) {
+    const config = await loadConfigFile(new URL(name, dir).pathname, env)
+    t.ok(config.servers.length > 0, `${name} loads`)
+  }
+  const secure = await loadConfigFile(new URL('secure.example.json', dir).pathname, env)
+  t.same(secure.auth?.apiKeys.map(k => k.name), ['ci', 'ops'])
+  t.same(secure.auth?.jwt?.key, { kind: 'jwks', url: 'https://auth.example.com/.well-known/jwks.json' }, 'the fallback of an unset variable')
 })

@@ -1,6 +1,7 @@
 /* eslint-disable no-template-curly-in-string -- `${VAR}` in plain strings is the syntax under test */
 import { test } from 'tap'
-import { ConfigProblems, DEFAULT_UPSTREAM, envExpander, normalizeServer, serviceConflicts } from '../../../src/config/normalize.js'
+import { envExpander } from '../../../src/config/expand.js'
+import { ConfigProblems, DEFAULT_UPSTREAM, normalizeServer, serviceConflicts } from '../../../src/config/normalize.js'
 
 test('envExpander replaces ${NAME} and ${NAME:-fallback}', async (t) => {
   const expand = envExpander({ A: 'alpha', B: 'beta', EMPTY: '' })
@@ -21,6 +22,15 @@ test('envExpander names the variable and the field when a variable is missing', 
     message: 'servers[0].headers.authorization: environment variable TOKEN is not set (write ${TOKEN:-default} for a fallback)'
   })
   t.throws(() => expand('${EMPTY}', 'f'), { message: /environment variable EMPTY is not set/ })
+})
+
+test('envExpander takes ${env:NAME} (Cursor, VS Code) and refuses ${input:…} with what to write instead', async (t) => {
+  const expand = envExpander({ A: 'alpha' })
+  t.equal(expand('${env:A}', 'f'), 'alpha')
+  t.equal(expand('${env:B:-beta}', 'f'), 'beta')
+  t.throws(() => expand('Bearer ${input:token}', 'servers[0].headers.authorization'), {
+    message: /servers\[0\]\.headers\.authorization: \$\{input:token\} asks an editor to prompt .* write \$\{env:NAME\}/
+  })
 })
 
 test('expanded values are not expanded again', async (t) => {
