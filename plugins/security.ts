@@ -1,11 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
+import { AccessPolicy } from '../src/auth/access-policy.js'
 import { type AuthRefusal, Authenticator } from '../src/auth/authenticator.js'
 import { challenge } from '../src/auth/protected-resource.js'
 import type { Principal } from '../src/client-context.js'
 import {
-  ERR_ADMIN_UNAUTHORIZED, ERR_AUTH_UNAVAILABLE, ERR_CREDENTIALS_INVALID, ERR_INSUFFICIENT_SCOPE, ERR_UNAUTHENTICATED
+  ERR_ADMIN_FORBIDDEN, ERR_ADMIN_UNAUTHORIZED, ERR_AUTH_UNAVAILABLE, ERR_CREDENTIALS_INVALID, ERR_INSUFFICIENT_SCOPE, ERR_UNAUTHENTICATED
 } from '../src/errors.js'
 import { createRequestGuard } from '../src/origin-guard.js'
 
@@ -21,9 +22,9 @@ export interface GatewayAuth {
   guardOrigin (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
   /** onRequest hook: sets request.principal, or refuses the request. Without `auth` configured it lets all pass. */
   authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void>
-  /** onRequest hook for /admin: 401 without the admin key. */
+  /** onRequest hook for /admin: the admin key, or a principal with an `admin` role; 401 without, 403 for another principal. */
   requireAdmin (request: FastifyRequest, reply: FastifyReply): Promise<void>
-  /** Whether an admin key is configured (the admin routes exist only then). */
+  /** Whether the admin API can be used: an admin key is configured, or a role grants it (the routes exist only then). */
   readonly adminEnabled: boolean
   /** Whether clients must authenticate. */
   readonly enabled: boolean
@@ -54,6 +55,9 @@ export default fp(async function mcpGatewaySecurity (app) {
   const adminKey = config.admin.apiKey === null ? null : digest(config.admin.apiKey)
   const authenticator = config.auth === null ? undefined : new Authenticator(config.auth)
   const oauth = config.auth?.oauth ?? null
+  // The same policy the engine applies (built from the same config); here it only answers who is an admin.
+  const access = new AccessPolicy(config.auth?.roles ?? null)
+  const adminByRole = authenticator !== undefined && access.grantsAdmin
 
   const refuse = (reply: FastifyReply, refusal: AuthRefusal): Error => {
     if (refusal.status === 401 || refusal.status === 403) reply.header('www-authenticate', challenge(refusal, oauth))
@@ -63,7 +67,7 @@ export default fp(async function mcpGatewaySecurity (app) {
 
   app.decorateRequest('principal', null)
   const auth: GatewayAuth = {
-    adminEnabled: adminKey !== null,
+    adminEnabled: adminKey !== null || adminByRole,
     enabled: authenticator !== undefined,
     guardOrigin (request, reply, done) {
       done(guard({ origin: request.headers.origin, host: request.headers.host, localAddress: request.socket.localAddress }))
@@ -77,14 +81,17 @@ export default fp(async function mcpGatewaySecurity (app) {
       }
       request.principal = outcome.principal
     },
-    async requireAdmin (request) {
+    async requireAdmin (request, reply) {
       const header = request.headers.authorization
       const presented = typeof header === 'string' && header.startsWith('Bearer ')
         ? header.slice(7)
         : request.headers['x-api-key']
-      if (adminKey === null || typeof presented !== 'string' || !timingSafeEqual(digest(presented), adminKey)) {
-        throw new ERR_ADMIN_UNAUTHORIZED()
-      }
+      if (adminKey !== null && typeof presented === 'string' && timingSafeEqual(digest(presented), adminKey)) return
+      if (!adminByRole || authenticator === undefined) throw new ERR_ADMIN_UNAUTHORIZED()
+      const outcome = await authenticator.authenticate({ authorization: header, apiKey: request.headers['x-api-key'] })
+      if ('refused' in outcome) throw refuse(reply, outcome.refused)
+      request.principal = outcome.principal
+      if (!access.for(outcome.principal).admin) throw new ERR_ADMIN_FORBIDDEN(outcome.principal.id)
     }
   }
   app.decorate('mcpAuth', auth)

@@ -1,6 +1,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Static } from 'typebox'
+import type { ClientContext } from '../src/client-context.js'
+import { LATEST_PROTOCOL_VERSION } from '../src/protocol.js'
 import { CallToolBody, CallToolReply, ErrorReply, ListBody, ResourcesListReply, ToolsListReply } from '../schemas/rest.js'
 
 /**
@@ -24,21 +26,26 @@ export default async function restRoutes (fastify: FastifyInstance) {
   app.post('/mcp/tools/list', {
     schema: { body: ListBody, response: { 200: ToolsListReply, ...errors } }
   }, async (request, reply) => {
-    const json = await proxy.listJson('tools', request.body?.cursor)
+    const json = await proxy.listJson('tools', request.body?.cursor, callerOf(request))
     return reply.type('application/json').send(json as unknown as Static<typeof ToolsListReply>)
   })
 
   app.post('/mcp/tools/call', {
     schema: { body: CallToolBody, response: { 200: CallToolReply, ...errors } }
   }, async (request, reply) => {
-    const json = await proxy.callToolJson(request.body.name, request.body.arguments)
+    const json = await proxy.callToolJson(request.body.name, request.body.arguments, { client: callerOf(request) })
     return reply.type('application/json').send(json as unknown as Static<typeof CallToolReply>)
   })
 
   app.post('/mcp/resources/list', {
     schema: { body: ListBody, response: { 200: ResourcesListReply, ...errors } }
   }, async (request, reply) => {
-    const json = await proxy.listJson('resources', request.body?.cursor)
+    const json = await proxy.listJson('resources', request.body?.cursor, callerOf(request))
     return reply.type('application/json').send(json as unknown as Static<typeof ResourcesListReply>)
   })
+}
+
+/** The client context of a REST request: no session, so the latest protocol and no capabilities; who authenticated. */
+function callerOf (request: FastifyRequest): ClientContext {
+  return { principal: request.principal, protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, address: request.ip }
 }

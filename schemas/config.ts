@@ -131,11 +131,28 @@ export const OAuthConfig = Type.Object({
 }, { additionalProperties: false })
 export type OAuthConfig = Static<typeof OAuthConfig>
 
+const Globs = (what: string) => Type.Array(Type.String({ minLength: 1, maxLength: 1024 }), { description: what + ' ("*" matches any run of characters)' })
+const Grant = (kind: string) => Type.Object({
+  allow: Type.Optional(Globs(`${kind} the role may see and use, by the name clients see`)),
+  deny: Type.Optional(Globs(`${kind} the role may not see or use, even when allowed`))
+}, { additionalProperties: false })
+
+export const RoleConfig = Type.Object({
+  tools: Type.Optional(Grant('Tools')),
+  resources: Type.Optional(Grant('Resources (by URI) and resource templates (by URI template)')),
+  prompts: Type.Optional(Grant('Prompts')),
+  admin: Type.Optional(Type.Boolean({ description: 'May use the admin API' }))
+}, { additionalProperties: false })
+export type RoleConfig = Static<typeof RoleConfig>
+
 export const AuthConfig = Type.Object({
   apiKeys: Type.Optional(Type.Array(ApiKeyConfig, { description: 'Keys presented as X-API-Key or Authorization: Bearer' })),
   jwt: Type.Optional(JwtConfig),
   oauth: Type.Optional(OAuthConfig),
-  openMetrics: Type.Optional(Type.Boolean({ description: 'Serve /metrics without credentials (for a scraper on a trusted network)' }))
+  openMetrics: Type.Optional(Type.Boolean({ description: 'Serve /metrics without credentials (for a scraper on a trusted network)' })),
+  roles: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 128 }), RoleConfig, {
+    description: 'What each role may see and call; a principal gets the union of its roles. Unset: every authenticated client sees everything'
+  }))
 }, { additionalProperties: false })
 export type AuthConfig = Static<typeof AuthConfig>
 

@@ -1,4 +1,5 @@
 import type { Params } from '../schemas/jsonrpc.js'
+import type { AccessPolicy, ItemKind } from './auth/access-policy.js'
 import type { ClientContext } from './client-context.js'
 import type { ClientStateSync } from './client-state.js'
 import type { GatewayConfig } from './config/types.js'
@@ -17,7 +18,9 @@ import type { UpstreamPool } from './upstream-pool.js'
 /**
  * The MCP methods a client may call, and where each is served: initialize and the lists from the gateway itself
  * (the catalog, with its own cursors), tools, resources, prompts and completions by routing the name to its service
- * and forwarding, logging and subscriptions through the client-state sync, notifications where they belong.
+ * and forwarding, logging and subscriptions through the client-state sync, notifications where they belong. Each
+ * caller sees and reaches only what its roles allow (AccessPolicy): the lists are filtered before they are paged, and
+ * a name it may not see is answered as an unknown name.
  */
 
 const CAPABILITIES = Object.freeze({
@@ -54,6 +57,8 @@ export interface DispatcherOptions {
   broker: SessionBroker
   pool: UpstreamPool
   registry: Registry
+  /** What each principal may see and call. */
+  access: AccessPolicy
   /** The client completed initialization (notifications/initialized). */
   initialized: (session: ClientSession) => void
 }
@@ -67,7 +72,9 @@ export class Dispatcher {
    */
   requestUpstream (session: ClientSession, upstreamId: string, method: string, params: Params | undefined): Promise<unknown> {
     const connection = this.options.pool.get(upstreamId)
-    if (connection === undefined) return Promise.reject(new ERR_UNKNOWN_TARGET(JSON.stringify(upstreamId)))
+    // Addressed by upstream, not by the names a policy speaks of: only for callers who may see everything (or admins).
+    const access = this.options.access.for(session.principal)
+    if (connection === undefined || !(access.unrestricted || access.admin)) return Promise.reject(new ERR_UNKNOWN_TARGET(JSON.stringify(upstreamId)))
     // This request counts too: the in-flight table holds the forwarded ones already, the envelope's are counted here.
     const refused = this.#admit(session, method, params, session.inFlight.size + session.directInFlight + 1)
     if (refused !== undefined) return Promise.reject(refused)
@@ -152,25 +159,30 @@ export class Dispatcher {
     }
     switch (method) {
       case 'tools/call': return this.#callTool(context, params, options)
-      case 'tools/list': return this.page('tools', params)
-      case 'resources/list': return this.page('resources', params)
-      case 'resources/templates/list': return this.page('resourceTemplates', params)
-      case 'prompts/list': return this.page('prompts', params)
+      case 'tools/list': return this.page('tools', params, context)
+      case 'resources/list': return this.page('resources', params, context)
+      case 'resources/templates/list': return this.page('resourceTemplates', params, context)
+      case 'prompts/list': return this.page('prompts', params, context)
       case 'resources/read': return this.#readResource(context, params, options)
       case 'prompts/get': return this.#getPrompt(context, params, options)
       case 'completion/complete': return this.#complete(context, params, options)
       case 'ping': return Promise.resolve({})
       case 'logging/setLevel': return this.options.state.setLevel(session, params)
-      case 'resources/subscribe': return this.options.state.subscribe(session, params)
+      case 'resources/subscribe':
+        if (typeof params?.uri === 'string' && !this.#sees(context, 'resources', params.uri)) return Promise.reject(new ERR_UNKNOWN_RESOURCE(params.uri))
+        return this.options.state.subscribe(session, params)
       case 'resources/unsubscribe': return this.options.state.unsubscribe(session, params)
       default: return Promise.reject(new ERR_METHOD_NOT_FOUND(method))
     }
   }
 
   /** One page of a list from the catalog, as JSON text ready to send. */
-  page (list: ListName, params: Params | undefined): Promise<unknown> {
+  page (list: ListName, params: Params | undefined, context: ClientContext): Promise<unknown> {
+    const access = this.options.access.for(context.principal)
+    const kind: ItemKind = list === 'resourceTemplates' ? 'resources' : list
+    const visible = access.unrestricted ? undefined : (name: string) => access.sees(kind, name)
     try {
-      return Promise.resolve(this.options.catalog.list(list, params?.cursor, this.options.config.pageSize))
+      return Promise.resolve(this.options.catalog.list(list, params?.cursor, this.options.config.pageSize, visible))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -180,7 +192,7 @@ export class Dispatcher {
     const name = params?.name
     if (typeof name !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('tools/call needs params.name, the name of a tool from tools/list'))
     const entry = this.options.catalog.tool(name)
-    if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_TOOL(name))
+    if (entry === undefined || !this.#sees(context, 'tools', name)) return Promise.reject(new ERR_UNKNOWN_TOOL(name))
     if (params?.task !== undefined) {
       // Task ids are not mapped through the gateway, so it does not advertise tasks: a task-augmented call would get
       // a CreateTaskResult it could never follow up. Refused plainly instead.
@@ -195,7 +207,7 @@ export class Dispatcher {
     const uri = params?.uri
     if (typeof uri !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('resources/read needs params.uri'))
     const service = this.options.catalog.resourceOwner(uri)
-    if (service === undefined) return Promise.reject(new ERR_UNKNOWN_RESOURCE(uri))
+    if (service === undefined || !this.#sees(context, 'resources', uri)) return Promise.reject(new ERR_UNKNOWN_RESOURCE(uri))
     return this.options.forwarder.forward(context, { service, method: 'resources/read', params: params as Params, idempotent: true }, options)
   }
 
@@ -203,7 +215,7 @@ export class Dispatcher {
     const name = params?.name
     if (typeof name !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('prompts/get needs params.name, the name of a prompt from prompts/list'))
     const entry = this.options.catalog.prompt(name)
-    if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_PROMPT(name))
+    if (entry === undefined || !this.#sees(context, 'prompts', name)) return Promise.reject(new ERR_UNKNOWN_PROMPT(name))
     return this.options.forwarder.forward(context, { service: entry.service, method: 'prompts/get', params: { ...params, name: entry.originalName }, idempotent: true }, options)
   }
 
@@ -212,7 +224,7 @@ export class Dispatcher {
     const ref = params?.ref as { type?: unknown, name?: unknown, uri?: unknown } | undefined
     if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
       const entry = catalog.prompt(ref.name)
-      if (entry === undefined) return Promise.reject(new ERR_UNKNOWN_PROMPT(ref.name))
+      if (entry === undefined || !this.#sees(context, 'prompts', ref.name)) return Promise.reject(new ERR_UNKNOWN_PROMPT(ref.name))
       if (!this.#offersCompletions(entry.service)) return Promise.resolve(NO_COMPLETIONS)
       return this.options.forwarder.forward(context, {
         service: entry.service, method: 'completion/complete', params: { ...params, ref: { ...ref, name: entry.originalName } }, idempotent: true
@@ -220,7 +232,7 @@ export class Dispatcher {
     }
     if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
       const service = catalog.template(ref.uri)?.service ?? catalog.resourceOwner(ref.uri)
-      if (service === undefined) return Promise.reject(new ERR_UNKNOWN_RESOURCE(ref.uri))
+      if (service === undefined || !this.#sees(context, 'resources', ref.uri)) return Promise.reject(new ERR_UNKNOWN_RESOURCE(ref.uri))
       if (!this.#offersCompletions(service)) return Promise.resolve(NO_COMPLETIONS)
       return this.options.forwarder.forward(context, { service, method: 'completion/complete', params: params as Params, idempotent: true }, options)
     }
@@ -240,6 +252,10 @@ export class Dispatcher {
       if (listing !== undefined) return listing.capabilities.completions !== undefined
     }
     return true // nothing known: let the upstream answer
+  }
+
+  #sees (context: ClientContext, kind: ItemKind, name: string): boolean {
+    return this.options.access.for(context.principal).sees(kind, name)
   }
 
   #capabilities (): Record<string, unknown> {

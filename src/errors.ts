@@ -236,6 +236,8 @@ export const ERR_UNAUTHENTICATED = createError('MCPGW_ERR_UNAUTHENTICATED', 'Una
 export const ERR_INSUFFICIENT_SCOPE = createError('MCPGW_ERR_INSUFFICIENT_SCOPE', 'Forbidden: %s', 403)
 export const ERR_CREDENTIALS_INVALID = createError('MCPGW_ERR_CREDENTIALS_INVALID', 'Bad Request: %s', 400)
 export const ERR_AUTH_UNAVAILABLE = createError('MCPGW_ERR_AUTH_UNAVAILABLE', 'Service Unavailable: %s; try again shortly', 503)
+export const ERR_ADMIN_FORBIDDEN = createError('MCPGW_ERR_ADMIN_FORBIDDEN',
+  'Forbidden: %s has no role with admin: true (auth.roles)', 403)
 export const ERR_ADMIN_UNAUTHORIZED = createError('MCPGW_ERR_ADMIN_UNAUTHORIZED',
   'Unauthorized: send the admin API key as "Authorization: Bearer <key>" or "x-api-key: <key>"', 401)
 

@@ -1,5 +1,6 @@
 import type { Params } from '../schemas/jsonrpc.js'
 import type { Balancer } from './balancer.js'
+import { AccessPolicy } from './auth/access-policy.js'
 import { ANONYMOUS, type ClientContext, samePrincipal } from './client-context.js'
 import { ClientStateSync } from './client-state.js'
 import type { GatewayConfig } from './config/types.js'
@@ -55,6 +56,8 @@ const FORWARDABLE_CAPABILITIES = Object.freeze({ roots: { listChanged: true }, s
 
 export class McpProxy implements ClientEndpoint {
   readonly sessions: SessionStore
+  /** What each principal may see and call (auth.roles); the admin route checks it too. */
+  readonly access: AccessPolicy
   readonly #pool: UpstreamPool
   readonly #catalog: LiveCatalog
   readonly #relay: Relay
@@ -73,6 +76,7 @@ export class McpProxy implements ClientEndpoint {
     this.#config = config
     this.#registry = registry
     this.#observer = options.observer
+    this.access = new AccessPolicy(config.auth?.roles ?? null)
     this.sessions = new SessionStore({
       idleTimeout: config.sessions.idleTimeout,
       max: config.sessions.max,
@@ -148,6 +152,7 @@ export class McpProxy implements ClientEndpoint {
       broker: this.#broker,
       pool: this.#pool,
       registry,
+      access: this.access,
       initialized: (session) => this.sessions.initialized(session)
     })
   }
@@ -244,8 +249,8 @@ export class McpProxy implements ClientEndpoint {
   }
 
   /** One page of a list as the JSON text clients are sent (for callers that only pass it on). */
-  listJson (list: ListName, cursor?: string): Promise<string> {
-    return this.#dispatcher.page(list, cursor === undefined ? undefined : { cursor }).then(page => (page as RawResult).resultText)
+  listJson (list: ListName, cursor?: string, client: ClientContext = ANONYMOUS): Promise<string> {
+    return this.#dispatcher.page(list, cursor === undefined ? undefined : { cursor }, client).then(page => (page as RawResult).resultText)
   }
 
   callTool (name: string, args: Record<string, unknown> = {}, context: CallContext = {}): Promise<unknown> {
@@ -291,7 +296,7 @@ export class McpProxy implements ClientEndpoint {
   }
 
   #list (list: ListName, cursor: string | undefined): Promise<unknown> {
-    return this.#dispatcher.page(list, cursor === undefined ? undefined : { cursor }).then(resultValue)
+    return this.#dispatcher.page(list, cursor === undefined ? undefined : { cursor }, ANONYMOUS).then(resultValue)
   }
 
   #call (method: string, params: Params, context: CallContext): Promise<unknown> {

@@ -140,20 +140,20 @@ export class LiveCatalog {
   }
 
   /**
-   * One page of a list as the JSON-RPC result, written from the entries' cached JSON; throws
-   * MCPGW_ERR_INVALID_CURSOR for a cursor this list did not issue.
+   * One page of a list as the JSON-RPC result, written from the entries' cached JSON, of the entries `visible` lets
+   * through (by name, URI or URI template); throws MCPGW_ERR_INVALID_CURSOR for a cursor this list did not issue.
    */
-  list (list: ListName, cursor: unknown, size: number): RawResult {
+  list (list: ListName, cursor: unknown, size: number, visible?: (name: string) => boolean): RawResult {
     const after = cursor === undefined ? undefined : decodeCursor(list, cursor)
     if (this.#timer !== undefined) {
       const kind: ListKind = list === 'resourceTemplates' ? 'resources' : list
       this.#listed[kind].add(this.signatures[kind])
     }
     const { entries, more } = list === 'tools'
-      ? this.#tools.page(after, size)
+      ? this.#tools.page(after, size, visible)
       : list === 'prompts'
-        ? this.#prompts.page(after, size)
-        : list === 'resources' ? this.#resources.page(after, size) : this.#templates.page(after, size)
+        ? this.#prompts.page(after, size, visible)
+        : list === 'resources' ? this.#resources.page(after, size, visible) : this.#templates.page(after, size, visible)
     let text = '{"' + list + '":['
     for (let i = 0; i < entries.length; i++) text += (i === 0 ? '' : ',') + (entries[i] as { json: string }).json
     text += ']'

@@ -103,9 +103,9 @@ export class NamedIndex<T extends NamedItem> {
     return this.#exposed.get(name)
   }
 
-  /** Up to `size` entries in name order, after `after` (exclusive); `more` when others follow. */
-  page (after: string | undefined, size: number): { entries: Array<NamedEntry<T> & { json: string }>, more: boolean } {
-    return pageAfter(this.#sorted, after, size)
+  /** Up to `size` entries in name order, after `after` (exclusive), that `visible` lets through; `more` when others follow. */
+  page (after: string | undefined, size: number, visible?: (key: string) => boolean): { entries: Array<NamedEntry<T> & { json: string }>, more: boolean } {
+    return pageAfter(this.#sorted, after, size, visible)
   }
 
   /** Every entry in name order. */

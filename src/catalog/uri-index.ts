@@ -56,9 +56,9 @@ export class UriIndex<T> {
     return this.#sorted.get(key)
   }
 
-  /** Up to `size` entries in key order, after `after` (exclusive); `more` when others follow. */
-  page (after: string | undefined, size: number): { entries: Array<UriEntry<T> & { json: string }>, more: boolean } {
-    return pageAfter(this.#sorted, after, size)
+  /** Up to `size` entries in key order, after `after` (exclusive), that `visible` lets through; `more` when others follow. */
+  page (after: string | undefined, size: number, visible?: (key: string) => boolean): { entries: Array<UriEntry<T> & { json: string }>, more: boolean } {
+    return pageAfter(this.#sorted, after, size, visible)
   }
 
   collisions (): UriCollision[] {

@@ -1,6 +1,6 @@
 import { createHash, createPublicKey } from 'node:crypto'
 import type { AuthConfig } from '../../schemas/config.js'
-import type { ApiKeyDefinition, AuthSettings, JwtKeySource, JwtSettings, OAuthSettings } from './types.js'
+import type { ApiKeyDefinition, AuthSettings, JwtKeySource, JwtSettings, OAuthSettings, RoleSettings } from './types.js'
 
 /**
  * The `auth` section after validation: API keys reduced to their SHA-256, one JWT key source with the algorithms
@@ -25,7 +25,14 @@ export function normalizeAuth (file: AuthConfig | undefined, problems: string[])
   if (oauth !== null && file.jwt === undefined) {
     problems.push('auth.oauth: needs auth.jwt, whose keys validate the access tokens (jwksUrl: the authorization server\'s JWKS)')
   }
-  return { apiKeys, jwt, oauth, openMetrics: file.openMetrics ?? false }
+  const roles = file.roles === undefined ? null : normalizeRoles(file.roles)
+  if (roles !== null) {
+    apiKeys.forEach((key, i) => {
+      const unknown = key.roles.filter(role => !Object.hasOwn(roles, role))
+      if (unknown.length > 0) problems.push(`auth.apiKeys[${i}].roles: ${unknown.map(r => JSON.stringify(r)).join(', ')} not defined in auth.roles`)
+    })
+  }
+  return { apiKeys, jwt, oauth, openMetrics: file.openMetrics ?? false, roles }
 }
 
 function normalizeApiKeys (keys: NonNullable<AuthConfig['apiKeys']>, problems: string[]): ApiKeyDefinition[] {
@@ -103,6 +110,15 @@ function normalizeOAuth (oauth: NonNullable<AuthConfig['oauth']>, problems: stri
     scopesSupported: [...new Set([...scopesSupported, ...requiredScopes])],
     requiredScopes
   }
+}
+
+function normalizeRoles (roles: NonNullable<AuthConfig['roles']>): Record<string, RoleSettings> {
+  const result: Record<string, RoleSettings> = Object.create(null)
+  const grant = (g: { allow?: string[], deny?: string[] } | undefined) => ({ allow: g?.allow ?? [], deny: g?.deny ?? [] })
+  for (const [name, role] of Object.entries(roles)) {
+    result[name] = { tools: grant(role.tools), resources: grant(role.resources), prompts: grant(role.prompts), admin: role.admin ?? false }
+  }
+  return result
 }
 
 function isHttpUrl (text: string): boolean {

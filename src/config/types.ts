@@ -73,11 +73,26 @@ export interface OAuthSettings {
   readonly requiredScopes: readonly string[]
 }
 
+/** Allow and deny globs for one kind of item; deny wins. */
+export interface GrantSettings {
+  readonly allow: readonly string[]
+  readonly deny: readonly string[]
+}
+
+export interface RoleSettings {
+  readonly tools: GrantSettings
+  readonly resources: GrantSettings
+  readonly prompts: GrantSettings
+  readonly admin: boolean
+}
+
 export interface AuthSettings {
   readonly apiKeys: readonly ApiKeyDefinition[]
   readonly jwt: JwtSettings | null
   readonly oauth: OAuthSettings | null
   readonly openMetrics: boolean
+  /** null: every authenticated principal sees and calls everything. */
+  readonly roles: Readonly<Record<string, RoleSettings>> | null
 }
 
 export interface GatewayConfig {
