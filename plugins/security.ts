@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
+import type { TLSSocket } from 'node:tls'
 import { AccessPolicy } from '../src/auth/access-policy.js'
-import { type AuthRefusal, Authenticator } from '../src/auth/authenticator.js'
+import { type AuthRefusal, Authenticator, type PresentedCredentials } from '../src/auth/authenticator.js'
 import { challenge } from '../src/auth/protected-resource.js'
 import type { Principal } from '../src/client-context.js'
 import {
@@ -74,7 +75,7 @@ export default fp(async function mcpGatewaySecurity (app) {
     },
     async authenticate (request, reply) {
       if (authenticator === undefined) return
-      const outcome = await authenticator.authenticate({ authorization: request.headers.authorization, apiKey: request.headers['x-api-key'] })
+      const outcome = await authenticator.authenticate(credentialsOf(request))
       if ('refused' in outcome) {
         request.log.info({ status: outcome.refused.status, reason: outcome.refused.message }, 'request refused: authentication')
         throw refuse(reply, outcome.refused)
@@ -88,7 +89,7 @@ export default fp(async function mcpGatewaySecurity (app) {
         : request.headers['x-api-key']
       if (adminKey !== null && typeof presented === 'string' && timingSafeEqual(digest(presented), adminKey)) return
       if (!adminByRole || authenticator === undefined) throw new ERR_ADMIN_UNAUTHORIZED()
-      const outcome = await authenticator.authenticate({ authorization: header, apiKey: request.headers['x-api-key'] })
+      const outcome = await authenticator.authenticate(credentialsOf(request))
       if ('refused' in outcome) throw refuse(reply, outcome.refused)
       request.principal = outcome.principal
       if (!access.for(outcome.principal).admin) throw new ERR_ADMIN_FORBIDDEN(outcome.principal.id)
@@ -96,3 +97,14 @@ export default fp(async function mcpGatewaySecurity (app) {
   }
   app.decorate('mcpAuth', auth)
 }, { name: 'mcp-gateway-security', fastify: '5.x', dependencies: ['mcp-gateway-config'] })
+
+/** The credentials a request carries: its headers, and the subject of a client certificate TLS verified. */
+function credentialsOf (request: FastifyRequest): PresentedCredentials {
+  const socket = request.raw.socket as TLSSocket
+  const subject = socket.authorized === true ? socket.getPeerCertificate().subject?.CN : undefined
+  return {
+    authorization: request.headers.authorization,
+    apiKey: request.headers['x-api-key'],
+    certificateSubject: typeof subject === 'string' ? subject : undefined
+  }
+}

@@ -1,5 +1,6 @@
 import compress from '@fastify/compress'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { OutgoingHttpHeaders } from 'node:http'
 import type { Peer } from '../src/client-session.js'
 import { SSE_KEEP_ALIVE } from '../src/sse.js'
 import type { HttpAnswer, RefusedRequest } from '../src/transport/serve.js'
@@ -28,7 +29,8 @@ export function sendAnswer (reply: FastifyReply, answer: HttpAnswer): FastifyRep
   reply.hijack()
   const raw = reply.raw
   const limit = reply.server.mcpConfig.limits.maxClientBuffer
-  raw.writeHead(answer.status, { ...SSE_HEADERS, ...answer.headers })
+  // Headers the hooks set (CORS, security headers) are kept: a hijacked reply would otherwise drop them.
+  raw.writeHead(answer.status, { ...reply.getHeaders() as OutgoingHttpHeaders, ...SSE_HEADERS, ...answer.headers })
   raw.flushHeaders()
   answer.start({
     write: (chunk) => {
@@ -57,7 +59,7 @@ export function sendAnswer (reply: FastifyReply, answer: HttpAnswer): FastifyRep
  */
 export async function jsonRpcEndpoint (app: FastifyInstance, transport: JsonRpcTransport): Promise<void> {
   app.removeContentTypeParser(['text/plain', 'application/json'])
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: app.mcpConfig.bodyLimit }, (request, body, done) => {
     done(null, transport.parseBody(body as string))
   })
   await app.register(compress, { globalCompression: false, globalDecompression: true, requestEncodings: ['gzip', 'deflate', 'br', 'identity'] })

@@ -17,6 +17,8 @@ export default async function restRoutes (fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const proxy = app.mcpProxy
 
+  // The configured limit, also when embedded in an app whose server-wide bodyLimit differs.
+  app.addHook('onRoute', (route) => { route.bodyLimit ??= app.mcpConfig.bodyLimit })
   app.addHook('onRequest', app.mcpAuth.guardOrigin)
   app.addHook('onRequest', app.mcpAuth.authenticate)
 

@@ -149,6 +149,10 @@ export const AuthConfig = Type.Object({
   apiKeys: Type.Optional(Type.Array(ApiKeyConfig, { description: 'Keys presented as X-API-Key or Authorization: Bearer' })),
   jwt: Type.Optional(JwtConfig),
   oauth: Type.Optional(OAuthConfig),
+  certificates: Type.Optional(Type.Array(Type.Object({
+    subject: Type.String({ minLength: 1, maxLength: 256, description: 'The common name (CN) of a client certificate signed by tls.ca' }),
+    roles: Type.Optional(Roles)
+  }, { additionalProperties: false }), { description: 'Client certificates (mTLS, with tls.requestCert) that authenticate as principals' })),
   openMetrics: Type.Optional(Type.Boolean({ description: 'Serve /metrics without credentials (for a scraper on a trusted network)' })),
   roles: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 128 }), RoleConfig, {
     description: 'What each role may see and call; a principal gets the union of its roles. Unset: every authenticated client sees everything'
@@ -169,6 +173,13 @@ export const GatewayConfigFile = Type.Object({
   allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1 }), {
     description: 'Browser origins allowed besides the gateway\'s own; "*" allows any'
   })),
+  bodyLimit: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, description: 'Largest request body accepted (bytes, after decoding); a larger one is answered 413' })),
+  tls: Type.Optional(Type.Object({
+    key: Type.String({ minLength: 1, description: 'Private key: PEM text, or the path of a PEM file' }),
+    cert: Type.String({ minLength: 1, description: 'Certificate chain: PEM text, or the path of a PEM file' }),
+    ca: Type.Optional(Type.String({ minLength: 1, description: 'CA certificates that sign client certificates (mTLS): PEM text or a path' })),
+    requestCert: Type.Optional(Type.Boolean({ description: 'Ask clients for a certificate; one signed by ca whose subject is in auth.certificates authenticates as it' }))
+  }, { additionalProperties: false, description: 'Serve HTTPS (standalone server)' })),
   allowedHosts: Type.Optional(Type.Array(Type.String({ minLength: 1 }), {
     description: 'Host header values accepted; default: any when listening on all interfaces, loopback names otherwise'
   })),

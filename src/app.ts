@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import type { Server } from 'node:http'
 import balancerPlugin from '../plugins/balancer.js'
 import configPlugin from '../plugins/config.js'
+import edgePlugin from '../plugins/edge.js'
 import healthPlugin from '../plugins/health.js'
 import metricsPlugin from '../plugins/metrics.js'
 import proxyPlugin from '../plugins/proxy.js'
@@ -63,6 +64,7 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   await app.register(balancerPlugin)
   await app.register(proxyPlugin)
   if (opts.routes === false) return
+  await app.register(edgePlugin)
   await app.register(transportsPlugin)
   // A host app that already has @fastify/websocket keeps its own; registering it twice would handle upgrades twice.
   // MCP over WebSocket speaks subprotocol "mcp": ws would otherwise accept whichever subprotocol is offered first.

@@ -10,8 +10,8 @@ import { LATEST_PROTOCOL_VERSION } from './protocol.js'
 /** An authenticated caller. */
 export interface Principal {
   /** How it authenticated: an API key and a JWT subject of the same name are different callers. */
-  readonly kind: 'api-key' | 'jwt'
-  /** Stable id (an API key's name, a JWT's subject). */
+  readonly kind: 'api-key' | 'jwt' | 'certificate'
+  /** Stable id (an API key's name, a JWT's subject, a client certificate's CN). */
   readonly id: string
   readonly roles: readonly string[]
   /** OAuth scopes the token carries (none for API keys). */

@@ -1,8 +1,13 @@
 import closeWithGrace from 'close-with-grace'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyHttpOptions, FastifyInstance } from 'fastify'
+import { readFile } from 'node:fs/promises'
+import type { Server } from 'node:http'
+import type { ServerOptions } from 'node:https'
 import { pino } from 'pino'
 import { buildApp } from './app.js'
 import { type ConfigOverrides, loadConfigFile } from './config/load.js'
+import type { GatewayConfig } from './config/types.js'
+import { ERR_CONFIG_READ } from './errors.js'
 
 /**
  * The standalone gateway: load and validate the config (nothing listens if it is invalid), build the app, listen,
@@ -19,7 +24,9 @@ export interface StartOptions {
 export async function startServer ({ configPath, overrides = {}, env = process.env }: StartOptions): Promise<FastifyInstance> {
   const config = await loadConfigFile(configPath, env, overrides)
   const logger = pino({ level: config.logLevel, name: config.name })
-  const app = await buildApp({ config }, { loggerInstance: logger })
+  const https = config.tls === null ? undefined : await httpsOptions(config.tls)
+  // With `https`, Fastify builds an https.Server; the app's server type stays http's (the API used is the same).
+  const app = await buildApp({ config }, { loggerInstance: logger, bodyLimit: config.bodyLimit, ...(https !== undefined ? { https } : {}) } as FastifyHttpOptions<Server>)
   closeWithGrace({ delay: config.shutdownTimeout, logger }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an uncaught error')
     else logger.info({ signal }, 'shutting down')
@@ -36,10 +43,34 @@ export async function startServer ({ configPath, overrides = {}, env = process.e
   if (config.auth === null && !isLoopback(config.host)) {
     logger.warn({ host: config.host }, 'no auth configured and listening beyond loopback: anyone who can reach this port can list and call every tool; configure auth (README: Securing the gateway)')
   }
-  logger.info({ mcp: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as { port: number }).port}/mcp` }, 'gateway ready')
+  const scheme = https === undefined ? 'http' : 'https'
+  logger.info({ mcp: `${scheme}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as { port: number }).port}/mcp` }, 'gateway ready')
   return app
 }
 
 function isLoopback (host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.')
+}
+
+/**
+ * The TLS options of `tls`: each of key, cert and ca is PEM text or the path of a PEM file. With `requestCert`,
+ * a client without a certificate (or with one not signed by `ca`) still connects: it may authenticate otherwise,
+ * and only a verified certificate whose subject is in `auth.certificates` counts as a credential.
+ */
+async function httpsOptions (tls: NonNullable<GatewayConfig['tls']>): Promise<ServerOptions> {
+  const pem = async (value: string, field: string) => {
+    if (value.trimStart().startsWith('-----BEGIN')) return value
+    try {
+      return await readFile(value, 'utf8')
+    } catch (err) {
+      throw new ERR_CONFIG_READ(`${value} (tls.${field})`, (err as Error).message)
+    }
+  }
+  return {
+    key: await pem(tls.key, 'key'),
+    cert: await pem(tls.cert, 'cert'),
+    ...(tls.ca !== undefined ? { ca: await pem(tls.ca, 'ca') } : {}),
+    requestCert: tls.requestCert,
+    rejectUnauthorized: false
+  }
 }

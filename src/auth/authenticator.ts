@@ -4,8 +4,9 @@ import { ApiKeys } from './api-keys.js'
 import { JwtVerifier, KeysUnavailable, TokenRefused } from './jwt-verifier.js'
 
 /**
- * Who a request comes from, from its credential: an API key (`X-API-Key`, or `Authorization: Bearer <key>`) or a
- * JWT bearer token (verified by JwtVerifier; with `auth.oauth`, it must also carry the required scopes). Answers a
+ * Who a request comes from, from its credential: an API key (`X-API-Key`, or `Authorization: Bearer <key>`), a
+ * JWT bearer token (verified by JwtVerifier; with `auth.oauth`, it must also carry the required scopes), or a
+ * client certificate the TLS handshake verified whose subject is listed (`auth.certificates`). Answers a
  * principal or a refusal in RFC 6750's terms, which the HTTP layer turns into a 401/403 with WWW-Authenticate.
  */
 
@@ -13,6 +14,8 @@ import { JwtVerifier, KeysUnavailable, TokenRefused } from './jwt-verifier.js'
 export interface PresentedCredentials {
   readonly authorization?: string | undefined
   readonly apiKey?: string | string[] | undefined
+  /** The common name of a client certificate the TLS handshake verified (mTLS), if any. */
+  readonly certificateSubject?: string | undefined
 }
 
 export interface AuthRefusal {
@@ -29,9 +32,13 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 export class Authenticator {
   readonly #keys: ApiKeys
   readonly #jwt: JwtVerifier | undefined
+  readonly #certificates: ReadonlyMap<string, Principal>
 
   constructor (private readonly settings: AuthSettings) {
     this.#keys = new ApiKeys(settings.apiKeys)
+    this.#certificates = new Map(settings.certificates.map(c => [c.subject, Object.freeze({
+      kind: 'certificate' as const, id: c.subject, roles: Object.freeze([...c.roles]), scopes: Object.freeze([])
+    })]))
     this.#jwt = settings.jwt === null ? undefined : new JwtVerifier(settings.jwt)
   }
 
@@ -40,6 +47,7 @@ export class Authenticator {
     const ways = []
     if (this.#keys.size > 0) ways.push('an API key as "X-API-Key: <key>" or "Authorization: Bearer <key>"')
     if (this.#jwt !== undefined) ways.push('a JWT as "Authorization: Bearer <token>"')
+    if (this.#certificates.size > 0) ways.push('a client certificate')
     return ways.join(', or ')
   }
 
@@ -54,7 +62,12 @@ export class Authenticator {
       const principal = this.#keys.size > 0 ? this.#keys.match(apiKey) : undefined
       return principal === undefined ? refused(401, 'invalid_token', 'the X-API-Key is not a key this gateway knows') : { principal }
     }
-    if (authorization === undefined || authorization === '') return refused(401, undefined, `authentication required: send ${this.accepted}`)
+    if (authorization === undefined || authorization === '') {
+      // A header credential, when sent, decides; a verified client certificate is the credential of a request without one.
+      const byCertificate = presented.certificateSubject === undefined ? undefined : this.#certificates.get(presented.certificateSubject)
+      if (byCertificate !== undefined) return { principal: byCertificate }
+      return refused(401, undefined, `authentication required: send ${this.accepted}`)
+    }
     const space = authorization.indexOf(' ')
     const scheme = space === -1 ? authorization : authorization.slice(0, space)
     if (scheme.toLowerCase() !== 'bearer') {

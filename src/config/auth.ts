@@ -19,20 +19,23 @@ export function normalizeAuth (file: AuthConfig | undefined, problems: string[])
   const apiKeys = normalizeApiKeys(file.apiKeys ?? [], problems)
   const jwt = file.jwt === undefined ? null : normalizeJwt(file.jwt, file.oauth?.resource, problems)
   const oauth = file.oauth === undefined ? null : normalizeOAuth(file.oauth, problems)
-  if (apiKeys.length === 0 && file.jwt === undefined) {
-    problems.push('auth: needs apiKeys or jwt (with neither, no client could authenticate); remove auth to run without authentication')
+  if (apiKeys.length === 0 && file.jwt === undefined && (file.certificates ?? []).length === 0) {
+    problems.push('auth: needs apiKeys, jwt or certificates (with none, no client could authenticate); remove auth to run without authentication')
   }
   if (oauth !== null && file.jwt === undefined) {
     problems.push('auth.oauth: needs auth.jwt, whose keys validate the access tokens (jwksUrl: the authorization server\'s JWKS)')
   }
   const roles = file.roles === undefined ? null : normalizeRoles(file.roles)
   if (roles !== null) {
-    apiKeys.forEach((key, i) => {
-      const unknown = key.roles.filter(role => !Object.hasOwn(roles, role))
-      if (unknown.length > 0) problems.push(`auth.apiKeys[${i}].roles: ${unknown.map(r => JSON.stringify(r)).join(', ')} not defined in auth.roles`)
-    })
+    const undefinedRoles = (field: string, named: readonly string[] = []) => {
+      const unknown = named.filter(role => !Object.hasOwn(roles, role))
+      if (unknown.length > 0) problems.push(`${field}: ${unknown.map(r => JSON.stringify(r)).join(', ')} not defined in auth.roles`)
+    }
+    apiKeys.forEach((key, i) => undefinedRoles(`auth.apiKeys[${i}].roles`, key.roles))
+    file.certificates?.forEach((c, i) => undefinedRoles(`auth.certificates[${i}].roles`, c.roles))
   }
-  return { apiKeys, jwt, oauth, openMetrics: file.openMetrics ?? false, roles }
+  const certificates = (file.certificates ?? []).map(c => ({ subject: c.subject, roles: c.roles ?? [] }))
+  return { apiKeys, certificates, jwt, oauth, openMetrics: file.openMetrics ?? false, roles }
 }
 
 function normalizeApiKeys (keys: NonNullable<AuthConfig['apiKeys']>, problems: string[]): ApiKeyDefinition[] {

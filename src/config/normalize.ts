@@ -21,6 +21,7 @@ export const DEFAULT_UPSTREAM: UpstreamDefaults = Object.freeze({
 
 export const DEFAULTS = Object.freeze({
   host: '127.0.0.1',
+  bodyLimit: 4 * 1024 * 1024,
   port: 3000,
   logLevel: 'info',
   name: 'fastify-mcp-gateway',
@@ -116,6 +117,8 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     pageSize: file.pageSize ?? DEFAULTS.pageSize,
     allowedOrigins: (file.allowedOrigins ?? []).map(o => o === '*' ? o : o.toLowerCase()),
     allowedHosts: file.allowedHosts?.map(h => h.toLowerCase()) ?? null,
+    bodyLimit: file.bodyLimit ?? DEFAULTS.bodyLimit,
+    tls: file.tls === undefined ? null : { ...file.tls, requestCert: file.tls.requestCert ?? false },
     sessions: {
       idleTimeout: file.sessions?.idleTimeout ?? DEFAULTS.idleTimeout,
       max: file.sessions?.max ?? DEFAULTS.maxSessions,

@@ -88,6 +88,8 @@ export interface RoleSettings {
 
 export interface AuthSettings {
   readonly apiKeys: readonly ApiKeyDefinition[]
+  /** Client certificate subjects (CN) admitted as principals, with their roles. */
+  readonly certificates: ReadonlyArray<{ readonly subject: string, readonly roles: readonly string[] }>
   readonly jwt: JwtSettings | null
   readonly oauth: OAuthSettings | null
   readonly openMetrics: boolean
@@ -105,6 +107,10 @@ export interface GatewayConfig {
   readonly separator: string
   readonly pageSize: number
   readonly allowedOrigins: readonly string[]
+  /** Largest request body accepted, in bytes (after decoding). */
+  readonly bodyLimit: number
+  /** HTTPS for the standalone server: PEM texts or file paths, read at start-up. */
+  readonly tls: { readonly key: string, readonly cert: string, readonly ca?: string, readonly requestCert: boolean } | null
   /** null: decided from the listening address (loopback names only when bound to loopback). */
   readonly allowedHosts: readonly string[] | null
   readonly sessions: {

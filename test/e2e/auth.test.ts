@@ -297,7 +297,7 @@ test('auth config problems are named by field', async (t) => {
       return (err as Error).message
     }
   }
-  t.match(problems({}), /auth: needs apiKeys or jwt/)
+  t.match(problems({}), /auth: needs apiKeys, jwt or certificates/)
   t.match(problems({ apiKeys: [{ name: 'a' }] }), /auth\.apiKeys\[0\]: give either key or keyHash/)
   const twice = problems({ apiKeys: [{ name: 'a', key: 'k'.repeat(16) }, { name: 'a', key: 'k'.repeat(16) }] })
   t.match(twice, /auth\.apiKeys\[1\]: name "a" is already used by auth\.apiKeys\[0\]/)

@@ -1,0 +1,74 @@
+import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { IncomingMessage } from 'node:http'
+
+/**
+ * The HTTP edge of every gateway route: security headers (@fastify/helmet, set for a JSON API: nothing may be
+ * framed, embedded or run from an answer), CORS for the browser origins in `allowedOrigins` (@fastify/cors:
+ * preflights answered, the MCP headers allowed and exposed), and a request body over the limit answered 413 only
+ * after the client has finished sending it, so the client reads the answer instead of failing with EPIPE.
+ */
+
+/** Request headers a browser client of MCP sends. */
+const ALLOWED_HEADERS = ['content-type', 'accept', 'authorization', 'x-api-key', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id']
+/** Response headers a browser client must be able to read. */
+const EXPOSED_HEADERS = ['mcp-session-id', 'mcp-protocol-version', 'www-authenticate', 'retry-after']
+/** How much of an over-limit body is read and discarded before the 413; beyond it the connection is closed. */
+const DRAIN_LIMIT = 64 * 1024 * 1024
+const DRAIN_TIME = 10_000
+
+export default fp(async function mcpGatewayEdge (app) {
+  const { allowedOrigins } = app.mcpConfig
+  await app.register(helmet, {
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    // Browser apps on the allowed origins read the answers (CORS decides who); without any, same-origin only.
+    crossOriginResourcePolicy: { policy: allowedOrigins.length > 0 ? 'cross-origin' : 'same-origin' },
+    // HTTPS is the operator's choice (tls, or a proxy in front); an HSTS header from plain HTTP would mislead.
+    strictTransportSecurity: app.mcpConfig.tls !== null
+  })
+  if (allowedOrigins.length > 0) {
+    await app.register(cors, {
+      origin: allowedOrigins.includes('*') ? '*' : [...allowedOrigins],
+      methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+      allowedHeaders: ALLOWED_HEADERS,
+      exposedHeaders: EXPOSED_HEADERS,
+      maxAge: 600
+    })
+  }
+  app.addHook('onSend', async function drainRefusedBody (request: FastifyRequest, reply: FastifyReply, payload: unknown) {
+    if (reply.statusCode === 413) await drain(request.raw, reply)
+    return payload
+  })
+}, { name: 'mcp-gateway-edge', fastify: '5.x', dependencies: ['mcp-gateway-config'] })
+
+/**
+ * Reads and discards the rest of a request body (a decoder it was piped into is cut off first), up to DRAIN_LIMIT
+ * bytes and DRAIN_TIME; a client that sends more or longer has its connection closed after the answer.
+ */
+function drain (raw: IncomingMessage, reply: FastifyReply): Promise<void> {
+  if (raw.complete || raw.destroyed) return Promise.resolve()
+  return new Promise(resolve => {
+    let read = 0
+    const finish = (close: boolean) => {
+      clearTimeout(timer)
+      raw.removeListener('data', onData)
+      raw.removeListener('end', onEnd)
+      raw.removeListener('error', onEnd)
+      if (close) reply.header('connection', 'close')
+      resolve()
+    }
+    const onData = (chunk: Buffer) => {
+      read += chunk.length
+      if (read > DRAIN_LIMIT) finish(true)
+    }
+    const onEnd = () => finish(false)
+    const timer = setTimeout(() => finish(true), DRAIN_TIME)
+    raw.unpipe()
+    raw.on('data', onData)
+    raw.once('end', onEnd)
+    raw.once('error', onEnd)
+    raw.resume()
+  })
+}
