@@ -21,7 +21,7 @@ import { createRequestGuard } from '../src/origin-guard.js'
 export interface GatewayAuth {
   /** onRequest hook: 403 for a foreign Origin or Host. Callback-style: it runs on every call, so no promise. */
   guardOrigin (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
-  /** onRequest hook: sets request.principal, or refuses the request. Without `auth` configured it lets all pass. */
+  /** onRequest hook: sets request.principal, or refuses the request. Routes add it only when `enabled`. */
   authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void>
   /** onRequest hook for /admin: the admin key, or a principal with an `admin` role; 401 without, 403 for another principal. */
   requireAdmin (request: FastifyRequest, reply: FastifyReply): Promise<void>

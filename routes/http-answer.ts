@@ -64,7 +64,7 @@ export async function jsonRpcEndpoint (app: FastifyInstance, transport: JsonRpcT
   })
   await app.register(compress, { globalCompression: false, globalDecompression: true, requestEncodings: ['gzip', 'deflate', 'br', 'identity'] })
   app.addHook('onRequest', app.mcpAuth.guardOrigin)
-  app.addHook('onRequest', app.mcpAuth.authenticate)
+  if (app.mcpAuth.enabled) app.addHook('onRequest', app.mcpAuth.authenticate)
   app.setErrorHandler<FastifyError>(async (err, request, reply) => {
     if (typeof err.statusCode !== 'number' || err.statusCode >= 500) request.log.error({ err }, 'MCP request failed')
     return sendAnswer(reply, transport.requestError(err, request.method, request.headers['content-type'], request.headers['content-encoding']))

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 export default async function metricsRoutes (app: FastifyInstance) {
   const registry = app.mcpMetrics.registry
   // Scrapers on a trusted network may be let in without credentials (auth.openMetrics).
-  if (app.mcpConfig.auth?.openMetrics !== true) app.addHook('onRequest', app.mcpAuth.authenticate)
+  if (app.mcpAuth.enabled && app.mcpConfig.auth?.openMetrics !== true) app.addHook('onRequest', app.mcpAuth.authenticate)
   app.get('/metrics', async (request, reply) => {
     reply.type(registry.contentType)
     return registry.metrics()

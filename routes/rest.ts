@@ -20,7 +20,7 @@ export default async function restRoutes (fastify: FastifyInstance) {
   // The configured limit, also when embedded in an app whose server-wide bodyLimit differs.
   app.addHook('onRoute', (route) => { route.bodyLimit ??= app.mcpConfig.bodyLimit })
   app.addHook('onRequest', app.mcpAuth.guardOrigin)
-  app.addHook('onRequest', app.mcpAuth.authenticate)
+  if (app.mcpAuth.enabled) app.addHook('onRequest', app.mcpAuth.authenticate)
 
   // Lists and results are sent as the JSON text the engine holds (a page of the catalog, the upstream's own
   // bytes), not parsed and re-serialized: Fastify sends a string payload as it is (the reply schema still documents

@@ -27,7 +27,9 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
     return { status, servers, tools: proxy.catalog.counts().tools } as const
   })
 
-  app.get('/status', { onRequest: app.mcpAuth.authenticate, schema: { response: { 200: StatusReply } } }, async () => {
+  const authenticate = app.mcpAuth.enabled ? [app.mcpAuth.authenticate] : []
+
+  app.get('/status', { onRequest: authenticate, schema: { response: { 200: StatusReply } } }, async () => {
     const catalog = proxy.catalog
     return {
       name: config.name,
@@ -41,7 +43,7 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
     }
   })
 
-  app.get('/info', { onRequest: app.mcpAuth.authenticate, schema: { response: { 200: InfoReply } } }, async (request) => {
+  app.get('/info', { onRequest: authenticate, schema: { response: { 200: InfoReply } } }, async (request) => {
     const base = (request.routeOptions.url ?? '/info').slice(0, -'/info'.length)
     return {
       name: config.name,

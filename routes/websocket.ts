@@ -9,7 +9,7 @@ import { sendAnswer } from './http-answer.js'
 export default async function websocketRoutes (app: FastifyInstance) {
   const transport = app.mcpTransports.websocket
   app.addHook('onRequest', app.mcpAuth.guardOrigin)
-  app.addHook('onRequest', app.mcpAuth.authenticate)
+  if (app.mcpAuth.enabled) app.addHook('onRequest', app.mcpAuth.authenticate)
   app.addHook('onRequest', async (request, reply) => {
     const refusal = transport.refuseUpgrade(request.headers['sec-websocket-protocol'])
     if (refusal !== undefined) return sendAnswer(reply, refusal)

@@ -69,6 +69,9 @@ const upstreamFields = {
       'session, "per-client" gives every client its own'
   })),
   stateless: Type.Optional(Type.Boolean({ description: 'Deprecated: true is sessionMode "shared"' })),
+  forwardIdentity: Type.Optional(Type.Boolean({
+    description: 'Send the caller\'s principal on each request (x-mcp-gateway-principal, -principal-kind, -roles headers); streamable-http only'
+  })),
   maxSessions: Type.Optional(Type.Integer({
     minimum: 1,
     maximum: 100000,

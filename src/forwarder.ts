@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { JsonRpcId, JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
 import { Cancellation } from './cancellation.js'
-import type { ClientContext } from './client-context.js'
+import type { ClientContext, Principal } from './client-context.js'
 import { ERR_UPSTREAM_UNAVAILABLE, UpstreamFailure, upstreamFailure } from './errors.js'
 import { notificationMessage, progressTokenOf } from './jsonrpc.js'
 import { RawResult } from './raw-result.js'
@@ -148,7 +148,15 @@ export class Forwarder {
     }
     const connection = pool.get(replica.id) as UpstreamConnection
     const started = performance.now()
-    const options = { timeout: replica.timeout, cancel: call.cancel, onProgress: call.onProgress, raw: true, origin: call.origin }
+    const principal = call.context.principal
+    const options = {
+      timeout: replica.timeout,
+      cancel: call.cancel,
+      onProgress: call.onProgress,
+      raw: true,
+      origin: call.origin,
+      headers: replica.forwardIdentity && principal !== null ? identityHeaders(principal) : undefined
+    }
     const upstream = broker.sessionFor(call.context, connection)
     const answer = upstream instanceof UpstreamSession
       ? upstream.request(call.method, call.params, options)
@@ -202,6 +210,19 @@ function openFailed (err: unknown, upstream: string): Error {
 function asAnswered (failure: UpstreamFailure, service: string): UpstreamFailure {
   if (failure.sent || failure.code === 'MCPGW_ERR_UPSTREAM_UNAVAILABLE') return failure
   return new ERR_UPSTREAM_UNAVAILABLE(service, failure.message, { sent: false, suspect: failure.suspect })
+}
+
+/**
+ * The caller's identity as headers an upstream configured with forwardIdentity can trust (it is reached only
+ * through the gateway): the principal's id, how it authenticated, and its roles, percent-encoded so any id is a
+ * valid header value.
+ */
+export function identityHeaders (principal: Principal): Record<string, string> {
+  return {
+    'x-mcp-gateway-principal': encodeURIComponent(principal.id),
+    'x-mcp-gateway-principal-kind': principal.kind,
+    'x-mcp-gateway-roles': principal.roles.map(encodeURIComponent).join(',')
+  }
 }
 
 function outcomeOf (err: Error): CallOutcome {

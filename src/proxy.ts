@@ -1,5 +1,6 @@
 import type { Params } from '../schemas/jsonrpc.js'
 import type { Balancer } from './balancer.js'
+import { AuditLog } from './audit.js'
 import { AccessPolicy } from './auth/access-policy.js'
 import { ANONYMOUS, type ClientContext, samePrincipal } from './client-context.js'
 import { ClientStateSync } from './client-state.js'
@@ -54,6 +55,10 @@ export type CallContext = ForwardOptions & {
 /** What the gateway's own sessions declare upstream: everything it can forward to a client that supports it. */
 const FORWARDABLE_CAPABILITIES = Object.freeze({ roots: { listChanged: true }, sampling: {}, elicitation: { form: {}, url: {} } })
 
+const LIST_METHODS: Readonly<Record<ListName, string>> = {
+  tools: 'tools/list', resources: 'resources/list', resourceTemplates: 'resources/templates/list', prompts: 'prompts/list'
+}
+
 export class McpProxy implements ClientEndpoint {
   readonly sessions: SessionStore
   /** What each principal may see and call (auth.roles); the admin route checks it too. */
@@ -68,6 +73,8 @@ export class McpProxy implements ClientEndpoint {
   readonly #config: GatewayConfig
   readonly #registry: Registry
   readonly #observer: ProxyObserver | undefined
+  /** Set when clients authenticate: their requests are logged. */
+  readonly #audit: AuditLog | undefined
   #started = false
   #closing = false
 
@@ -77,6 +84,7 @@ export class McpProxy implements ClientEndpoint {
     this.#registry = registry
     this.#observer = options.observer
     this.access = new AccessPolicy(config.auth?.roles ?? null)
+    this.#audit = config.auth === null ? undefined : new AuditLog(log.child({ component: 'audit' }))
     this.sessions = new SessionStore({
       idleTimeout: config.sessions.idleTimeout,
       max: config.sessions.max,
@@ -217,12 +225,21 @@ export class McpProxy implements ClientEndpoint {
 
   initialize (session: ClientSession, params: Params | undefined): Record<string, unknown> {
     if (this.#closing) throw new ERR_SHUTTING_DOWN()
-    return this.#dispatcher.initialize(session, params)
+    if (this.#audit === undefined) return this.#dispatcher.initialize(session, params)
+    try {
+      const result = this.#dispatcher.initialize(session, params)
+      this.#audit.track(session, 'initialize', params, Promise.resolve())
+      return result
+    } catch (err) {
+      this.#audit.track(session, 'initialize', params, Promise.reject(err))
+      throw err
+    }
   }
 
   request (session: ClientSession, method: string, params: Params | undefined, handle?: RequestHandle): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    return this.#dispatcher.request(session, method, params, handle ?? {})
+    const served = this.#dispatcher.request(session, method, params, handle ?? {})
+    return this.#audit === undefined ? served : this.#audit.track(session, method, params, served)
   }
 
   notification (session: ClientSession, method: string, params: Params | undefined): void {
@@ -231,7 +248,8 @@ export class McpProxy implements ClientEndpoint {
 
   requestUpstream (session: ClientSession, upstreamId: string, method: string, params: Params | undefined): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    return this.#dispatcher.requestUpstream(session, upstreamId, method, params)
+    const served = this.#dispatcher.requestUpstream(session, upstreamId, method, params)
+    return this.#audit === undefined ? served : this.#audit.track(session, `${upstreamId}: ${method}`, params, served)
   }
 
   streamOpened (session: ClientSession): void {
@@ -250,7 +268,9 @@ export class McpProxy implements ClientEndpoint {
 
   /** One page of a list as the JSON text clients are sent (for callers that only pass it on). */
   listJson (list: ListName, cursor?: string, client: ClientContext = ANONYMOUS): Promise<string> {
-    return this.#dispatcher.page(list, cursor === undefined ? undefined : { cursor }, client).then(page => (page as RawResult).resultText)
+    const served = this.#dispatcher.page(list, cursor === undefined ? undefined : { cursor }, client)
+    const audited = this.#audit === undefined ? served : this.#audit.track(client, LIST_METHODS[list], undefined, served)
+    return audited.then(page => (page as RawResult).resultText)
   }
 
   callTool (name: string, args: Record<string, unknown> = {}, context: CallContext = {}): Promise<unknown> {
@@ -301,7 +321,9 @@ export class McpProxy implements ClientEndpoint {
 
   #call (method: string, params: Params, context: CallContext): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    return this.#dispatcher.request(context.client ?? ANONYMOUS, method, params, context)
+    const client = context.client ?? ANONYMOUS
+    const served = this.#dispatcher.request(client, method, params, context)
+    return this.#audit === undefined ? served : this.#audit.track(client, method, params, served)
   }
 
   /** A service's contribution to the catalog: the listing of its first replica (registration order) that is up. */

@@ -208,6 +208,9 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
   if (input.stateless !== undefined && input.sessionMode !== undefined && (input.stateless !== (input.sessionMode === 'shared'))) {
     problems.push(`${field}: stateless ${input.stateless} contradicts sessionMode ${JSON.stringify(input.sessionMode)}; keep sessionMode (stateless is its old spelling)`)
   }
+  if (input.forwardIdentity === true && transport !== 'streamable-http') {
+    problems.push(`${field}.forwardIdentity: the caller's identity travels in HTTP headers of each request, which only a streamable-http upstream has`)
+  }
   if (transport === 'stdio' && input.sessionMode === 'per-client') {
     problems.push(`${field}.sessionMode: a stdio server is one process, one session: it can only be "shared" (or "auto")`)
   }
@@ -230,6 +233,7 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
     tags: input.tags ?? [],
     sessionMode: input.sessionMode ?? (input.stateless === true ? 'shared' : 'auto'),
     maxSessions: input.maxSessions ?? defaults.maxSessions,
+    forwardIdentity: input.forwardIdentity ?? false,
     ...(input.tools !== undefined ? { tools: input.tools } : {}),
     ...(input.prompts !== undefined ? { prompts: input.prompts } : {})
   }

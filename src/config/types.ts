@@ -23,6 +23,8 @@ export interface UpstreamDefinition {
   readonly enabled: boolean
   readonly tags: readonly string[]
   readonly sessionMode: SessionMode
+  /** Send the caller's principal as headers on each request (streamable-http). */
+  readonly forwardIdentity: boolean
   /** Most client sessions held open on this upstream. */
   readonly maxSessions: number
   readonly tools?: NameFilter

@@ -80,7 +80,7 @@ export class HttpSession extends UpstreamSession {
       this.upstream.pool.dispatch({
         path: this.upstream.path,
         method: 'POST',
-        headers: this.#headers,
+        headers: pending?.headers === undefined ? this.#headers : { ...this.#headers, ...pending.headers },
         body: message,
         headersTimeout: timeout,
         bodyTimeout: timeout

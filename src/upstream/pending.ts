@@ -34,6 +34,8 @@ export class Pending implements CancellationListener {
   timer: NodeJS.Timeout | undefined
   /** Set by transports that can abort the exchange carrying this request. */
   handle: TransportHandle | undefined
+  /** HTTP headers for this request alone (see RequestOptions.headers). */
+  headers: Readonly<Record<string, string>> | undefined
 
   constructor (
     readonly session: PendingOwner,

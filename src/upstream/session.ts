@@ -39,6 +39,8 @@ export interface RequestOptions {
   raw?: boolean | undefined
   /** Who asked (the gateway's client and its request), for routing what the server sends while it works on it. */
   origin?: RequestOrigin | undefined
+  /** HTTP headers for this request alone (the caller's identity, for upstreams with forwardIdentity); HTTP only. */
+  headers?: Readonly<Record<string, string>> | undefined
 }
 
 /** A request the server sends us (sampling, elicitation, roots, ping). */
@@ -184,6 +186,7 @@ export abstract class UpstreamSession implements PendingOwner {
     return new Promise((resolve, reject) => {
       const pending = new Pending(this, id, method, options.onProgress, options.raw === true, options.origin, cancellation, resolve, reject)
       pending.timer = setTimeout(onDeadline, options.timeout, pending, options.timeout)
+      pending.headers = options.headers
       cancellation?.listen(pending)
       this.pending.set(id, pending)
       this.transmit(message, pending).catch((err: unknown) => pending.reject(upstreamFailure(err, this.serverId)))

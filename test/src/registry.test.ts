@@ -57,6 +57,7 @@ test('add validates, applies defaults, announces the change and updates services
     enabled: true,
     tags: [],
     sessionMode: 'auto',
+    forwardIdentity: false,
     maxSessions: DEFAULT_UPSTREAM.maxSessions
   })
   t.same(changes, [{ type: 'added', server: added }])

@@ -146,6 +146,7 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       enabled: true,
       tags: [],
       sessionMode: 'auto',
+      forwardIdentity: false,
       maxSessions: DEFAULT_UPSTREAM.maxSessions
     },
     {
@@ -163,6 +164,7 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       enabled: true,
       tags: [],
       sessionMode: 'auto',
+      forwardIdentity: false,
       maxSessions: DEFAULT_UPSTREAM.maxSessions
     },
     {
@@ -179,6 +181,7 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       enabled: false,
       tags: ['x'],
       sessionMode: 'shared',
+      forwardIdentity: false,
       maxSessions: DEFAULT_UPSTREAM.maxSessions
     }
   ])
