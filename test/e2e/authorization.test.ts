@@ -161,9 +161,15 @@ test('REST, the WebSocket envelope and the admin API follow the same policy', as
     const socket = new WebSocket(gateway.base.replace('http:', 'ws:') + '/ws', { headers: { 'x-api-key': key } })
     t.teardown(() => socket.close())
     await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
+    // The answer is the envelope of type "response"; notifications (list_changed, …) may come first.
+    const answer = new Promise<{ type: string, data: { error?: { message: string }, tools?: unknown[] } }>(resolve => {
+      socket.on('message', (raw) => {
+        const message = JSON.parse(String(raw)) as { type?: string, data: { error?: { message: string }, tools?: unknown[] } }
+        if (message.type === 'response') resolve(message as { type: string, data: { error?: { message: string }, tools?: unknown[] } })
+      })
+    })
     socket.send(JSON.stringify({ type: 'message', target: 'e', id: 1, data: { method: 'tools/list' } }))
-    const data = await new Promise<string>(resolve => socket.once('message', (raw) => resolve(String(raw))))
-    return JSON.parse(data) as { type: string, data: { error?: { message: string }, tools?: unknown[] } }
+    return answer
   }
   t.match((await envelope(KEYS.dev)).data, { error: { message: /Unknown target "e"/ } }, 'dev: refused as an unknown target')
   t.ok((await envelope(KEYS.admin)).data.tools, 'a role with admin: true may')
