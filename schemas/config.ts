@@ -190,6 +190,7 @@ export const GatewayConfigFile = Type.Object({
     idleTimeout: Type.Optional(Milliseconds('A session unused this long is ended')),
     max: Type.Optional(Type.Integer({ minimum: 1, description: 'Most client sessions; a newcomer at the limit reclaims an idle one' })),
     maxPerAddress: Type.Optional(Type.Integer({ minimum: 0, description: 'Most client sessions one remote address may hold; 0 (default): no limit' })),
+    maxPerPrincipal: Type.Optional(Type.Integer({ minimum: 0, description: 'Most client sessions one authenticated principal may hold; 0 (default): no limit' })),
     replayEvents: Type.Optional(Type.Integer({ minimum: 1, description: 'SSE events kept per session for Last-Event-ID resumption' })),
     replayBytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'Bytes of SSE events kept per session for resumption' })),
     replayBytesTotal: Type.Optional(Type.Integer({ minimum: 1024, description: 'Bytes of SSE events kept for resumption by all sessions together; past it the oldest go first' }))

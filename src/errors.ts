@@ -48,6 +48,8 @@ export const ERR_SESSION_LIMIT = createError('MCPGW_ERR_SESSION_LIMIT',
   'Too many sessions: the gateway holds its maximum of %d; end unused sessions with DELETE or raise sessions.max', 503)
 export const ERR_ADDRESS_SESSION_LIMIT = createError('MCPGW_ERR_ADDRESS_SESSION_LIMIT',
   'Too many sessions from this address: it holds the maximum of %d busy sessions; end unused sessions with DELETE', 429)
+export const ERR_PRINCIPAL_SESSION_LIMIT = createError('MCPGW_ERR_PRINCIPAL_SESSION_LIMIT',
+  'Too many sessions for %s: it holds the maximum of %d busy sessions (sessions.maxPerPrincipal); end unused sessions with DELETE', 429)
 export const ERR_SUBSCRIPTION_LIMIT = createError('MCPGW_ERR_SUBSCRIPTION_LIMIT',
   'Too many subscriptions: %s; unsubscribe from resources you no longer watch', 429)
 export const ERR_TOO_MANY_IN_FLIGHT = createError('MCPGW_ERR_TOO_MANY_IN_FLIGHT',
@@ -256,6 +258,7 @@ const rpcCodes: Record<string, number> = {
   MCPGW_ERR_SESSION_NOT_FOUND: RpcCode.SessionNotFound,
   MCPGW_ERR_SESSION_LIMIT: RpcCode.ServerError,
   MCPGW_ERR_ADDRESS_SESSION_LIMIT: RpcCode.ServerError,
+  MCPGW_ERR_PRINCIPAL_SESSION_LIMIT: RpcCode.ServerError,
   MCPGW_ERR_SUBSCRIPTION_LIMIT: RpcCode.ServerError,
   MCPGW_ERR_TOO_MANY_IN_FLIGHT: RpcCode.ServerError,
   MCPGW_ERR_UPSTREAM_TIMEOUT: RpcCode.RequestTimeout,

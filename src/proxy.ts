@@ -89,6 +89,7 @@ export class McpProxy implements ClientEndpoint {
       idleTimeout: config.sessions.idleTimeout,
       max: config.sessions.max,
       maxPerAddress: config.sessions.maxPerAddress,
+      maxPerPrincipal: config.sessions.maxPerPrincipal,
       onEnd: (session) => this.#sessionEnded(session)
     })
     this.#catalog = new LiveCatalog({

@@ -1,10 +1,11 @@
-import { ERR_ADDRESS_SESSION_LIMIT, ERR_SESSION_LIMIT } from './errors.js'
+import { ERR_ADDRESS_SESSION_LIMIT, ERR_PRINCIPAL_SESSION_LIMIT, ERR_SESSION_LIMIT } from './errors.js'
+import type { Principal } from './client-context.js'
 import { type ClientChannel, ClientSession, type Peer } from './client-session.js'
 import { RecencyList } from './recency-list.js'
 
 /**
  * The open client sessions, least recently used first. The store is bounded (`max`, and optionally
- * `maxPerAddress`), but a full store never locks newcomers out while idle sessions exist: it reclaims, first the
+ * `maxPerAddress` and `maxPerPrincipal`), but a full store never locks newcomers out while idle sessions exist: it reclaims, first the
  * sessions that never completed initialization, then the idle ones (no stream open, nothing in flight), least
  * recently used first. Their clients get 404 on their next request and initialize again, as the spec provides.
  * Sessions idle for longer than `idleTimeout` are ended by a sweeper.
@@ -15,6 +16,8 @@ export interface SessionStoreOptions {
   max: number
   /** Sessions one remote address may hold; 0: no limit. */
   maxPerAddress: number
+  /** Sessions one authenticated principal may hold; 0: no limit. */
+  maxPerPrincipal?: number
   /** Called for every session that ends (deleted, expired, reclaimed or closed with the store). */
   onEnd: (session: ClientSession, why: 'deleted' | 'expired' | 'reclaimed' | 'closed') => void
 }
@@ -26,6 +29,7 @@ export class SessionStore {
   /** Sessions whose client never sent notifications/initialized, oldest first. */
   readonly #uninitialized = new Set<ClientSession>()
   readonly #perAddress = new Map<string, number>()
+  readonly #perPrincipal = new Map<string, number>()
   #sweeper: NodeJS.Timeout | undefined
 
   constructor (private readonly options: SessionStoreOptions) {}
@@ -35,10 +39,14 @@ export class SessionStore {
   }
 
   create (channel: ClientChannel, peer: Peer): ClientSession {
-    const { max, maxPerAddress } = this.options
+    const { max, maxPerAddress, maxPerPrincipal = 0 } = this.options
     const address = peer.address
     if (maxPerAddress > 0 && address !== undefined && (this.#perAddress.get(address) ?? 0) >= maxPerAddress) {
-      if (!this.#reclaim(address)) throw new ERR_ADDRESS_SESSION_LIMIT(maxPerAddress)
+      if (!this.#reclaim(s => s.address === address)) throw new ERR_ADDRESS_SESSION_LIMIT(maxPerAddress)
+    }
+    const owner = principalKey(peer.principal ?? null)
+    if (maxPerPrincipal > 0 && owner !== undefined && (this.#perPrincipal.get(owner) ?? 0) >= maxPerPrincipal) {
+      if (!this.#reclaim(s => principalKey(s.principal) === owner)) throw new ERR_PRINCIPAL_SESSION_LIMIT(peer.principal?.id, maxPerPrincipal)
     }
     if (this.#sessions.size >= max && !this.#reclaim(undefined)) throw new ERR_SESSION_LIMIT(max)
     const session = new ClientSession(channel, peer)
@@ -46,6 +54,7 @@ export class SessionStore {
     this.#recency.touch(session)
     this.#uninitialized.add(session)
     if (address !== undefined) this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1)
+    if (owner !== undefined) this.#perPrincipal.set(owner, (this.#perPrincipal.get(owner) ?? 0) + 1)
     return session
   }
 
@@ -107,12 +116,13 @@ export class SessionStore {
   }
 
   /**
-   * Makes room by ending one session (of `address` only, when given): one that never completed initialization and
-   * has nothing in flight, else the least recently used idle one. False when every candidate is busy.
+   * Makes room by ending one session (among those `candidate` accepts, when given): one that never completed
+   * initialization and has nothing in flight, else the least recently used idle one. False when every candidate
+   * is busy.
    */
-  #reclaim (address: string | undefined): boolean {
+  #reclaim (candidate: ((session: ClientSession) => boolean) | undefined): boolean {
     for (const session of this.#uninitialized) {
-      if ((address === undefined || session.address === address) && session.inFlight.size === 0) {
+      if ((candidate === undefined || candidate(session)) && session.inFlight.size === 0) {
         this.#end(session, 'reclaimed')
         return true
       }
@@ -120,7 +130,7 @@ export class SessionStore {
     const skipped: ClientSession[] = []
     let victim: ClientSession | undefined
     for (const session of this.#recency.oldestFirst()) {
-      if (address !== undefined && session.address !== address) continue
+      if (candidate !== undefined && !candidate(session)) continue
       if (!busy(session)) {
         victim = session
         break
@@ -139,12 +149,9 @@ export class SessionStore {
     this.#sessions.delete(session.id)
     this.#recency.delete(session)
     this.#uninitialized.delete(session)
-    const address = session.address
-    if (address !== undefined) {
-      const count = (this.#perAddress.get(address) ?? 1) - 1
-      if (count <= 0) this.#perAddress.delete(address)
-      else this.#perAddress.set(address, count)
-    }
+    if (session.address !== undefined) decrement(this.#perAddress, session.address)
+    const owner = principalKey(session.principal)
+    if (owner !== undefined) decrement(this.#perPrincipal, owner)
     session.end()
     this.options.onEnd(session, why)
   }
@@ -153,4 +160,15 @@ export class SessionStore {
 /** A session in use: its client holds a stream open, or a call is in flight. */
 function busy (session: ClientSession): boolean {
   return session.channel.open || session.inFlight.size > 0
+}
+
+function decrement (counts: Map<string, number>, key: string): void {
+  const count = (counts.get(key) ?? 1) - 1
+  if (count <= 0) counts.delete(key)
+  else counts.set(key, count)
+}
+
+/** Who a session belongs to, for the per-principal cap; undefined for the anonymous caller (no auth). */
+function principalKey (principal: Principal | null): string | undefined {
+  return principal === null ? undefined : principal.kind + ':' + principal.id
 }

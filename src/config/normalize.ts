@@ -123,6 +123,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
       idleTimeout: file.sessions?.idleTimeout ?? DEFAULTS.idleTimeout,
       max: file.sessions?.max ?? DEFAULTS.maxSessions,
       maxPerAddress: file.sessions?.maxPerAddress ?? 0,
+      maxPerPrincipal: file.sessions?.maxPerPrincipal ?? 0,
       replayEvents: file.sessions?.replayEvents ?? DEFAULTS.replayEvents,
       replayBytes: file.sessions?.replayBytes ?? DEFAULTS.replayBytes,
       replayBytesTotal: file.sessions?.replayBytesTotal ?? DEFAULTS.replayBytesTotal

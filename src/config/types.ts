@@ -119,6 +119,7 @@ export interface GatewayConfig {
     readonly idleTimeout: number
     readonly max: number
     readonly maxPerAddress: number
+    readonly maxPerPrincipal: number
     /** Bounds of the per-session SSE event store that Last-Event-ID resumes from. */
     readonly replayEvents: number
     readonly replayBytes: number

@@ -8,12 +8,13 @@ function channel (open = false): ClientChannel & { open: boolean } {
   return { open, send () {}, close () {} }
 }
 
-function store (options: { max?: number, maxPerAddress?: number, idleTimeout?: number } = {}) {
+function store (options: { max?: number, maxPerAddress?: number, maxPerPrincipal?: number, idleTimeout?: number } = {}) {
   const ended: Array<[string, string]> = []
   const sessions = new SessionStore({
     idleTimeout: options.idleTimeout ?? 60_000,
     max: options.max ?? 3,
     maxPerAddress: options.maxPerAddress ?? 0,
+    maxPerPrincipal: options.maxPerPrincipal ?? 0,
     onEnd: (session, why) => { ended.push([session.id, why]) }
   })
   return { sessions, ended }
@@ -69,6 +70,23 @@ test('the per-address cap reclaims that address\'s idle sessions and leaves othe
     'both of its sessions are busy')
   t.doesNotThrow(() => sessions.create(channel(), { address: '10.0.0.3' }), 'another address is not limited by it')
   t.notOk(other.closed)
+})
+
+test('the per-principal cap reclaims that principal\'s idle sessions, counts API keys and JWT subjects apart, and gives back on end', async (t) => {
+  const { sessions, ended } = store({ max: 100, maxPerPrincipal: 2 })
+  const alice = { kind: 'api-key' as const, id: 'alice', roles: [], scopes: [] }
+  const aliceJwt = { kind: 'jwt' as const, id: 'alice', roles: [], scopes: [] }
+  const idle = initialized(sessions, sessions.create(channel(), { address: 'a', principal: alice }))
+  initialized(sessions, sessions.create(channel(true), { address: 'b', principal: alice }))
+  initialized(sessions, sessions.create(channel(true), { address: 'c', principal: alice }))
+  t.same(ended, [[idle.id, 'reclaimed']], 'from any address')
+  t.throws(() => sessions.create(channel(), { address: 'd', principal: alice }), { code: 'MCPGW_ERR_PRINCIPAL_SESSION_LIMIT', statusCode: 429 },
+    'both of its sessions are busy')
+  t.doesNotThrow(() => sessions.create(channel(), { address: 'd', principal: aliceJwt }), 'a JWT subject of the same name is another principal')
+  t.doesNotThrow(() => { for (let i = 0; i < 5; i++) sessions.create(channel(), { address: 'e' }) }, 'no principal (no auth): not limited by it')
+  const [busy] = [...sessions.all()].filter(s => s.principal === alice)
+  sessions.delete((busy as ClientSession).id)
+  t.doesNotThrow(() => sessions.create(channel(), { address: 'd', principal: alice }), 'an ended session gives its place back')
 })
 
 test('the sweeper ends sessions idle for longer than idleTimeout, never busy ones', async (t) => {

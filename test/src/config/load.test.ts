@@ -52,7 +52,7 @@ test('an empty configuration gets every default', async (t) => {
     allowedHosts: null,
     bodyLimit: 4194304,
     tls: null,
-    sessions: { idleTimeout: 30 * 60_000, max: 10_000, maxPerAddress: 0, replayEvents: 500, replayBytes: 1024 * 1024, replayBytesTotal: 64 * 1024 * 1024 },
+    sessions: { idleTimeout: 30 * 60_000, max: 10_000, maxPerAddress: 0, maxPerPrincipal: 0, replayEvents: 500, replayBytes: 1024 * 1024, replayBytesTotal: 64 * 1024 * 1024 },
     upstreamDefaults: {
       timeout: 60_000,
       connectTimeout: 10_000,
