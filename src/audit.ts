@@ -22,7 +22,7 @@ export class AuditLog {
         audit: true,
         principal: principal.id,
         kind: principal.kind,
-        method,
+        method: method.slice(0, 256),
         ...subjectOf(method, params),
         outcome,
         ms: Math.round((performance.now() - started) * 10) / 10

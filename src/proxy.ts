@@ -220,6 +220,8 @@ export class McpProxy implements ClientEndpoint {
     const session = this.sessions.get(id)
     // Another caller presenting the id learns nothing: as for an id that does not exist.
     if (session === undefined || !samePrincipal(session.principal, peer.principal ?? null)) return undefined
+    // The same caller, as its credential says now: roles and scopes that changed apply from this request on.
+    if (peer.principal !== undefined && peer.principal !== null) session.record.principal = peer.principal
     this.sessions.touch(session)
     return session
   }

@@ -52,7 +52,7 @@ export class AccessPolicy {
 
   for (principal: Principal | null): Access {
     if (this.#roles === undefined || principal === null) return UNRESTRICTED
-    const key = principal.roles.join('\n')
+    const key = JSON.stringify(principal.roles)
     let access = this.#byRoleSet.get(key)
     if (access === undefined) {
       access = this.#compose(principal.roles)

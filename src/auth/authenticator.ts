@@ -69,9 +69,14 @@ export class Authenticator {
       return refused(401, undefined, `authentication required: send ${this.accepted}`)
     }
     const space = authorization.indexOf(' ')
-    const scheme = space === -1 ? authorization : authorization.slice(0, space)
+    if (space === -1) {
+      // No scheme at all (a bare key, "Bearer" alone): the value may be the secret itself, so it is never echoed.
+      return refused(401, 'invalid_request', `the Authorization header needs a scheme and a credential; send ${this.accepted}`)
+    }
+    const scheme = authorization.slice(0, space)
     if (scheme.toLowerCase() !== 'bearer') {
-      return refused(401, 'invalid_request', `the Authorization scheme ${JSON.stringify(scheme.slice(0, 20))} is not accepted; send ${this.accepted}`)
+      const named = /^[A-Za-z][A-Za-z0-9-]{0,19}$/.test(scheme) ? ` ${scheme}` : ''
+      return refused(401, 'invalid_request', `the Authorization scheme${named} is not accepted; send ${this.accepted}`)
     }
     const credential = authorization.slice(space + 1).trim()
     if (credential === '') return refused(401, 'invalid_request', 'the Authorization header has no bearer credential')

@@ -1,5 +1,5 @@
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet, errors, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from 'jose'
 import { LRUCache } from 'lru-cache'
 import type { JwtSettings } from '../config/types.js'
 import type { Principal } from '../client-context.js'
@@ -33,11 +33,7 @@ export class JwtVerifier {
     const key = settings.key
     if (key.kind === 'secret') this.#key = new TextEncoder().encode(key.secret)
     else if (key.kind === 'publicKey') this.#key = createPublicKey(key.pem)
-    else {
-      this.#key = createRemoteJWKSet(new URL(key.url), {
-        timeoutDuration: 5000, cooldownDuration: settings.jwksCooldownSec * 1000, cacheMaxAge: 600_000
-      })
-    }
+    else this.#key = issuerKeys(key.url, settings.jwksCooldownSec * 1000)
   }
 
   /** The principal the token names; rejects with TokenRefused or KeysUnavailable. */
@@ -52,7 +48,9 @@ export class JwtVerifier {
         algorithms: [...settings.algorithms],
         ...(settings.issuer !== null ? { issuer: settings.issuer } : {}),
         ...(settings.audience !== null ? { audience: [...settings.audience] } : {}),
-        clockTolerance: settings.clockToleranceSec
+        clockTolerance: settings.clockToleranceSec,
+        // A token without an expiry would be good forever: refused.
+        requiredClaims: ['exp']
       }))
     } catch (err) {
       throw refusal(err, settings.key.kind === 'jwks')
@@ -70,10 +68,51 @@ export class JwtVerifier {
   }
 }
 
+/**
+ * The issuer's keys, from its JWKS through jose's remote key set (cached, refetched for an unknown kid at most once
+ * per cooldown after a success) with what jose does not do: after a failed fetch, no new fetch for a cooldown
+ * either (a failing issuer is not hit once per request), and meanwhile the keys of the last good fetch still verify.
+ */
+function issuerKeys (url: string, cooldown: number): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(new URL(url), { timeoutDuration: 5000, cooldownDuration: cooldown, cacheMaxAge: 600_000 })
+  let failedAt = -Infinity
+  let lastGood: JWTVerifyGetKey | undefined
+  let keptAt = -Infinity
+  return async (header, token) => {
+    if (Date.now() - failedAt < cooldown) {
+      if (lastGood !== undefined) return lastGood(header, token)
+      throw new KeysUnavailable('the issuer\'s keys (JWKS) could not be fetched a moment ago; not asking again yet')
+    }
+    try {
+      const key = await remote(header, token)
+      // A copy of the keys for bad times, renewed at most every 10 s (jwks() clones the set).
+      if (Date.now() - keptAt > 10_000) {
+        const jwks = remote.jwks()
+        if (jwks !== undefined) lastGood = createLocalJWKSet(jwks)
+        keptAt = Date.now()
+      }
+      return key
+    } catch (err) {
+      if (!fetchFailed(err)) throw err
+      failedAt = Date.now()
+      if (lastGood !== undefined) return lastGood(header, token)
+      throw new KeysUnavailable(`the issuer's keys (JWKS) could not be fetched: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+}
+
+/** Whether fetching the JWKS failed (unreachable, timed out, not 200, not a key set), as opposed to a token's fault. */
+function fetchFailed (err: unknown): boolean {
+  if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) return false
+  return err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || !(err instanceof errors.JOSEError) ||
+    err.code === 'ERR_JOSE_GENERIC'
+}
+
 function refusal (err: unknown, remoteKeys: boolean): Error {
   if (err instanceof errors.JWTExpired) return new TokenRefused('the token has expired')
   if (err instanceof errors.JWTClaimValidationFailed) {
     const claim = err.claim
+    if (claim === 'exp') return new TokenRefused('the token has no expiry (exp); this gateway accepts only tokens that expire')
     if (claim === 'iss') return new TokenRefused('the token was issued by another issuer than this gateway accepts')
     if (claim === 'aud') return new TokenRefused('the token is for another audience (resource) than this gateway')
     if (claim === 'nbf') return new TokenRefused('the token is not valid yet')
@@ -81,7 +120,8 @@ function refusal (err: unknown, remoteKeys: boolean): Error {
   }
   if (err instanceof errors.JOSEAlgNotAllowed) return new TokenRefused('the token is signed with an algorithm this gateway does not accept')
   if (err instanceof errors.JWKSNoMatchingKey) return new TokenRefused('the token is signed with a key the issuer does not publish')
-  if (remoteKeys && (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || !(err instanceof errors.JOSEError))) {
+  if (err instanceof KeysUnavailable) return err
+  if (remoteKeys && fetchFailed(err)) {
     return new KeysUnavailable(`the issuer's keys (JWKS) could not be fetched: ${err instanceof Error ? err.message : String(err)}`)
   }
   return new TokenRefused('the token is malformed or its signature does not verify')

@@ -104,6 +104,10 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     }
   }
   const auth = normalizeAuth(file.auth, problems)
+  if ((file.auth?.certificates ?? []).length > 0 && (file.tls?.ca === undefined || file.tls.requestCert !== true)) {
+    problems.push('auth.certificates: needs tls.ca (the CA that signs the client certificates) and tls.requestCert: true; ' +
+      'without a ca, any publicly issued certificate with a listed CN would authenticate')
+  }
   if (problems.length > 0) throw new ConfigProblems(problems)
 
   const config: GatewayConfig = {

@@ -27,10 +27,15 @@ const INIT = JSON.stringify({
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
 
 /** A JWKS endpoint on 127.0.0.1 serving whatever keys the test puts in `keys`; counts its fetches. */
-async function startJwks (t: Test): Promise<{ url: string, keys: JWK[], fetches: number }> {
-  const state = { url: '', keys: [] as JWK[], fetches: 0 }
+async function startJwks (t: Test): Promise<{ url: string, keys: JWK[], fetches: number, fail: boolean }> {
+  const state = { url: '', keys: [] as JWK[], fetches: 0, fail: false }
   const server: Server = createServer((req, res) => {
     state.fetches++
+    if (state.fail) {
+      res.statusCode = 500
+      res.end('down')
+      return
+    }
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ keys: state.keys }))
   })
@@ -215,12 +220,61 @@ test('a JWKS that cannot be reached answers 503, not 401: the token may be good'
   t.match(JSON.parse(refused.body).error.message, /JWKS/)
 })
 
+test('a failing JWKS is not asked once per request: after a failed fetch, none for the cooldown (jose waits only after a success)', async (t) => {
+  const jwks = await startJwks(t)
+  const key = await rsaKey('k1')
+  jwks.keys.push(key.jwk)
+  jwks.fail = true
+  const gateway = await startGateway(t, { servers: [], auth: { jwt: { jwksUrl: jwks.url, jwksCooldownSec: 2 } } })
+  const statuses: number[] = []
+  for (let i = 0; i < 20; i++) {
+    const forged = await token({ sub: 'x' + i }, key.privateKey, { alg: 'RS256', kid: 'k1' })
+    statuses.push((await post(gateway.mcp.href, { authorization: `Bearer ${forged}` })).status)
+  }
+  t.equal(jwks.fetches, 1, `20 tokens while the issuer answers 500: ${jwks.fetches} fetch`)
+  t.same([...new Set(statuses)], [503], 'each answered 503 (the issuer is down), not 401')
+  jwks.fail = false
+  await new Promise(resolve => setTimeout(resolve, 2100))
+  t.equal((await post(gateway.mcp.href, { authorization: `Bearer ${await token({ sub: 'y' }, key.privateKey, { alg: 'RS256', kid: 'k1' })}` })).status, 200,
+    'after the cooldown the keys are fetched again and verify')
+})
+
+test('the roles of a session follow its principal\'s current credential; a bare credential is never echoed', async (t) => {
+  const secret = 'a-shared-secret-of-32-characters!'
+  const key = new TextEncoder().encode(secret)
+  const gateway = await startGateway(t, {
+    servers: [everythingStdio('e')],
+    auth: {
+      jwt: { secret },
+      roles: { ops: { tools: { allow: ['*'] } }, reader: { tools: { allow: ['e__echo'] } } }
+    }
+  })
+  const as = (roles: string[]) => new SignJWT({ sub: 'bob', roles }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(key)
+  const opened = await post(gateway.mcp.href, { authorization: `Bearer ${await as(['ops'])}` })
+  const session = { 'mcp-session-id': opened.headers.get('mcp-session-id') as string, 'mcp-protocol-version': '2025-06-18' }
+  await post(gateway.mcp.href, { authorization: `Bearer ${await as(['ops'])}`, ...session }, '{"jsonrpc":"2.0","method":"notifications/initialized"}')
+  const list = async (roles: string[]) => {
+    const answer = await post(gateway.mcp.href, { authorization: `Bearer ${await as(roles)}`, ...session }, '{"jsonrpc":"2.0","id":5,"method":"tools/list"}')
+    return (JSON.parse(answer.body) as { result: { tools: unknown[] } }).result.tools.length
+  }
+  t.ok(await list(['ops']) > 1, 'ops sees every tool')
+  t.equal(await list(['reader']), 1, 'the same session with bob\'s new token (reader only) sees one')
+
+  const bare = await post(gateway.mcp.href, { authorization: 'a-secret-key-without-a-scheme' })
+  t.equal(bare.status, 401)
+  t.notOk(bare.body.includes('a-secret') || (bare.headers.get('www-authenticate') ?? '').includes('a-secret'), 'the value is not echoed')
+  t.equal((await post(gateway.mcp.href, { authorization: 'Bearer' })).status, 401, '"Bearer" alone')
+})
+
 test('a shared secret or a PEM public key; HS/RS confusion and algorithms outside the list refused', async (t) => {
   const secret = 'a-shared-secret-of-32-characters!'
   const hs = await startGateway(t, { servers: [], auth: { jwt: { secret, algorithms: ['HS256'] } } })
   const key = new TextEncoder().encode(secret)
-  t.equal((await post(hs.mcp.href, { authorization: `Bearer ${await new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'HS256' }).sign(key)}` })).status, 200, 'HS256')
-  t.equal((await post(hs.mcp.href, { authorization: `Bearer ${await new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'HS512' }).sign(key)}` })).status, 401, 'HS512 not in the list')
+  t.equal((await post(hs.mcp.href, { authorization: `Bearer ${await new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(key)}` })).status, 200, 'HS256')
+  t.equal((await post(hs.mcp.href, { authorization: `Bearer ${await new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'HS512' }).setExpirationTime('5m').sign(key)}` })).status, 401, 'HS512 not in the list')
+  const forever = await post(hs.mcp.href, { authorization: `Bearer ${await new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'HS256' }).sign(key)}` })
+  t.equal(forever.status, 401, 'a token without exp would be good forever: refused')
+  t.match(forever.headers.get('www-authenticate'), /no expiry/)
 
   const pair = await generateKeyPair('ES256', { extractable: true })
   const pem = await exportSPKI(pair.publicKey)
@@ -309,6 +363,7 @@ test('auth config problems are named by field', async (t) => {
   t.match(problems({ oauth: { resource: 'http://x.test/mcp', authorizationServers: ['http://as.test'] }, apiKeys: [{ name: 'a', key: 'k'.repeat(16) }] }),
     /auth\.oauth: needs auth\.jwt/)
   t.match(problems({ jwt: { secret: 'short' } }), /auth\.jwt\.secret/)
+  t.match(problems({ certificates: [{ subject: 'ci' }] }), /auth\.certificates: needs tls\.ca/)
   t.equal(problems({ apiKeys: [{ name: 'a', key: 'k'.repeat(16) }], openMetrics: true }), '')
 })
 
