@@ -18,6 +18,7 @@ export default async function adminRoutes (fastify: FastifyInstance) {
   const proxy = app.mcpProxy
 
   app.addHook('onRoute', (route) => { route.bodyLimit ??= app.mcpConfig.bodyLimit })
+  app.addHook('onRequest', app.mcpAuth.guardOrigin)
   app.addHook('onRequest', app.mcpAuth.requireAdmin)
 
   const reportsById = () => new Map(proxy.upstreams().map(report => [report.id, report]))

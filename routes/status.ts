@@ -27,9 +27,11 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
     return { status, servers, tools: proxy.catalog.counts().tools } as const
   })
 
-  const authenticate = app.mcpAuth.enabled ? [app.mcpAuth.authenticate] : []
+  // /status and /info tell what is behind the gateway: a page that re-points its domain at 127.0.0.1 (DNS
+  // rebinding) must not read them, so the Origin/Host guard runs first, then authentication.
+  const guarded = app.mcpAuth.enabled ? [app.mcpAuth.guardOrigin, app.mcpAuth.authenticate] : [app.mcpAuth.guardOrigin]
 
-  app.get('/status', { onRequest: authenticate, schema: { response: { 200: StatusReply } } }, async () => {
+  app.get('/status', { onRequest: guarded, schema: { response: { 200: StatusReply } } }, async () => {
     const catalog = proxy.catalog
     return {
       name: config.name,
@@ -43,7 +45,7 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
     }
   })
 
-  app.get('/info', { onRequest: authenticate, schema: { response: { 200: InfoReply } } }, async (request) => {
+  app.get('/info', { onRequest: guarded, schema: { response: { 200: InfoReply } } }, async (request) => {
     const base = (request.routeOptions.url ?? '/info').slice(0, -'/info'.length)
     return {
       name: config.name,

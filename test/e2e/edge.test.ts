@@ -175,3 +175,17 @@ test('HTTPS from the CLI with tls files; with requestCert, a client certificate 
   t.equal(await initialize(client(certs.strangerCert, certs.strangerKey)), 401, 'a self-signed certificate with the same CN does not count')
   t.equal(await initialize(client(), { 'x-api-key': 'k'.repeat(16) }), 200, 'other credentials still work without a certificate')
 })
+
+test('DNS rebinding: /status, /info, /metrics and the admin API refuse a foreign Host on a loopback connection; /health answers', async (t) => {
+  const gateway = await startGateway(t, { servers: [], admin: { apiKey: 'admin-key-0123456789' } })
+  const rebound = (path: string) => new Promise<number>((resolve, reject) => {
+    const req = http.request(gateway.base + path, { headers: { host: 'attacker.example.com', 'x-api-key': 'admin-key-0123456789' } }, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  for (const path of ['/status', '/info', '/metrics', '/admin/servers']) t.equal(await rebound(path), 403, `${path}: 403`)
+  t.equal(await rebound('/health'), 503, '/health is not guarded (no upstream: 503)')
+})
