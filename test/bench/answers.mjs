@@ -15,3 +15,19 @@ export function send (res, status, body) {
   res.setHeader('content-type', 'application/json')
   res.end(body)
 }
+
+/** The one JSON-RPC message a POST carries, or undefined once a 400 has answered a body that is not one. */
+export function readMessage (res, body) {
+  let message
+  try {
+    message = JSON.parse(body)
+  } catch {
+    send(res, 400, error(null, -32700, 'Parse error'))
+    return undefined
+  }
+  if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+    send(res, 400, error(null, -32600, 'Invalid Request: one JSON-RPC message per POST'))
+    return undefined
+  }
+  return message
+}

@@ -5,7 +5,7 @@
 // listens on a free loopback port and reports it over IPC.
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
-import { error, result, send } from './answers.mjs'
+import { error, readMessage, result, send } from './answers.mjs'
 
 const PATH = /^\/u\/(\d+)\/mcp$/
 const KEEP_ALIVE_EVERY = 15_000
@@ -52,15 +52,8 @@ const server = createServer((req, res) => {
 })
 
 function answer (res, path, session, body) {
-  let message
-  try {
-    message = JSON.parse(body)
-  } catch {
-    return send(res, 400, error(null, -32700, 'Parse error'))
-  }
-  if (message === null || typeof message !== 'object' || Array.isArray(message)) {
-    return send(res, 400, error(null, -32600, 'Invalid Request: one JSON-RPC message per POST'))
-  }
+  const message = readMessage(res, body)
+  if (message === undefined) return
   const { id, method, params } = message
   if (method === 'initialize') {
     if (session !== undefined) return send(res, 400, error(id ?? null, -32600, 'initialize with a session id'))

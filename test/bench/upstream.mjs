@@ -2,7 +2,7 @@
 // numbers measure the proxies in front of it rather than the server. Forked by run.mjs; it listens on a free
 // loopback port and reports it over IPC. One tool, `echo`, answers its `text` argument.
 import { createServer } from 'node:http'
-import { error, result, send } from './answers.mjs'
+import { error, readMessage, result, send } from './answers.mjs'
 
 const TOOLS = '{"tools":[{"name":"echo","description":"Answers its text argument",' +
   '"inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}}]}'
@@ -30,15 +30,8 @@ const server = createServer((req, res) => {
 })
 
 function answer (res, body) {
-  let message
-  try {
-    message = JSON.parse(body)
-  } catch {
-    return send(res, 400, error(null, -32700, 'Parse error'))
-  }
-  if (message === null || typeof message !== 'object' || Array.isArray(message)) {
-    return send(res, 400, error(null, -32600, 'Invalid Request: one JSON-RPC message per POST'))
-  }
+  const message = readMessage(res, body)
+  if (message === undefined) return
   const { id, method, params } = message
   // Notifications and responses need no answer.
   if (id === undefined || method === undefined) {
