@@ -41,14 +41,19 @@ export class SessionStore {
   create (channel: ClientChannel, peer: Peer): ClientSession {
     const { max, maxPerAddress, maxPerPrincipal = 0 } = this.options
     const address = peer.address
-    if (maxPerAddress > 0 && address !== undefined && (this.#perAddress.get(address) ?? 0) >= maxPerAddress) {
-      if (!this.#reclaim(s => s.address === address)) throw new ERR_ADDRESS_SESSION_LIMIT(maxPerAddress)
-    }
     const owner = principalKey(peer.principal ?? null)
-    if (maxPerPrincipal > 0 && owner !== undefined && (this.#perPrincipal.get(owner) ?? 0) >= maxPerPrincipal) {
-      if (!this.#reclaim(s => principalKey(s.principal) === owner)) throw new ERR_PRINCIPAL_SESSION_LIMIT(peer.principal?.id, maxPerPrincipal)
+    // Room is made among the newcomer's own sessions first, so one tenant's flood ends another's idle sessions
+    // only when it has none of its own left to give.
+    const own = owner === undefined ? undefined : (s: ClientSession) => principalKey(s.principal) === owner
+    const reclaim = (among: ((s: ClientSession) => boolean) | undefined) =>
+      (own !== undefined && this.#reclaim(among === undefined ? own : s => among(s) && own(s))) || this.#reclaim(among)
+    if (maxPerAddress > 0 && address !== undefined && (this.#perAddress.get(address) ?? 0) >= maxPerAddress) {
+      if (!reclaim(s => s.address === address)) throw new ERR_ADDRESS_SESSION_LIMIT(maxPerAddress)
     }
-    if (this.#sessions.size >= max && !this.#reclaim(undefined)) throw new ERR_SESSION_LIMIT(max)
+    if (maxPerPrincipal > 0 && own !== undefined && (this.#perPrincipal.get(owner as string) ?? 0) >= maxPerPrincipal) {
+      if (!this.#reclaim(own)) throw new ERR_PRINCIPAL_SESSION_LIMIT(peer.principal?.id, maxPerPrincipal)
+    }
+    if (this.#sessions.size >= max && !reclaim(undefined)) throw new ERR_SESSION_LIMIT(max)
     const session = new ClientSession(channel, peer)
     this.#sessions.set(session.id, session)
     this.#recency.touch(session)

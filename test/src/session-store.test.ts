@@ -89,6 +89,21 @@ test('the per-principal cap reclaims that principal\'s idle sessions, counts API
   t.doesNotThrow(() => sessions.create(channel(), { address: 'd', principal: alice }), 'an ended session gives its place back')
 })
 
+test('at the cap, a principal\'s newcomer makes room among its own idle sessions before anyone else\'s', async (t) => {
+  const { sessions, ended } = store({ max: 3 })
+  const bob = { kind: 'api-key' as const, id: 'bob', roles: [], scopes: [] }
+  const alice = { kind: 'api-key' as const, id: 'alice', roles: [], scopes: [] }
+  const bobOldest = initialized(sessions, sessions.create(channel(), { address: 'x', principal: bob }))
+  const aliceIdle = initialized(sessions, sessions.create(channel(), { address: 'x', principal: alice }))
+  initialized(sessions, sessions.create(channel(), { address: 'x', principal: bob }))
+  initialized(sessions, sessions.create(channel(), { address: 'x', principal: alice }))
+  t.same(ended, [[aliceIdle.id, 'reclaimed']], 'alice\'s own idle session went, not bob\'s older one')
+  t.notOk(bobOldest.closed)
+  const carol = { kind: 'api-key' as const, id: 'carol', roles: [], scopes: [] }
+  initialized(sessions, sessions.create(channel(), { address: 'x', principal: carol }))
+  t.same(ended.at(-1), [bobOldest.id, 'reclaimed'], 'a principal with nothing of its own to give: the least recently used idle one')
+})
+
 test('the sweeper ends sessions idle for longer than idleTimeout, never busy ones', async (t) => {
   const { sessions, ended } = store({ max: 10, idleTimeout: 1000 })
   const idle = sessions.create(channel(), { address: 'a' })
