@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http'
+import { createServer, request as httpRequest, type Server } from 'node:http'
 import { once } from 'node:events'
 import { test, type Test } from 'tap'
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from 'jose'
@@ -339,6 +339,16 @@ test('hostile credentials: none admitted, none answered 5xx', async (t) => {
     t.ok(res.status >= 400 && res.status < 500, `X-API-Key ${JSON.stringify(apiKey.slice(0, 30))}: ${res.status}`)
     await res.arrayBuffer()
   }
+  // Repeated headers, as a confused proxy might send them: Node joins repeated X-API-Key values into one.
+  const repeated = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest(gateway.mcp, { method: 'POST', headers: ['host', gateway.mcp.host, ...Object.entries(JSON_HEADERS).flat(), 'x-api-key', 'the-right-key-0123456789', 'x-api-key', 'another-key-0123456789'] }, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('error', reject)
+    req.end(INIT)
+  })
+  t.equal(repeated, 401, `a right key repeated with a wrong one is not admitted (${repeated})`)
   t.equal(gateway.app.mcpProxy.sessions.size, 0, 'no session was opened')
 })
 
