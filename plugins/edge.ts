@@ -37,7 +37,7 @@ export default fp(async function mcpGatewayEdge (app) {
     xPermittedCrossDomainPolicies: false,
     xXssProtection: false
   })
-  app.addHook('onRequest', function securityHeaders (request, reply, done) {
+  app.addHook('onRequest', function setSecurityHeaders (request, reply, done) {
     reply.headers(headers)
     done()
   })

@@ -1,11 +1,12 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import type { TLSSocket } from 'node:tls'
 import { AccessPolicy } from '../src/auth/access-policy.js'
+import { ApiKeys } from '../src/auth/api-keys.js'
 import { type AuthRefusal, Authenticator, type PresentedCredentials } from '../src/auth/authenticator.js'
 import { challenge } from '../src/auth/protected-resource.js'
 import type { Principal } from '../src/client-context.js'
+import { sha256Hex } from '../src/config/auth.js'
 import {
   ERR_ADMIN_FORBIDDEN, ERR_ADMIN_UNAUTHORIZED, ERR_AUTH_UNAVAILABLE, ERR_CREDENTIALS_INVALID, ERR_INSUFFICIENT_SCOPE, ERR_UNAUTHENTICATED
 } from '../src/errors.js'
@@ -14,8 +15,8 @@ import { createRequestGuard } from '../src/origin-guard.js'
 /**
  * Request security shared by the route plugins: the Origin/Host check every MCP and REST endpoint runs first
  * (DNS-rebinding protection); client authentication (`auth`: API keys, JWTs, OAuth access tokens), which sets
- * `request.principal` or refuses with 401/403 and a WWW-Authenticate challenge; and the admin API key. Keys are
- * compared in constant time (both sides hashed to the same length first, so neither length nor prefix leaks).
+ * `request.principal` or refuses with 401/403 and a WWW-Authenticate challenge; and the admin API key, compared in
+ * constant time like client keys (ApiKeys).
  */
 
 export interface GatewayAuth {
@@ -41,8 +42,6 @@ declare module 'fastify' {
   }
 }
 
-const digest = (text: string) => createHash('sha256').update(text).digest()
-
 const REFUSALS = {
   400: ERR_CREDENTIALS_INVALID,
   401: ERR_UNAUTHENTICATED,
@@ -53,7 +52,7 @@ const REFUSALS = {
 export default fp(async function mcpGatewaySecurity (app) {
   const config = app.mcpConfig
   const guard = createRequestGuard({ allowedOrigins: config.allowedOrigins, allowedHosts: config.allowedHosts })
-  const adminKey = config.admin.apiKey === null ? null : digest(config.admin.apiKey)
+  const adminKey = config.admin.apiKey === null ? null : new ApiKeys([{ name: 'admin', digest: sha256Hex(config.admin.apiKey), roles: [] }])
   const authenticator = config.auth === null ? undefined : new Authenticator(config.auth)
   const oauth = config.auth?.oauth ?? null
   // The same policy the engine applies (built from the same config); here it only answers who is an admin.
@@ -87,7 +86,7 @@ export default fp(async function mcpGatewaySecurity (app) {
       const presented = typeof header === 'string' && header.startsWith('Bearer ')
         ? header.slice(7)
         : request.headers['x-api-key']
-      if (adminKey !== null && typeof presented === 'string' && timingSafeEqual(digest(presented), adminKey)) return
+      if (adminKey !== null && typeof presented === 'string' && adminKey.match(presented) !== undefined) return
       if (!adminByRole || authenticator === undefined) throw new ERR_ADMIN_UNAUTHORIZED()
       const outcome = await authenticator.authenticate(credentialsOf(request))
       if ('refused' in outcome) throw refuse(reply, outcome.refused)

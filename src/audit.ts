@@ -9,27 +9,32 @@ import type { Logger } from './logger.js'
  * the principal's id, never the key or token it presented, and no arguments.
  */
 
+const SUCCEEDED = Symbol('succeeded')
+
 export class AuditLog {
   constructor (private readonly log: Logger) {}
 
   /** Logs `served` when it settles; returns it unchanged. */
   track<T> (context: ClientContext, method: string, params: Params | undefined, served: Promise<T>): Promise<T> {
-    const principal = context.principal
-    if (principal === null) return served
+    if (context.principal === null) return served
     const started = performance.now()
-    const write = (outcome: string) => {
-      this.log.info({
-        audit: true,
-        principal: principal.id,
-        kind: principal.kind,
-        method: method.slice(0, 256),
-        ...subjectOf(method, params),
-        outcome,
-        ms: Math.round((performance.now() - started) * 10) / 10
-      }, 'audit')
-    }
-    served.then(() => write('ok'), (err: unknown) => write(codeOf(err)))
+    served.then(() => this.record(context, method, params, started), (err: unknown) => this.record(context, method, params, started, err))
     return served
+  }
+
+  /** Logs a request that ended: `failure` is what it failed with (omitted: it succeeded); `started` from performance.now(). */
+  record (context: ClientContext, method: string, params: Params | undefined, started: number, failure: unknown = SUCCEEDED): void {
+    const principal = context.principal
+    if (principal === null) return
+    this.log.info({
+      audit: true,
+      principal: principal.id,
+      kind: principal.kind,
+      method: method.slice(0, 256),
+      ...subjectOf(method, params),
+      outcome: failure === SUCCEEDED ? 'ok' : codeOf(failure),
+      ms: Math.round((performance.now() - started) * 10) / 10
+    }, 'audit')
   }
 }
 

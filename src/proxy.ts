@@ -61,8 +61,6 @@ const LIST_METHODS: Readonly<Record<ListName, string>> = {
 
 export class McpProxy implements ClientEndpoint {
   readonly sessions: SessionStore
-  /** What each principal may see and call (auth.roles); the admin route checks it too. */
-  readonly access: AccessPolicy
   readonly #pool: UpstreamPool
   readonly #catalog: LiveCatalog
   readonly #relay: Relay
@@ -83,7 +81,6 @@ export class McpProxy implements ClientEndpoint {
     this.#config = config
     this.#registry = registry
     this.#observer = options.observer
-    this.access = new AccessPolicy(config.auth?.roles ?? null)
     this.#audit = config.auth === null ? undefined : new AuditLog(log.child({ component: 'audit' }))
     this.sessions = new SessionStore({
       idleTimeout: config.sessions.idleTimeout,
@@ -161,7 +158,7 @@ export class McpProxy implements ClientEndpoint {
       broker: this.#broker,
       pool: this.#pool,
       registry,
-      access: this.access,
+      access: new AccessPolicy(config.auth?.roles ?? null),
       initialized: (session) => this.sessions.initialized(session)
     })
   }
@@ -229,12 +226,13 @@ export class McpProxy implements ClientEndpoint {
   initialize (session: ClientSession, params: Params | undefined): Record<string, unknown> {
     if (this.#closing) throw new ERR_SHUTTING_DOWN()
     if (this.#audit === undefined) return this.#dispatcher.initialize(session, params)
+    const started = performance.now()
     try {
       const result = this.#dispatcher.initialize(session, params)
-      this.#audit.track(session, 'initialize', params, Promise.resolve())
+      this.#audit.record(session, 'initialize', params, started)
       return result
     } catch (err) {
-      this.#audit.track(session, 'initialize', params, Promise.reject(err))
+      this.#audit.record(session, 'initialize', params, started, err)
       throw err
     }
   }

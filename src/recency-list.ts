@@ -15,14 +15,6 @@ export class RecencyList<T> {
   #oldest: Node<T> | undefined
   #youngest: Node<T> | undefined
 
-  get size (): number {
-    return this.#nodes.size
-  }
-
-  has (item: T): boolean {
-    return this.#nodes.has(item)
-  }
-
   /** Adds the item as the youngest, or makes it the youngest if it is in the list. */
   touch (item: T): void {
     const node = this.#nodes.get(item)

@@ -58,20 +58,13 @@ export class SessionStore {
     this.#sessions.set(session.id, session)
     this.#recency.touch(session)
     this.#uninitialized.add(session)
-    if (address !== undefined) this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1)
-    if (owner !== undefined) this.#perPrincipal.set(owner, (this.#perPrincipal.get(owner) ?? 0) + 1)
+    if (address !== undefined) increment(this.#perAddress, address)
+    if (owner !== undefined) increment(this.#perPrincipal, owner)
     return session
   }
 
   get (id: string): ClientSession | undefined {
     return this.#sessions.get(id)
-  }
-
-  /** The session with this id, marked as just used (a request of its client arrived). */
-  use (id: string): ClientSession | undefined {
-    const session = this.#sessions.get(id)
-    if (session !== undefined) this.touch(session)
-    return session
   }
 
   /** The session was used: it moves to the young end. */
@@ -165,6 +158,10 @@ export class SessionStore {
 /** A session in use: its client holds a stream open, or a call is in flight. */
 function busy (session: ClientSession): boolean {
   return session.channel.open || session.inFlight.size > 0
+}
+
+function increment (counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1)
 }
 
 function decrement (counts: Map<string, number>, key: string): void {

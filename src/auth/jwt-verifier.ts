@@ -62,7 +62,8 @@ export class JwtVerifier {
       roles: Object.freeze(strings(claimAt(payload, settings.rolesClaim))),
       scopes: Object.freeze(strings(payload.scope ?? payload.scp))
     })
-    const left = typeof payload.exp === 'number' ? payload.exp * 1000 - Date.now() : REMEMBER_AT_MOST
+    // exp is there (a required claim) and a number (jose checked it); within the clock tolerance it may have passed.
+    const left = (payload.exp as number) * 1000 - Date.now()
     if (left > 0) this.#verified.set(token, principal, { ttl: Math.min(left, REMEMBER_AT_MOST) })
     return principal
   }

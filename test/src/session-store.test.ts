@@ -54,7 +54,7 @@ test('using a session makes it the most recently used', async (t) => {
   const { sessions, ended } = store({ max: 2 })
   const a = initialized(sessions, sessions.create(channel(), { address: 'x' }))
   const b = initialized(sessions, sessions.create(channel(), { address: 'x' }))
-  sessions.use(a.id)
+  sessions.touch(a)
   sessions.create(channel(), { address: 'x' })
   t.same(ended, [[b.id, 'reclaimed']], 'b was the least recently used')
 })
