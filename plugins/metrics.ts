@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from 'prom-client'
 import { counterOf, histogramOf, LatencyRecorder, type Series, sumOf } from '../src/latency-recorder.js'
 import type { CallOutcome } from '../src/forwarder.js'
 
@@ -14,6 +14,8 @@ export interface GatewayMetrics {
   upstreamCall (server: string, method: string, outcome: CallOutcome, seconds: number): void
   upstreamUp (server: string, service: string, up: boolean | undefined): void
   sessions (count: number): void
+  /** A request refused by a rate limit (rateLimit.perIp, .perPrincipal or .perTool). */
+  rateLimited (limit: string): void
 }
 
 declare module 'fastify' {
@@ -61,6 +63,12 @@ export default fp(async function mcpGatewayMetrics (app) {
     help: 'Client sessions open on the gateway',
     registers: [registry]
   })
+  const rateLimited = new Counter({
+    name: prefix + 'rate_limited_total',
+    help: 'Requests refused by a rate limit, by limit (perIp, perPrincipal, perTool)',
+    labelNames: ['limit'] as const,
+    registers: [registry]
+  })
 
   // Series are resolved once per label set and kept, in maps nested by label: each lookup hashes a string that
   // exists already (a server id, a method name), where one joined key would build and hash a new string per call.
@@ -92,6 +100,9 @@ export default fp(async function mcpGatewayMetrics (app) {
     },
     sessions (count) {
       sessions.set(count)
+    },
+    rateLimited (limit) {
+      if (enabled) rateLimited.labels(limit).inc()
     }
   }
   app.decorate('mcpMetrics', metrics)

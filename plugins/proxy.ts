@@ -24,7 +24,8 @@ export default fp(async function mcpGatewayProxy (app) {
     balancer: app.mcpBalancer,
     log: app.log,
     version: PACKAGE.version,
-    observer: metrics
+    observer: metrics,
+    limiter: app.mcpRateLimit
   })
   app.decorate('mcpProxy', proxy)
   // Fastify fails start-up when an onReady hook outlives its plugin timeout: the wait for upstreams ends well before
@@ -37,5 +38,5 @@ export default fp(async function mcpGatewayProxy (app) {
 }, {
   name: 'mcp-gateway-proxy',
   fastify: '5.x',
-  dependencies: ['mcp-gateway-config', 'mcp-gateway-registry', 'mcp-gateway-balancer', 'mcp-gateway-health', 'mcp-gateway-metrics']
+  dependencies: ['mcp-gateway-config', 'mcp-gateway-registry', 'mcp-gateway-balancer', 'mcp-gateway-health', 'mcp-gateway-metrics', 'mcp-gateway-rate-limit']
 })

@@ -8,10 +8,11 @@ import { CallToolBody, CallToolReply, ErrorReply, ListBody, ResourcesListReply, 
 /**
  * Plain JSON over HTTP for scripts and clients without an MCP SDK: list tools and resources, call a tool.
  * No session is needed; calls use the gateway's shared session with each service. Errors are Fastify's error
- * shape with the status the failure deserves (404 unknown tool, 400 bad arguments, 502/503/504 upstream trouble).
+ * shape with the status the failure deserves (404 unknown tool, 400 bad arguments, 429 with Retry-After over a rate
+ * limit, 502/503/504 upstream trouble).
  */
 
-const errors = { 400: ErrorReply, 404: ErrorReply, 502: ErrorReply, 503: ErrorReply, 504: ErrorReply }
+const errors = { 400: ErrorReply, 404: ErrorReply, 429: ErrorReply, 502: ErrorReply, 503: ErrorReply, 504: ErrorReply }
 
 export default async function restRoutes (fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()

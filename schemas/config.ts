@@ -163,6 +163,37 @@ export const AuthConfig = Type.Object({
 }, { additionalProperties: false })
 export type AuthConfig = Static<typeof AuthConfig>
 
+const RateRuleFields = {
+  max: Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'Requests allowed per windowMs, on average' }),
+  windowMs: Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'The window max is counted over (ms, at most a day)' }),
+  burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'Requests that may come at once; default max' }))
+}
+
+export const RateLimitConfig = Type.Object({
+  perIp: Type.Optional(Type.Object(RateRuleFields, {
+    additionalProperties: false,
+    description: 'HTTP requests per client address (an IPv6 address counts as its /64), counted before authentication'
+  })),
+  perPrincipal: Type.Optional(Type.Object(RateRuleFields, {
+    additionalProperties: false,
+    description: 'JSON-RPC requests per caller (batch elements, WebSocket frames and REST calls each count); ' +
+      'keyed by principal, or by address without auth'
+  })),
+  perTool: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.Object({
+    ...RateRuleFields,
+    per: Type.Optional(Type.Union([Type.Literal('principal'), Type.Literal('gateway')], {
+      description: '"principal" (default): each caller has its own budget; "gateway": all callers share one'
+    }))
+  }, { additionalProperties: false }), {
+    description: 'tools/call requests per glob of tool names as clients see them ("github__*"); every matching entry applies'
+  })),
+  redis: Type.Optional(Type.Object({
+    url: Type.String({ pattern: '^rediss?://', description: 'redis://[user:password@]host:port[/db]; may name an environment variable (REDIS_URL)' }),
+    keyPrefix: Type.Optional(Type.String({ maxLength: 128, description: 'Prefix of the counter keys; default "mcp-gateway:rl:"' })),
+    commandTimeout: Type.Optional(Milliseconds('How long a request waits for Redis before it is counted locally (default 200)'))
+  }, { additionalProperties: false, description: 'Share the counters between gateway processes; if Redis is unavailable each counts locally' }))
+}, { additionalProperties: false })
+
 export const GatewayConfigFile = Type.Object({
   $schema: Type.Optional(Type.String()),
   host: Type.Optional(Type.String({ minLength: 1 })),
@@ -217,6 +248,7 @@ export const GatewayConfigFile = Type.Object({
   startupWait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMER, description: 'How long start-up waits for upstreams to connect (ms)' })),
   shutdownTimeout: Type.Optional(Milliseconds('How long shutdown waits for in-flight calls')),
   auth: Type.Optional(AuthConfig),
+  rateLimit: Type.Optional(RateLimitConfig),
   admin: Type.Optional(Type.Object({
     apiKey: Type.Optional(Type.String({ minLength: 16, description: 'Enables /admin/*; at least 16 characters' }))
   }, { additionalProperties: false })),

@@ -46,6 +46,17 @@ export const StatusReply = Type.Object({
     prompts: Type.Integer()
   }),
   collisions: Type.Unknown(),
+  rateLimit: Type.Optional(Type.Object({
+    counting: Type.Union([Type.Literal('redis'), Type.Literal('local')], {
+      description: '"local": each gateway process counts alone (no rateLimit.redis, or Redis is unavailable)'
+    }),
+    redis: Type.Optional(Type.Object({
+      state: Type.Union([Type.Literal('connecting'), Type.Literal('ready'), Type.Literal('unavailable')]),
+      since: Type.String({ format: 'date-time' }),
+      reason: Type.Optional(Type.String())
+    })),
+    limits: Type.Array(Type.String())
+  })),
   servers: Type.Array(UpstreamStatus)
 })
 

@@ -9,6 +9,7 @@ import edgePlugin from '../plugins/edge.js'
 import healthPlugin from '../plugins/health.js'
 import metricsPlugin from '../plugins/metrics.js'
 import proxyPlugin from '../plugins/proxy.js'
+import rateLimitPlugin from '../plugins/rate-limit.js'
 import registryPlugin from '../plugins/registry.js'
 import securityPlugin from '../plugins/security.js'
 import transportsPlugin from '../plugins/transports.js'
@@ -62,18 +63,21 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   await app.register(registryPlugin)
   await app.register(healthPlugin)
   await app.register(balancerPlugin)
+  await app.register(rateLimitPlugin)
   await app.register(proxyPlugin)
   if (opts.routes === false) return
-  await app.register(edgePlugin)
-  await app.register(transportsPlugin)
   // A host app that already has @fastify/websocket keeps its own; registering it twice would handle upgrades twice.
   // MCP over WebSocket speaks subprotocol "mcp": ws would otherwise accept whichever subprotocol is offered first.
+  // Registered before the edge: its onRequest hook marks upgrade requests so that an upgrade refused by an edge hook
+  // (the per-address rate limit) has its socket closed after the answer, instead of left open.
   if (!app.hasDecorator('websocketServer')) {
     await app.register(websocket, {
       options: { maxPayload: 4 * 1024 * 1024, handleProtocols: (protocols: Set<string>) => protocols.has(MCP_SUBPROTOCOL) ? MCP_SUBPROTOCOL : false },
       errorHandler: socketError
     })
   }
+  await app.register(edgePlugin)
+  await app.register(transportsPlugin)
   await app.register(mcpRoutes)
   await app.register(legacySseRoutes)
   await app.register(websocketRoutes)

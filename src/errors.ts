@@ -54,6 +54,46 @@ export const ERR_SUBSCRIPTION_LIMIT = createError('MCPGW_ERR_SUBSCRIPTION_LIMIT'
   'Too many subscriptions: %s; unsubscribe from resources you no longer watch', 429)
 export const ERR_TOO_MANY_IN_FLIGHT = createError('MCPGW_ERR_TOO_MANY_IN_FLIGHT',
   'Too many requests in flight: this session has its maximum of %d (limits.maxInFlight); wait for answers before sending more', 429)
+/** What a rate limit refusal tells: which limit, and when to come back. */
+export interface RateLimitFacts {
+  /** The configured limit that refused: rateLimit.perIp, .perPrincipal or .perTool. */
+  readonly limit: 'perIp' | 'perPrincipal' | 'perTool'
+  readonly max: number
+  readonly windowMs: number
+  readonly retryAfterMs: number
+  readonly resetMs: number
+}
+
+/**
+ * A request refused by a rate limit. On HTTP it is a 429 whose headers say when to retry (Retry-After, RateLimit-*);
+ * in a JSON-RPC answer its data carries `retryAfterMs`.
+ */
+export class ERR_RATE_LIMITED extends Error {
+  override readonly name = 'RateLimited'
+  readonly code = 'MCPGW_ERR_RATE_LIMITED'
+  readonly statusCode = 429
+  readonly headers: Record<string, string>
+  readonly data: { readonly limit: string, readonly retryAfterMs: number }
+
+  constructor (who: string, facts: RateLimitFacts) {
+    const retry = Math.max(1, Math.ceil(facts.retryAfterMs / 1000))
+    super(`Too many requests: ${who} may send ${facts.max} per ${duration(facts.windowMs)} (rateLimit.${facts.limit}); retry in ${retry} s`)
+    this.headers = {
+      'retry-after': String(retry),
+      'ratelimit-limit': String(facts.max),
+      'ratelimit-remaining': '0',
+      'ratelimit-reset': String(Math.ceil(facts.resetMs / 1000))
+    }
+    this.data = { limit: facts.limit, retryAfterMs: facts.retryAfterMs }
+  }
+}
+
+function duration (ms: number): string {
+  if (ms % 60_000 === 0) return ms === 60_000 ? 'minute' : `${ms / 60_000} minutes`
+  if (ms % 1000 === 0) return ms === 1000 ? 'second' : `${ms / 1000} s`
+  return `${ms} ms`
+}
+
 export const ERR_ALREADY_INITIALIZED = createError('MCPGW_ERR_ALREADY_INITIALIZED',
   'Invalid Request: initialize must be sent without an Mcp-Session-Id header; session %s is already initialized', 400)
 export const ERR_UNSUPPORTED_PROTOCOL_VERSION = createError('MCPGW_ERR_UNSUPPORTED_PROTOCOL_VERSION',
@@ -304,7 +344,9 @@ export function toRpcError (err: unknown): RpcErrorObject {
   const code = e.code !== undefined ? rpcCodes[e.code] : undefined
   if (code !== undefined) return { code, message: String(e.message), data: { code: e.code } }
   if (typeof e.code === 'string' && e.code.startsWith('MCPGW_ERR_')) {
-    return { code: RpcCode.ServerError, message: String(e.message), data: { code: e.code } }
+    // What a coded error adds for programs (a rate limit's retryAfterMs) travels in data, beside the code.
+    const extra = err instanceof ERR_RATE_LIMITED ? err.data : undefined
+    return { code: RpcCode.ServerError, message: String(e.message), data: { code: e.code, ...extra } }
   }
   return { code: RpcCode.InternalError, message: 'Internal error: ' + String(e.message ?? err) }
 }

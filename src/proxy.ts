@@ -11,6 +11,7 @@ import { type CallHooks, type CallObserver, Forwarder, type ForwardOptions } fro
 import type { HealthMonitor } from './health.js'
 import { type ListName, LiveCatalog } from './catalog/live-catalog.js'
 import type { Logger } from './logger.js'
+import type { RateLimiter } from './limits/rate-limiter.js'
 import type { Tool } from './mcp-types.js'
 import { RawResult, resultValue } from './raw-result.js'
 import type { Registry } from './registry.js'
@@ -44,6 +45,8 @@ export interface ProxyOptions {
   log: Logger
   version: string
   observer?: ProxyObserver
+  /** Counts every client request against the rate limits (see RateLimiter). */
+  limiter?: RateLimiter | null
 }
 
 /** Options of a programmatic call. */
@@ -73,6 +76,7 @@ export class McpProxy implements ClientEndpoint {
   readonly #observer: ProxyObserver | undefined
   /** Set when clients authenticate: their requests are logged. */
   readonly #audit: AuditLog | undefined
+  readonly #limiter: RateLimiter | undefined
   #started = false
   #closing = false
 
@@ -82,6 +86,7 @@ export class McpProxy implements ClientEndpoint {
     this.#registry = registry
     this.#observer = options.observer
     this.#audit = config.auth === null ? undefined : new AuditLog(log.child({ component: 'audit' }))
+    this.#limiter = options.limiter ?? undefined
     this.sessions = new SessionStore({
       idleTimeout: config.sessions.idleTimeout,
       max: config.sessions.max,
@@ -239,7 +244,10 @@ export class McpProxy implements ClientEndpoint {
 
   request (session: ClientSession, method: string, params: Params | undefined, handle?: RequestHandle): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    const served = this.#dispatcher.request(session, method, params, handle ?? {})
+    const admitted = this.#limiter?.admit(session, method, params)
+    const served = admitted === undefined
+      ? this.#dispatcher.request(session, method, params, handle ?? {})
+      : admitted.then(() => this.#dispatcher.request(session, method, params, handle ?? {}))
     return this.#audit === undefined ? served : this.#audit.track(session, method, params, served)
   }
 
@@ -249,7 +257,11 @@ export class McpProxy implements ClientEndpoint {
 
   requestUpstream (session: ClientSession, upstreamId: string, method: string, params: Params | undefined): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    const served = this.#dispatcher.requestUpstream(session, upstreamId, method, params)
+    // Counted per caller like any request; perTool limits name the tools clients see, not an upstream's own names.
+    const admitted = this.#limiter?.admit(session, method, undefined)
+    const served = admitted === undefined
+      ? this.#dispatcher.requestUpstream(session, upstreamId, method, params)
+      : admitted.then(() => this.#dispatcher.requestUpstream(session, upstreamId, method, params))
     return this.#audit === undefined ? served : this.#audit.track(session, `${upstreamId}: ${method}`, params, served)
   }
 
@@ -269,7 +281,9 @@ export class McpProxy implements ClientEndpoint {
 
   /** One page of a list as the JSON text clients are sent (for callers that only pass it on). */
   listJson (list: ListName, cursor?: string, client: ClientContext = ANONYMOUS): Promise<string> {
-    const served = this.#dispatcher.page(list, cursor === undefined ? undefined : { cursor }, client)
+    const params = cursor === undefined ? undefined : { cursor }
+    const admitted = this.#limiter?.admit(client, LIST_METHODS[list], params)
+    const served = admitted === undefined ? this.#dispatcher.page(list, params, client) : admitted.then(() => this.#dispatcher.page(list, params, client))
     const audited = this.#audit === undefined ? served : this.#audit.track(client, LIST_METHODS[list], undefined, served)
     return audited.then(page => (page as RawResult).resultText)
   }
@@ -323,7 +337,10 @@ export class McpProxy implements ClientEndpoint {
   #call (method: string, params: Params, context: CallContext): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
     const client = context.client ?? ANONYMOUS
-    const served = this.#dispatcher.request(client, method, params, context)
+    const admitted = this.#limiter?.admit(client, method, params)
+    const served = admitted === undefined
+      ? this.#dispatcher.request(client, method, params, context)
+      : admitted.then(() => this.#dispatcher.request(client, method, params, context))
     return this.#audit === undefined ? served : this.#audit.track(client, method, params, served)
   }
 

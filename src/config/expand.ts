@@ -2,7 +2,8 @@
  * `${NAME}`, `${env:NAME}` (the Cursor / VS Code spelling) and `${NAME:-fallback}` in the strings of a config file
  * that carry secrets or places (so secrets stay out of files), expanded in place before validation:
  * `"url": "${MCP_URL}"` is checked as the URL it becomes. Expanded: a server's url, command, cwd, args and the
- * values of its env and headers; the client API keys, the JWT secret, public key and JWKS URL; the admin key.
+ * values of its env and headers; the client API keys, the JWT secret, public key and JWKS URL; the admin key;
+ * the rate limits' Redis URL.
  * `${input:…}` (VS Code's prompt for a value) has no meaning for a server process and is refused.
  */
 
@@ -36,6 +37,9 @@ export function expandEnvironment (file: Record<string, unknown>, expand: Expand
       const jwt = auth.jwt = { ...auth.jwt }
       for (const key of ['secret', 'publicKey', 'jwksUrl'] as const) if (key in jwt) jwt[key] = one(jwt[key], `auth.jwt.${key}`)
     }
+  }
+  if (isRecord(file.rateLimit) && isRecord(file.rateLimit.redis) && 'url' in file.rateLimit.redis) {
+    file.rateLimit = { ...file.rateLimit, redis: { ...file.rateLimit.redis, url: one(file.rateLimit.redis.url, 'rateLimit.redis.url') } }
   }
   if (isRecord(file.admin) && 'apiKey' in file.admin) file.admin = { ...file.admin, apiKey: one(file.admin.apiKey, 'admin.apiKey') }
 }

@@ -89,6 +89,11 @@ function applyEnv (file: Record<string, unknown>, env: NodeJS.ProcessEnv, proble
       file.admin = { ...(admin !== null && typeof admin === 'object' ? admin : {}), apiKey: env.ADMIN_API_KEY }
     }
   }
+  // REDIS_URL shares the rate-limit counters of a config that has rate limits and names no Redis itself.
+  const rateLimit = file.rateLimit as Record<string, unknown> | null | undefined
+  if (env.REDIS_URL !== undefined && env.REDIS_URL !== '' && rateLimit !== null && typeof rateLimit === 'object' && rateLimit.redis === undefined) {
+    file.rateLimit = { ...rateLimit, redis: { url: env.REDIS_URL } }
+  }
 }
 
 function invalid (source: string, problems: string[]) {

@@ -3,6 +3,7 @@ import type { GatewayConfigFile, McpServerEntry, ServerConfig } from '../../sche
 import { ServerId } from '../../schemas/config.js'
 import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_UPSTREAM_MESSAGE } from '../json.js'
 import { normalizeAuth } from './auth.js'
+import { normalizeRateLimit } from './rate-limit.js'
 import { kResolvedConfig } from '../symbols.js'
 import type { GatewayConfig, UpstreamDefaults, UpstreamDefinition, UpstreamTransport } from './types.js'
 
@@ -145,6 +146,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     startupWait: file.startupWait ?? DEFAULTS.startupWait,
     shutdownTimeout: file.shutdownTimeout ?? DEFAULTS.shutdownTimeout,
     auth,
+    rateLimit: normalizeRateLimit(file.rateLimit),
     admin: { apiKey: file.admin?.apiKey ?? null },
     registryFile: file.registryFile ?? null,
     metrics: {

@@ -99,6 +99,21 @@ export interface AuthSettings {
   readonly roles: Readonly<Record<string, RoleSettings>> | null
 }
 
+/** A rate: `max` per `windowMs` on average, `burst` at once. */
+export interface RateRuleSettings {
+  readonly max: number
+  readonly windowMs: number
+  readonly burst: number
+}
+
+export interface RateLimitSettings {
+  readonly perIp: RateRuleSettings | null
+  readonly perPrincipal: RateRuleSettings | null
+  /** In configuration order; every entry whose pattern matches a tool applies. */
+  readonly perTool: ReadonlyArray<{ readonly pattern: string, readonly rule: RateRuleSettings, readonly per: 'principal' | 'gateway' }>
+  readonly redis: { readonly url: string, readonly keyPrefix: string, readonly commandTimeout: number } | null
+}
+
 export interface GatewayConfig {
   readonly host: string
   readonly port: number
@@ -144,6 +159,8 @@ export interface GatewayConfig {
   readonly shutdownTimeout: number
   /** null: no client authentication; the gateway is open to whoever reaches it. */
   readonly auth: AuthSettings | null
+  /** null: no rate limits. */
+  readonly rateLimit: RateLimitSettings | null
   readonly admin: { readonly apiKey: string | null }
   readonly registryFile: string | null
   readonly metrics: { readonly enabled: boolean, readonly prefix: string, readonly defaultMetrics: boolean }

@@ -3,7 +3,9 @@
 // this machine, in one run, so their ratios are comparable. Every process it starts is its own child, stopped by PID
 // however the run ends. It exits 1 only when something failed functionally (a wrong answer, errors or non-2xx
 // answers under load, a child that died); the numbers never fail it.
-// Settings: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS (default 32).
+// Settings: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS (default 32),
+// BENCH_RATE_LIMIT (`local` or `redis`: the gateway counts every call against perIp and perPrincipal limits too high
+// to refuse any, in this process or in a redis-server the bench starts — what counting costs per call).
 import autocannon from 'autocannon'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -18,6 +20,7 @@ const file = (path) => fileURLToPath(new URL(path, import.meta.url))
 const GATEWAY_CLI = file('../../dist/src/cli.js')
 const UPSTREAM = file('./upstream.mjs')
 const BARE_PROXY = file('./bare-proxy.mjs')
+const REDIS = file('./redis.mjs')
 const RESULTS_DIR = file('./results/')
 const READY_TIMEOUT = 20_000
 
@@ -29,14 +32,18 @@ async function main () {
   const settings = {
     duration: positiveInt('BENCH_DURATION', 10),
     warmup: positiveInt('BENCH_WARMUP', 3),
-    connections: positiveInt('BENCH_CONNECTIONS', 32)
+    connections: positiveInt('BENCH_CONNECTIONS', 32),
+    rateLimit: rateLimitMode()
   }
   const loadBefore = os.loadavg()
 
   const upstream = start('upstream', UPSTREAM, [])
   const upstreamUrl = `http://127.0.0.1:${(await upstream.firstMessage(READY_TIMEOUT)).port}/mcp`
   const bare = start('bare proxy', BARE_PROXY, [upstreamUrl])
-  const gatewayUrl = await startGateway(upstreamUrl)
+  const redisUrl = settings.rateLimit === 'redis'
+    ? `redis://127.0.0.1:${(await start('redis', REDIS, []).firstMessage(READY_TIMEOUT)).port}`
+    : undefined
+  const gatewayUrl = await startGateway(upstreamUrl, settings.rateLimit, redisUrl)
   const bareUrl = `http://127.0.0.1:${(await bare.firstMessage(READY_TIMEOUT)).port}/mcp`
 
   const targets = [
@@ -51,6 +58,7 @@ async function main () {
   }
 
   console.log(`bench: ${settings.warmup} s warm-up + ${settings.duration} s per target, ${settings.connections} connections, ` +
+    (settings.rateLimit === 'none' ? '' : `rate limits counted ${settings.rateLimit === 'redis' ? 'in Redis' : 'locally'}, `) +
     `node ${process.version}, ${os.cpus().length} CPUs, load ${loadBefore.map(l => l.toFixed(2)).join(' ')}`)
   const rows = []
   for (const target of targets) {
@@ -106,15 +114,24 @@ function start (name, path, args, options) {
   return child
 }
 
-/** The built CLI with a generated config: one Streamable HTTP upstream, id `bench`. */
-async function startGateway (upstreamUrl) {
+/** The built CLI with a generated config: one Streamable HTTP upstream, id `bench`; rate limits per BENCH_RATE_LIMIT. */
+async function startGateway (upstreamUrl, rateLimit, redisUrl) {
   configDir = await mkdtemp(join(os.tmpdir(), 'mcp-gateway-bench-'))
   const config = join(configDir, 'gateway.json')
   await writeFile(config, JSON.stringify({
     logLevel: 'warn',
     metrics: { defaultMetrics: false },
     shutdownTimeout: 2000,
-    servers: [{ id: 'bench', url: upstreamUrl }]
+    servers: [{ id: 'bench', url: upstreamUrl }],
+    ...(rateLimit === 'none'
+      ? {}
+      : {
+          rateLimit: {
+            perIp: { max: 1_000_000_000, windowMs: 1000 },
+            perPrincipal: { max: 1_000_000_000, windowMs: 1000 },
+            ...(redisUrl === undefined ? {} : { redis: { url: redisUrl } })
+          }
+        })
   }, null, 2))
   const port = await freePort()
   const gateway = start('gateway', GATEWAY_CLI, ['--config', config, '--port', String(port), '--host', '127.0.0.1'], { preload: true })
@@ -146,6 +163,13 @@ function load (target, duration, connections) {
     connections,
     duration
   })
+}
+
+function rateLimitMode () {
+  const mode = process.env.BENCH_RATE_LIMIT ?? ''
+  if (mode === '') return 'none'
+  if (mode !== 'local' && mode !== 'redis') throw new Error(`BENCH_RATE_LIMIT must be local or redis, got ${JSON.stringify(mode)}`)
+  return mode
 }
 
 function positiveInt (name, fallback) {

@@ -67,6 +67,7 @@ test('an empty configuration gets every default', async (t) => {
     startupWait: 5000,
     shutdownTimeout: 10_000,
     auth: null,
+    rateLimit: null,
     admin: { apiKey: null },
     registryFile: null,
     metrics: { enabled: true, prefix: 'mcp_gateway_', defaultMetrics: true },
@@ -710,4 +711,5 @@ test('the example configs in config/ load: the default, the compose one, and the
   const secure = await loadConfigFile(new URL('secure.example.json', dir).pathname, env)
   t.same(secure.auth?.apiKeys.map(k => k.name), ['ci', 'ops'])
   t.same(secure.auth?.jwt?.key, { kind: 'jwks', url: 'https://auth.example.com/.well-known/jwks.json' }, 'the fallback of an unset variable')
+  t.equal(secure.rateLimit?.redis?.url, 'redis://127.0.0.1:6379')
 })

@@ -1,0 +1,123 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { test, type Test } from 'tap'
+import { freePort, startGateway, stopChild, waitFor } from '../helper.js'
+
+/**
+ * Rate limits shared through a real redis-server by two gateway processes (the CLI, each in its own process):
+ * a principal's budget is one across both; Redis stopped mid-test → both keep serving on local counters and say so
+ * in the log and /status; Redis back → shared again. redis-server comes from apt (.ci/run installs it; this test
+ * installs it too when it is missing and it may).
+ */
+
+const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
+const TS_LOADER = new URL('../../node_modules/@tapjs/typescript/dist/esm/import.mjs', import.meta.url).href
+const KEY = 'alice-key-0123456789abcdef'
+
+function redisServer (): string {
+  const find = () => { try { return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() } catch { return '' } }
+  let path = find()
+  if (path === '' && process.getuid?.() === 0) {
+    execFileSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server'], { stdio: 'ignore' })
+    path = find()
+  }
+  if (path === '') throw new Error('redis-server is not installed: apt-get install -y redis-server (.ci/run does it)')
+  return path
+}
+
+async function startRedis (t: Test, binary: string, port: number): Promise<ChildProcess> {
+  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  t.teardown(() => stopChild(child))
+  let out = ''
+  child.stdout?.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  await waitFor('redis-server to accept connections', () => out.includes('Ready to accept connections'))
+  return child
+}
+
+interface Cli { base: string, log: () => string }
+
+async function startCli (t: Test, dir: string, name: string, config: Record<string, unknown>): Promise<Cli> {
+  const port = await freePort()
+  const file = join(dir, `${name}.json`)
+  await writeFile(file, JSON.stringify({ port, logLevel: 'info', servers: [], ...config }))
+  const child = spawn(process.execPath, [`--import=${TS_LOADER}`, CLI, '--config', file], {
+    env: { ...process.env, PORT: '', HOST: '', LOG_LEVEL: '', GATEWAY_CONFIG: '', ADMIN_API_KEY: '', REDIS_URL: '' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => stopChild(child))
+  let log = ''
+  child.stdout?.on('data', (chunk: Buffer) => { log += chunk.toString() })
+  child.stderr?.on('data', (chunk: Buffer) => { log += chunk.toString() })
+  const base = `http://127.0.0.1:${port}`
+  await waitFor(`gateway ${name}`, () => fetch(base + '/health').then(() => true, () => false), 30_000)
+  return { base, log: () => log }
+}
+
+const list = (gateway: Cli) => fetch(gateway.base + '/mcp/tools/list', {
+  method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body: '{}'
+}).then(response => response.status)
+
+const counting = (gateway: Cli) => fetch(gateway.base + '/status', { headers: { 'x-api-key': KEY } })
+  .then(response => response.json() as Promise<{ rateLimit: { counting: string, redis: { state: string, reason?: string } } }>)
+  .then(status => status.rateLimit)
+
+test('two gateway processes share a per-principal limit through Redis, and fall back to local counting without it', async (t) => {
+  const binary = redisServer()
+  const dir = await mkdtemp(join(tmpdir(), 'mcp-gateway-redis-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const redisPort = await freePort()
+  let redis = await startRedis(t, binary, redisPort)
+  const config = {
+    auth: { apiKeys: [{ name: 'alice', key: KEY }] },
+    rateLimit: { perPrincipal: { max: 6, windowMs: 600_000 }, redis: { url: `redis://127.0.0.1:${redisPort}`, keyPrefix: `test-${redisPort}:` } }
+  }
+  const [a, b] = await Promise.all([startCli(t, dir, 'a', config), startCli(t, dir, 'b', config)])
+  await waitFor('both gateways on Redis', async () => (await counting(a)).counting === 'redis' && (await counting(b)).counting === 'redis')
+
+  // /status is not a JSON-RPC request: only the lists count. 3 + 3 = the budget of 6, wherever they land.
+  t.same(await Promise.all([list(a), list(b), list(a), list(b), list(a), list(b)]), Array(6).fill(200), 'six requests across both processes')
+  t.equal(await list(a), 429, 'the seventh is refused by A')
+  t.equal(await list(b), 429, 'and by B: they count together')
+
+  await stopChild(redis)
+  t.equal(await list(a), 200, 'Redis gone: A serves, counting on its own')
+  t.equal(await list(b), 200, 'so does B')
+  const local = await waitFor('A to report local counting', async () => { const s = await counting(a); return s.redis.state === 'unavailable' ? s : undefined })
+  t.match(local, { counting: 'local', redis: { state: 'unavailable', reason: String } })
+  t.match(a.log(), /rate limits: Redis is unavailable; requests are counted in this process alone until it is back/, 'the log says so')
+  const warning = a.log().split('\n').find(line => line.includes('Redis is unavailable')) ?? ''
+  t.notMatch(warning, new RegExp(String(redisPort)), 'without the address of Redis')
+
+  redis = await startRedis(t, binary, redisPort)
+  await waitFor('both back on Redis', async () => (await counting(a)).counting === 'redis' && (await counting(b)).counting === 'redis', 30_000)
+  t.match(a.log(), /Redis answers again; the counters are shared again/)
+  // The restarted server is empty (no persistence): the shared budget begins again, and is one budget again.
+  const statuses = []
+  for (let i = 0; i < 8; i++) statuses.push(await list(i % 2 === 0 ? a : b))
+  t.same(statuses, [200, 200, 200, 200, 200, 200, 429, 429], 'shared again after the restart')
+})
+
+test('a Redis that stops answering: a request waits commandTimeout, then counting is local until Redis answers again', async (t) => {
+  const binary = redisServer()
+  const redisPort = await freePort()
+  const redis = await startRedis(t, binary, redisPort)
+  const gateway = await startGateway(t, {
+    servers: [],
+    rateLimit: { perPrincipal: { max: 1000, windowMs: 60_000 }, redis: { url: `redis://127.0.0.1:${redisPort}`, keyPrefix: `hung-${redisPort}:`, commandTimeout: 150 } }
+  })
+  const limiter = gateway.app.mcpRateLimit
+  await waitFor('the limiter on Redis', () => limiter?.status().counting === 'redis')
+  const tools = () => fetch(gateway.base + '/mcp/tools/list', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).then(r => r.status)
+  t.equal(await tools(), 200)
+  redis.kill('SIGSTOP')
+  t.teardown(() => { redis.kill('SIGCONT') })
+  t.equal(await tools(), 200, 'answered while Redis hangs: the command timed out, the request was counted here')
+  t.match(limiter?.status(), { counting: 'local', redis: { state: 'unavailable', reason: /timed out/i } })
+  t.equal(await tools(), 200)
+  redis.kill('SIGCONT')
+  await waitFor('the limiter back on Redis', async () => { await tools(); return limiter?.status().counting === 'redis' })
+  t.pass('shared again once Redis answers')
+})
