@@ -1,19 +1,18 @@
 import cors from '@fastify/cors'
-import rateLimit, { type FastifyRateLimitStore } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import helmet, { type HelmetOptions } from 'helmet'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { RateLimiter } from '../src/limits/rate-limiter.js'
-import type { Decision, RateRule } from '../src/limits/rate.js'
+import type { AddressOutcome, RateLimiter } from '../src/limits/rate-limiter.js'
+import type { RateRule } from '../src/limits/rate.js'
 
 /**
  * The HTTP edge of every gateway route: security headers (helmet's, set for a JSON API: nothing may be framed,
  * embedded or run from an answer — computed once at start-up, since none depends on the request, and set on every
  * reply before its handler runs, so hijacked SSE answers carry them too), CORS for the browser origins in `allowedOrigins` (@fastify/cors:
- * preflights answered, the MCP headers allowed and exposed), the per-address rate limit (`rateLimit.perIp`, with
- * @fastify/rate-limit counting in the gateway's RateLimiter: every request to a gateway route counts, before
- * authentication, so failed authentications count too; /health is exempt), and a request body over the limit
+ * preflights answered, the MCP headers allowed and exposed), the per-address rate limit (`rateLimit.perIp`: every
+ * request to a gateway route counts, before authentication, so failed authentications count too; /health is
+ * exempt), and a request body over the limit
  * answered 413 only after the client has finished sending it, so the client reads the answer instead of failing
  * with EPIPE.
  */
@@ -27,6 +26,13 @@ const EXPOSED_HEADERS = [
 /** How much of an over-limit body is read and discarded before the 413; beyond it the connection is closed. */
 const DRAIN_LIMIT = 64 * 1024 * 1024
 const DRAIN_TIME = 10_000
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** false: the route is not counted against rateLimit.perIp (liveness probes). */
+    mcpPerIp?: boolean
+  }
+}
 
 export default fp(async function mcpGatewayEdge (app) {
   const { allowedOrigins } = app.mcpConfig
@@ -59,7 +65,7 @@ export default fp(async function mcpGatewayEdge (app) {
     })
   }
   const limiter = app.mcpRateLimit
-  if (limiter?.perIp != null) await limitAddresses(app, limiter, limiter.perIp)
+  if (limiter?.perIp != null) limitAddresses(app, limiter, limiter.perIp)
   // Callback-style: it runs on every answer, and only a 413 has anything to wait for.
   app.addHook('onSend', function drainRefusedBody (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) {
     if (reply.statusCode !== 413) return done(null, payload)
@@ -68,41 +74,27 @@ export default fp(async function mcpGatewayEdge (app) {
 }, { name: 'mcp-gateway-edge', fastify: '5.x', dependencies: ['mcp-gateway-config', 'mcp-gateway-rate-limit'] })
 
 /**
- * `rateLimit.perIp` on every gateway route. @fastify/rate-limit runs it (key: the client address, an IPv6 address
- * as its /64; the RateLimit-* and Retry-After headers; the 429), its store is the gateway's RateLimiter. Added
- * here as an instance hook, so it runs before the routes' own onRequest hooks (authentication among them).
- * Embedded in an app that registered @fastify/rate-limit itself, that app's decorators serve, with this store.
+ * `rateLimit.perIp` on every gateway route, counted in the gateway's RateLimiter (its store: this process or Redis):
+ * an instance hook, so it runs before the routes' own onRequest hooks (authentication among them). Every answer gets
+ * RateLimit-Limit (the bucket's size), RateLimit-Remaining and RateLimit-Reset (seconds until the bucket is full); a
+ * refusal is the 429 of ERR_RATE_LIMITED, with Retry-After. Routes with `config: { mcpPerIp: false }` are exempt.
+ * (Not @fastify/rate-limit: its store contract is a fixed window, so a burst reads wrong in its headers, and an app
+ * embedding the gateway that registered it itself would share its decorators — and lose its own limit on these routes.)
  */
-async function limitAddresses (app: FastifyInstance, limiter: RateLimiter, rule: RateRule): Promise<void> {
-  const store = class AddressStore implements FastifyRateLimitStore {
-    incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void): void {
-      const counted = (decision: Decision) => {
-        // What @fastify/rate-limit reads: a count (over max: refused) and the ms until the answer changes.
-        callback(null, decision.allowed
-          ? { current: Math.max(0, rule.max - decision.remaining), ttl: decision.resetMs }
-          : { current: rule.max + 1, ttl: decision.retryAfterMs })
-      }
-      const decision = limiter.takeAddress(key)
-      if (decision instanceof Promise) decision.then(counted, callback)
-      else counted(decision)
+function limitAddresses (app: FastifyInstance, limiter: RateLimiter, rule: RateRule): void {
+  const limit = String(rule.burst)
+  app.addHook('onRequest', function limitAddress (request, reply, done) {
+    if (request.routeOptions.config?.mcpPerIp === false) return done()
+    const counted = ({ outcome, error }: AddressOutcome) => {
+      reply.header('ratelimit-limit', limit)
+      reply.header('ratelimit-remaining', String(outcome.decision.remaining))
+      reply.header('ratelimit-reset', String(Math.ceil(outcome.decision.resetMs / 1000)))
+      done(error)
     }
-
-    child (): FastifyRateLimitStore {
-      return this
-    }
-  }
-  if (app.hasDecorator('rateLimit')) {
-    app.log.warn('the host app registered @fastify/rate-limit: rateLimit.perIp counts in its store, not the gateway\'s')
-  } else {
-    // Store and header names are set at registration (global: false, so it limits nothing by itself).
-    await app.register(rateLimit, { global: false, store, enableDraftSpec: true })
-  }
-  app.addHook('onRequest', app.rateLimit({
-    max: rule.max,
-    timeWindow: rule.windowMs,
-    allowList: (request) => request.routeOptions.config?.rateLimit === false,
-    errorResponseBuilder: (request, context) => limiter.addressRefusal(request.ip, context.ttl)
-  }))
+    const taken = limiter.takeAddress(request.ip)
+    if (taken instanceof Promise) taken.then(counted, done)
+    else counted(taken)
+  })
 }
 
 /**

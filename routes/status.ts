@@ -20,7 +20,7 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
   const proxy = app.mcpProxy
   const config = app.mcpConfig
 
-  app.get('/health', { config: { rateLimit: false }, schema: { response: { 200: HealthReply, 503: HealthReply } } }, async (request, reply) => {
+  app.get('/health', { config: { mcpPerIp: false }, schema: { response: { 200: HealthReply, 503: HealthReply } } }, async (request, reply) => {
     const servers = proxy.upstreamCounts()
     const status = servers.up === 0 ? 'unavailable' : servers.down > 0 ? 'degraded' : 'ok'
     reply.code(servers.up === 0 ? 503 : 200)

@@ -200,7 +200,7 @@ export class Dispatcher {
     }
     const annotations = entry.definition.annotations
     const idempotent = annotations?.readOnlyHint === true || annotations?.idempotentHint === true
-    return this.options.forwarder.forward(context, { service: entry.service, method: 'tools/call', params: { ...params, name: entry.originalName }, idempotent }, options)
+    return this.options.forwarder.forward(context, { service: entry.service, method: 'tools/call', params: { ...params, name: entry.originalName }, name: entry.name, idempotent }, options)
   }
 
   #readResource (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {
@@ -216,7 +216,7 @@ export class Dispatcher {
     if (typeof name !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('prompts/get needs params.name, the name of a prompt from prompts/list'))
     const entry = this.options.catalog.prompt(name)
     if (entry === undefined || !this.#sees(context, 'prompts', name)) return Promise.reject(new ERR_UNKNOWN_PROMPT(name))
-    return this.options.forwarder.forward(context, { service: entry.service, method: 'prompts/get', params: { ...params, name: entry.originalName }, idempotent: true }, options)
+    return this.options.forwarder.forward(context, { service: entry.service, method: 'prompts/get', params: { ...params, name: entry.originalName }, name: entry.name, idempotent: true }, options)
   }
 
   #complete (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {

@@ -60,6 +60,7 @@ export interface RateLimitFacts {
   readonly limit: 'perIp' | 'perPrincipal' | 'perTool'
   readonly max: number
   readonly windowMs: number
+  readonly burst: number
   readonly retryAfterMs: number
   readonly resetMs: number
 }
@@ -80,7 +81,8 @@ export class ERR_RATE_LIMITED extends Error {
     super(`Too many requests: ${who} may send ${facts.max} per ${duration(facts.windowMs)} (rateLimit.${facts.limit}); retry in ${retry} s`)
     this.headers = {
       'retry-after': String(retry),
-      'ratelimit-limit': String(facts.max),
+      // The bucket's size: what RateLimit-Remaining counts down from.
+      'ratelimit-limit': String(facts.burst),
       'ratelimit-remaining': '0',
       'ratelimit-reset': String(Math.ceil(facts.resetMs / 1000))
     }

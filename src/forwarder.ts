@@ -31,6 +31,8 @@ export interface ForwardTarget {
   readonly method: string
   /** As the upstream must receive them (its own names). */
   readonly params: Params
+  /** The tool's or prompt's name as the client called it (the policies and limits speak of these). */
+  readonly name?: string | undefined
   /** Safe to send twice: read-only or idempotent tools, reads of resources and prompts. */
   readonly idempotent: boolean
   /** This replica (upstream id) only, not balanced and not retried elsewhere (requests addressed by upstream id). */
@@ -114,6 +116,7 @@ export class Forwarder {
       service: target.service,
       method: target.method,
       params,
+      name: target.name,
       idempotent: target.idempotent,
       upstream: target.upstream,
       context,

@@ -166,6 +166,8 @@ export class McpProxy implements ClientEndpoint {
       access: new AccessPolicy(config.auth?.roles ?? null),
       initialized: (session) => this.sessions.initialized(session)
     })
+    const limits = this.#limiter?.callHooks((service, name) => this.#catalog.toolName(service, name))
+    if (limits !== undefined) this.#forwarder.addHooks(limits)
   }
 
   /** The merged catalog as clients see it now. */
@@ -244,7 +246,7 @@ export class McpProxy implements ClientEndpoint {
 
   request (session: ClientSession, method: string, params: Params | undefined, handle?: RequestHandle): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    const admitted = this.#limiter?.admit(session, method, params)
+    const admitted = this.#limiter?.admit(session, method)
     const served = admitted === undefined
       ? this.#dispatcher.request(session, method, params, handle ?? {})
       : admitted.then(() => this.#dispatcher.request(session, method, params, handle ?? {}))
@@ -257,8 +259,7 @@ export class McpProxy implements ClientEndpoint {
 
   requestUpstream (session: ClientSession, upstreamId: string, method: string, params: Params | undefined): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    // Counted per caller like any request; perTool limits name the tools clients see, not an upstream's own names.
-    const admitted = this.#limiter?.admit(session, method, undefined)
+    const admitted = this.#limiter?.admit(session, method)
     const served = admitted === undefined
       ? this.#dispatcher.requestUpstream(session, upstreamId, method, params)
       : admitted.then(() => this.#dispatcher.requestUpstream(session, upstreamId, method, params))
@@ -282,7 +283,7 @@ export class McpProxy implements ClientEndpoint {
   /** One page of a list as the JSON text clients are sent (for callers that only pass it on). */
   listJson (list: ListName, cursor?: string, client: ClientContext = ANONYMOUS): Promise<string> {
     const params = cursor === undefined ? undefined : { cursor }
-    const admitted = this.#limiter?.admit(client, LIST_METHODS[list], params)
+    const admitted = this.#limiter?.admit(client, LIST_METHODS[list])
     const served = admitted === undefined ? this.#dispatcher.page(list, params, client) : admitted.then(() => this.#dispatcher.page(list, params, client))
     const audited = this.#audit === undefined ? served : this.#audit.track(client, LIST_METHODS[list], undefined, served)
     return audited.then(page => (page as RawResult).resultText)
@@ -337,7 +338,7 @@ export class McpProxy implements ClientEndpoint {
   #call (method: string, params: Params, context: CallContext): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
     const client = context.client ?? ANONYMOUS
-    const admitted = this.#limiter?.admit(client, method, params)
+    const admitted = this.#limiter?.admit(client, method)
     const served = admitted === undefined
       ? this.#dispatcher.request(client, method, params, context)
       : admitted.then(() => this.#dispatcher.request(client, method, params, context))

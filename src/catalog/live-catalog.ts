@@ -105,6 +105,11 @@ export class LiveCatalog {
     return this.#tools.get(name)
   }
 
+  /** The name clients see for a service's tool, by the upstream's own name (a scan of that service's tools). */
+  toolName (service: string, originalName: string): string | undefined {
+    return this.#tools.nameOf(service, originalName)
+  }
+
   prompt (name: string): NamedEntry<Prompt> | undefined {
     return this.#prompts.get(name)
   }

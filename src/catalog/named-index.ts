@@ -103,6 +103,12 @@ export class NamedIndex<T extends NamedItem> {
     return this.#exposed.get(name)
   }
 
+  /** The name clients see for a service's item (by its upstream name); undefined when it holds none. Scans the service. */
+  nameOf (service: string, originalName: string): string | undefined {
+    const claim = this.#byService.get(service)?.find(c => c.originalName === originalName)
+    return claim === undefined || claim.name === '' ? undefined : claim.name
+  }
+
   /** Up to `size` entries in name order, after `after` (exclusive), that `visible` lets through; `more` when others follow. */
   page (after: string | undefined, size: number, visible?: (key: string) => boolean): { entries: Array<NamedEntry<T> & { json: string }>, more: boolean } {
     return pageAfter(this.#sorted, after, size, visible)

@@ -105,6 +105,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     }
   }
   const auth = normalizeAuth(file.auth, problems)
+  const rateLimit = normalizeRateLimit(file.rateLimit, problems)
   if ((file.auth?.certificates ?? []).length > 0 && (file.tls?.ca === undefined || file.tls.requestCert !== true)) {
     problems.push('auth.certificates: needs tls.ca (the CA that signs the client certificates) and tls.requestCert: true; ' +
       'without a ca, any publicly issued certificate with a listed CN would authenticate')
@@ -146,7 +147,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     startupWait: file.startupWait ?? DEFAULTS.startupWait,
     shutdownTimeout: file.shutdownTimeout ?? DEFAULTS.shutdownTimeout,
     auth,
-    rateLimit: normalizeRateLimit(file.rateLimit),
+    rateLimit,
     admin: { apiKey: file.admin?.apiKey ?? null },
     registryFile: file.registryFile ?? null,
     metrics: {

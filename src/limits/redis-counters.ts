@@ -1,15 +1,16 @@
 import { Redis } from 'ioredis'
 import { redact } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { type Counters, LocalCounters } from './local-counters.js'
-import type { Decision, RateRule } from './rate.js'
+import { type Check, type Counters, LocalCounters, type Outcome } from './local-counters.js'
 
 /**
  * Rate-limit state in Redis, shared by every gateway process that points at the same server: each request is one
- * script run (rate.ts's algorithm, on Redis's clock so the processes' clocks do not matter). When Redis cannot be
- * reached, does not answer within `commandTimeout`, or fails, the request is counted in this process instead (a
- * LocalCounters) and the gateway keeps serving: limits then hold per process, which the log says once and
- * `/status` shows until Redis answers again. Nothing waits for Redis to connect: until it has, counting is local.
+ * script run over all of its checks (rate.ts's algorithm, all or nothing, on Redis's clock so the processes' clocks
+ * do not matter). When Redis cannot be reached, does not answer within `commandTimeout`, or fails, the request is
+ * counted in this process instead (a LocalCounters) and the gateway keeps serving: limits then hold per process,
+ * which the log says once (at warn) and `/status` shows until a request is counted in Redis again (logged at info).
+ * A command that times out drops the connection (ioredis reconnects, backing off): commands queued behind it would
+ * run late and count twice. While Redis is in doubt, one request at a time tries it; the others count locally.
  */
 
 export interface RedisCountersOptions {
@@ -29,78 +30,106 @@ export interface CountersStatus {
   readonly redis?: { readonly state: RedisState, readonly since: string, readonly reason?: string }
 }
 
-/** After a failed command, requests are counted locally this long before Redis is tried again. */
-const RETRY_AFTER_FAILURE = 1000
-
-/** rate.ts's take(), with the state in KEYS[1]; ARGV: ms per request, burst. Returns allowed, remaining, retry, reset. */
+/**
+ * rate.ts's take() over KEYS[1..n], all or nothing; ARGV: per key, ms per request and burst. Returns {0, remaining,
+ * 0, reset} of the first key when all admit, or {i, 0, retry, reset} of the first key i that refuses.
+ */
 const TAKE_SCRIPT = `
 redis.replicate_commands()
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
 local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local from = tonumber(redis.call('GET', KEYS[1]))
-if from == nil or from < now then from = now end
-local nextTat = from + interval
-local allowAt = nextTat - burst * interval
-if allowAt > now then
-  return {0, 0, math.ceil(allowAt - now), math.ceil(from - now)}
+local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+local after = {}
+local first
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local capacity = burst * interval
+  local slack = math.min(burst * 2.5e-4, interval / 2)
+  local tat = tonumber(redis.call('GET', KEYS[i]))
+  local debt = 0
+  if tat ~= nil and tat > now then debt = tat - now end
+  local a = debt + interval
+  if a > capacity + slack then
+    return {i, 0, math.ceil(a - capacity), math.ceil(debt)}
+  end
+  after[i] = a
+  if i == 1 then first = {0, math.floor((capacity - a + slack) / interval), 0, math.ceil(a)} end
 end
-redis.call('SET', KEYS[1], string.format('%.3f', nextTat), 'PX', math.ceil(nextTat - now))
-return {1, math.floor((now - allowAt) / interval), 0, math.ceil(nextTat - now)}
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], string.format('%.17g', now + after[i]), 'PX', math.ceil(after[i]))
+end
+return first
 `
 
+/** What the probe after a reconnect counts under: a bucket nobody can empty. */
+const PROBE_RULE = { max: 1_000_000_000, windowMs: 1000, burst: 1_000_000_000 }
+
 type TakeReply = [number, number, number, number]
-type WithTake = Redis & { mcpGatewayTake (key: string, interval: number, burst: number): Promise<TakeReply> }
+type WithTake = Redis & { mcpGatewayTake (...args: Array<string | number>): Promise<TakeReply> }
 
 export class RedisCounters implements Counters {
   readonly #redis: WithTake
   readonly #local: LocalCounters
   readonly #log: Logger
+  readonly #prefix: string
+  readonly #createdAt = new Date()
   #connected = false
-  /** When counting fell back to this process (undefined: it has not, or Redis is back). */
+  #readySince: Date | undefined
+  /** When counting fell back to this process (undefined: it has not, or Redis counts again). */
   #degradedSince: Date | undefined
   #reason = ''
-  #readySince: Date | undefined
-  readonly #createdAt = new Date()
-  /** While Date.now() is below it, requests are counted locally (Redis failed a command a moment ago). */
-  #retryAt = 0
+  /** A request is trying Redis while it is in doubt. */
+  #probing = false
   #closed = false
 
   constructor (options: RedisCountersOptions) {
     this.#log = options.log
     this.#local = options.local ?? new LocalCounters()
+    this.#prefix = options.keyPrefix
     this.#redis = new Redis(options.url, {
-      keyPrefix: options.keyPrefix,
       // A request never queues behind a connection that is not there: it is counted locally at once.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeout,
+      connectTimeout: Math.max(1000, options.commandTimeout * 5),
       connectionName: 'mcp-gateway-rate-limit',
       // Reconnect for ever, backing off to 5 s, jittered so many gateways do not reconnect in step.
       retryStrategy: (times) => Math.min(5000, 100 * 2 ** Math.min(times, 6)) * (0.75 + Math.random() * 0.5)
     }) as WithTake
-    this.#redis.defineCommand('mcpGatewayTake', { numberOfKeys: 1, lua: TAKE_SCRIPT })
+    // The number of keys is given per call (a request has one to a few checks).
+    this.#redis.defineCommand('mcpGatewayTake', { lua: TAKE_SCRIPT })
     this.#redis.on('ready', () => {
       this.#connected = true
       this.#readySince = new Date()
-      this.#recovered()
+      // Back after an outage: one request proves it (the script runs and writes), so /status is right without traffic.
+      if (this.#degradedSince !== undefined && !this.#probing) {
+        Promise.resolve(this.take([{ kind: 'gateway', key: 'probe', rule: PROBE_RULE }])).catch(() => {})
+      }
     })
     this.#redis.on('error', (err: Error) => this.#lost(err))
     this.#redis.on('close', () => this.#lost(new Error('connection closed')))
   }
 
-  take (key: string, rule: RateRule): Decision | Promise<Decision> {
-    if (!this.#connected || Date.now() < this.#retryAt) return this.#local.take(key, rule)
-    return this.#redis.mcpGatewayTake(key, rule.windowMs / rule.max, rule.burst).then(
+  take (checks: readonly Check[]): Outcome | Promise<Outcome> {
+    if (!this.#connected || (this.#degradedSince !== undefined && this.#probing)) return this.#local.take(checks)
+    const probe = this.#degradedSince !== undefined
+    if (probe) this.#probing = true
+    const args: Array<string | number> = [checks.length]
+    for (const check of checks) args.push(this.#prefix + check.key)
+    for (const check of checks) args.push(check.rule.windowMs / check.rule.max, check.rule.burst)
+    return this.#redis.mcpGatewayTake(...args).then(
       (reply) => {
-        if (this.#retryAt !== 0) this.#recovered()
-        return { allowed: reply[0] === 1, remaining: reply[1], retryAfterMs: reply[2], resetMs: reply[3] }
+        if (probe) this.#probing = false
+        this.#recovered()
+        const refused = reply[0] - 1
+        return { refused, decision: { allowed: refused === -1, remaining: reply[1], retryAfterMs: reply[2], resetMs: reply[3] } }
       },
       (err: Error) => {
-        this.#retryAt = Date.now() + RETRY_AFTER_FAILURE
+        if (probe) this.#probing = false
         this.#degraded(err)
-        return this.#local.take(key, rule)
+        // A command that timed out may still be queued on the connection: drop it, so it cannot count later.
+        if (this.#connected) this.#redis.disconnect(true)
+        return this.#local.take(checks)
       }
     )
   }
@@ -109,7 +138,9 @@ export class RedisCounters implements Counters {
     if (this.#degradedSince !== undefined) {
       return { counting: 'local', redis: { state: 'unavailable', since: this.#degradedSince.toISOString(), reason: this.#reason } }
     }
-    if (this.#readySince === undefined) return { counting: 'local', redis: { state: 'connecting', since: this.#createdAt.toISOString() } }
+    if (!this.#connected || this.#readySince === undefined) {
+      return { counting: 'local', redis: { state: 'connecting', since: this.#createdAt.toISOString() } }
+    }
     return { counting: 'redis', redis: { state: 'ready', since: this.#readySince.toISOString() } }
   }
 
@@ -131,8 +162,8 @@ export class RedisCounters implements Counters {
     this.#log.warn({ reason: this.#reason }, 'rate limits: Redis is unavailable; requests are counted in this process alone until it is back')
   }
 
+  /** A request was counted in Redis: if it was in doubt, it is not any more. */
   #recovered (): void {
-    this.#retryAt = 0
     if (this.#degradedSince === undefined) return
     this.#degradedSince = undefined
     this.#log.info({}, 'rate limits: Redis answers again; the counters are shared again')

@@ -1,6 +1,6 @@
 import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../schemas/jsonrpc.js'
 import { Cancellation } from '../cancellation.js'
-import { ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_PARSE, ERR_UNSUPPORTED_ENCODING, ERR_UNSUPPORTED_MEDIA_TYPE, RpcCode, toRpcError } from '../errors.js'
+import { ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_PARSE, ERR_RATE_LIMITED, ERR_UNSUPPORTED_ENCODING, ERR_UNSUPPORTED_MEDIA_TYPE, RpcCode, toRpcError } from '../errors.js'
 import { errorMessage, isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { FORWARDED_METHODS } from '../protocol.js'
 import { RawResult } from '../raw-result.js'
@@ -44,13 +44,13 @@ export interface RefusedRequest {
   code?: string
 }
 
-/** Any error as the JSON-RPC error body of an HTTP answer with the error's status. */
+/** Any error as the JSON-RPC error body of an HTTP answer with the error's status (and its headers: Retry-After, …). */
 export function errorAnswer (err: unknown, id: JsonRpcId | null = null): HttpAnswer & { kind: 'json' } {
   const status = (err as { statusCode?: number } | null)?.statusCode
   return {
     kind: 'json',
     status: typeof status === 'number' && status >= 400 && status <= 599 ? status : 500,
-    headers: {},
+    headers: err instanceof ERR_RATE_LIMITED ? err.headers : {},
     body: errorText(id, err)
   }
 }

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test, type Test } from 'tap'
+import { RedisCounters } from '../../src/limits/redis-counters.js'
+import { silentLogger } from '../../src/logger.js'
 import { freePort, startGateway, stopChild, waitFor } from '../helper.js'
 
 /**
@@ -120,4 +122,28 @@ test('a Redis that stops answering: a request waits commandTimeout, then countin
   redis.kill('SIGCONT')
   await waitFor('the limiter back on Redis', async () => { await tools(); return limiter?.status().counting === 'redis' })
   t.pass('shared again once Redis answers')
+})
+
+test('the Redis script decides as rate.ts does: whole bursts for awkward rates, several checks all or nothing', async (t) => {
+  const redisPort = await freePort()
+  await startRedis(t, redisServer(), redisPort)
+  const counters = new RedisCounters({ url: `redis://127.0.0.1:${redisPort}`, keyPrefix: 'script:', commandTimeout: 1000, log: silentLogger })
+  t.teardown(() => counters.close())
+  await waitFor('the counters on Redis', () => counters.status.counting === 'redis')
+  for (const max of [1, 6, 7, 13, 23, 60, 70, 199]) {
+    const rule = { max, windowMs: 3_600_000, burst: max }
+    const remaining: number[] = []
+    for (let i = 0; i <= max; i++) {
+      const outcome = await counters.take([{ kind: 'principal', key: `rate-${max}`, rule }])
+      if (outcome.refused === -1) remaining.push(outcome.decision.remaining)
+    }
+    t.same(remaining, Array.from({ length: max }, (_, i) => max - 1 - i), `${max} per hour: a burst of ${max}, counted down`)
+  }
+  const wide = { kind: 'tool' as const, key: 'wide', rule: { max: 10, windowMs: 3_600_000, burst: 10 } }
+  const narrow = { kind: 'tool' as const, key: 'narrow', rule: { max: 1, windowMs: 3_600_000, burst: 1 } }
+  t.equal((await counters.take([wide, narrow])).refused, -1)
+  const refused = await counters.take([wide, narrow])
+  t.equal(refused.refused, 1, 'the second check refuses')
+  t.ok(refused.decision.retryAfterMs > 3_500_000, 'with its retry time')
+  t.equal((await counters.take([wide])).decision.remaining, 8, 'the refusal took nothing from the first')
 })

@@ -143,6 +143,9 @@ test('per tool: a glob shared per caller, or by the whole gateway', async (t) =>
   await alice.callTool({ name: 'e__get-tiny-image', arguments: {} })
   const tool = await refusal(alice.callTool({ name: 'e__get-sum', arguments: { a: 1, b: 2 } }))
   t.match(tool.message, /"alice" calling tools matching "e__get-\*" may send 2 per minute \(rateLimit\.perTool\)/)
+  const unknown = await refusal(bob.callTool({ name: 'e__get-nothing-such', arguments: {} }))
+  t.match(unknown.message, /Unknown tool/, 'a name that does not exist is unknown, not limited…')
+  t.match(await bob.callTool({ name: 'e__get-sum', arguments: { a: 1, b: 2 } }), { content: [{ text: /3/ }] }, '…and cost bob nothing')
   t.match(await bob.callTool({ name: 'e__get-sum', arguments: { a: 1, b: 2 } }), { content: [{ text: /3/ }] }, 'per principal: bob has his own')
   t.ok(await alice.listTools(), 'lists and other tools are not limited by a tool limit')
 
@@ -151,6 +154,40 @@ test('per tool: a glob shared per caller, or by the whole gateway', async (t) =>
   await alice.callTool({ name: 'e__echo', arguments: { message: '3' } })
   const shared = await refusal(bob.callTool({ name: 'e__echo', arguments: { message: '4' } }))
   t.match(shared.message, /everyone together calling tools matching "e__echo" may send 3 per minute/)
+
+  // The WebSocket envelope names the upstream's own tool: counted under the name clients see all the same.
+  const socket = new WebSocket(gateway.base.replace('http:', 'ws:') + '/ws', 'mcp', { headers: { 'x-api-key': KEYS.alice } })
+  t.teardown(() => socket.close())
+  await once(socket, 'open')
+  const envelope = new Promise<{ data: { error?: { message: string } } }>(resolve => {
+    socket.on('message', (raw) => {
+      const message = JSON.parse(String(raw)) as { type?: string, data: { error?: { message: string } } }
+      if (message.type === 'response') resolve(message)
+    })
+  })
+  socket.send(JSON.stringify({ type: 'message', target: 'e', id: 1, data: { method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } } }))
+  t.match((await envelope).data.error?.message, /calling tools matching "e__echo"/, 'an envelope call of echo counts as e__echo')
+})
+
+test('per tool: a call refused by one matching entry takes nothing from the others; hidden tools cost nothing', async (t) => {
+  const CAROL = 'carol-key-0123456789abcde'
+  const gateway = await startGateway(t, {
+    servers: [everythingStdio('e')],
+    auth: {
+      apiKeys: [{ name: 'alice', key: KEYS.alice, roles: ['everything'] }, { name: 'carol', key: CAROL, roles: ['echo-only'] }],
+      roles: { everything: { tools: { allow: ['*'] } }, 'echo-only': { tools: { allow: ['e__echo'] } } }
+    },
+    rateLimit: { perTool: { 'e__*': { max: 3, windowMs: MINUTE, per: 'gateway' }, 'e__get-sum': { max: 1, windowMs: MINUTE } } }
+  })
+  const alice = await clientOf(t, gateway, KEYS.alice)
+  const carol = await clientOf(t, gateway, CAROL)
+  await alice.callTool({ name: 'e__get-sum', arguments: { a: 1, b: 2 } })
+  t.match((await refusal(alice.callTool({ name: 'e__get-sum', arguments: { a: 1, b: 2 } }))).message, /matching "e__get-sum"/, 'alice: one get-sum a minute')
+  for (let i = 0; i < 3; i++) t.match((await refusal(carol.callTool({ name: 'e__get-sum', arguments: { a: 1, b: 2 } }))).message, /Unknown tool/, 'carol may not see it')
+  await carol.callTool({ name: 'e__echo', arguments: { message: '2' } })
+  await alice.callTool({ name: 'e__echo', arguments: { message: '3' } })
+  t.pass('the shared e__* budget of 3 held the two echoes after the first get-sum: neither the refusal nor the hidden calls spent it')
+  t.match((await refusal(carol.callTool({ name: 'e__echo', arguments: { message: '4' } }))).message, /everyone together calling tools matching "e__\*"/)
 })
 
 test('per address at the HTTP edge: failed authentications count, /health is exempt, the MCP endpoint answers a JSON-RPC error', async (t) => {

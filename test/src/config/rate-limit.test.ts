@@ -46,4 +46,9 @@ test('rateLimit mistakes are reported with their field', async (t) => {
   t.match(problems({ perTool: { x: { max: 1, windowMs: 1, per: 'everyone' } } }), ['rateLimit.perTool.x.per: must be one of "principal", "gateway"'])
   t.match(problems({ redis: { url: 'http://127.0.0.1:6379' } }), [/^rateLimit\.redis\.url: /])
   t.match(problems({ perIpp: {} }), [/^rateLimit.*perIpp/])
+  for (const url of ['redis://:s3cret@127.0.0.1:99999', 'redis://:s3cret@h:6379x', 'redis://:s3cret@h:6379/zero']) {
+    const found = problems({ redis: { url } })
+    t.match(found, [/^rateLimit\.redis\.url: /], `${url.replace('s3cret', '…')}: a config error naming the field`)
+    t.notMatch(found.join(' '), /s3cret/, 'without the password')
+  }
 })
