@@ -44,7 +44,8 @@ ENV HOST=0.0.0.0 \
 USER node
 EXPOSE 3000
 VOLUME ["/data"]
-# /health answers 503 while no upstream is up. Slim images have no curl: Node's fetch does the check.
+# Liveness: the process answers (/health/live). Not /health: that is 503 while no upstream is up, and restarting a
+# gateway whose upstreams are down (or not registered yet) would not help. Slim images have no curl: Node's fetch.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 CMD ["node", "dist/src/cli.js"]

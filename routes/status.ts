@@ -1,11 +1,12 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
-import { HealthReply, InfoReply, StatusReply } from '../schemas/status.js'
+import { HealthReply, InfoReply, ProbeReply, StatusReply } from '../schemas/status.js'
 import type { SUPPORTED_PROTOCOL_VERSIONS } from '../src/protocol.js'
 
 /**
- * Operational endpoints. /health answers 503 when no upstream is usable (what load balancers and Docker's
- * HEALTHCHECK need) and stays open whatever `auth` says; /status shows every upstream's state and why, and /info
+ * Operational endpoints. /health/live (the process answers) and /health/ready (it takes new clients; 503 while
+ * shutting down) are the probes for Docker and Kubernetes; /health answers 503 when no upstream is usable (for load
+ * balancers in front of several gateways); all three stay open whatever `auth` says; /status shows every upstream's state and why, and /info
  * describes this gateway: both behind authentication when `auth` is configured.
  */
 
@@ -25,6 +26,15 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
     const status = servers.up === 0 ? 'unavailable' : servers.down > 0 ? 'degraded' : 'ok'
     reply.code(servers.up === 0 ? 503 : 200)
     return { status, servers, tools: proxy.catalog.counts().tools } as const
+  })
+
+  // Probes: liveness says only that the process answers (a gateway with no upstream yet is not broken, so restarting
+  // it would not help); readiness that it takes new clients — 503 from the moment shutdown begins.
+  app.get('/health/live', { config: { mcpPerIp: false }, schema: { response: { 200: ProbeReply } } }, async () => ({ status: 'ok' }) as const)
+  app.get('/health/ready', { config: { mcpPerIp: false }, schema: { response: { 200: ProbeReply, 503: ProbeReply } } }, async (request, reply) => {
+    if (!proxy.draining) return { status: 'ok' } as const
+    reply.code(503)
+    return { status: 'draining' } as const
   })
 
   // /status and /info tell what is behind the gateway: a page that re-points its domain at 127.0.0.1 (DNS

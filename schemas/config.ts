@@ -247,6 +247,11 @@ export const GatewayConfigFile = Type.Object({
   }, { additionalProperties: false })),
   startupWait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMER, description: 'How long start-up waits for upstreams to connect (ms)' })),
   shutdownTimeout: Type.Optional(Milliseconds('How long shutdown waits for in-flight calls')),
+  shutdownDelay: Type.Optional(Type.Integer({
+    minimum: 0,
+    maximum: 600_000,
+    description: 'On SIGTERM, how long /health/ready answers 503 while everything is still served, before the server stops taking requests (ms; default 0)'
+  })),
   auth: Type.Optional(AuthConfig),
   rateLimit: Type.Optional(RateLimitConfig),
   admin: Type.Optional(Type.Object({

@@ -13,6 +13,11 @@ export const HealthReply = Type.Object({
   tools: Type.Integer()
 })
 
+/** /health/live and /health/ready. */
+export const ProbeReply = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('draining')])
+})
+
 export const UpstreamStatus = Type.Object({
   id: Type.String(),
   service: Type.String(),

@@ -79,6 +79,7 @@ export class McpProxy implements ClientEndpoint {
   readonly #limiter: RateLimiter | undefined
   #started = false
   #closing = false
+  #draining = false
 
   constructor (options: ProxyOptions) {
     const { config, registry, log } = options
@@ -195,6 +196,19 @@ export class McpProxy implements ClientEndpoint {
     this.sessions.startSweeper()
     this.#broker.startSweeper()
     await this.#pool.start(wait)
+  }
+
+  /**
+   * Shutdown is coming: readiness (`draining`) turns false so load balancers stop sending new clients, while
+   * everything is still served until beginShutdown.
+   */
+  drain (): void {
+    this.#draining = true
+  }
+
+  /** Set from drain() (or shutdown) on: /health/ready answers 503. */
+  get draining (): boolean {
+    return this.#draining || this.#closing
   }
 
   /** Refuses new sessions and calls, and ends every client stream so in-flight HTTP work can drain. */

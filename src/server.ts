@@ -11,8 +11,8 @@ import { ERR_CONFIG_READ } from './errors.js'
 
 /**
  * The standalone gateway: load and validate the config (nothing listens if it is invalid), build the app, listen,
- * and shut down gracefully on SIGTERM/SIGINT — stop accepting, let in-flight calls finish up to `shutdownTimeout`,
- * close every upstream (stdio servers included), then exit.
+ * and shut down gracefully on SIGTERM/SIGINT — readiness 503 for `shutdownDelay` while still serving, then stop
+ * accepting, let in-flight calls finish up to `shutdownTimeout`, close every upstream (stdio servers included), exit.
  */
 
 export interface StartOptions {
@@ -27,9 +27,13 @@ export async function startServer ({ configPath, overrides = {}, env = process.e
   const https = config.tls === null ? undefined : await httpsOptions(config.tls)
   // With `https`, Fastify builds an https.Server; the app's server type stays http's (the API used is the same).
   const app = await buildApp({ config }, { loggerInstance: logger, bodyLimit: config.bodyLimit, ...(https !== undefined ? { https } : {}) } as FastifyHttpOptions<Server>)
-  closeWithGrace({ delay: config.shutdownTimeout, logger }, async ({ signal, err }) => {
+  // The grace period covers the drain delay too: in-flight calls still get their shutdownTimeout after it.
+  closeWithGrace({ delay: config.shutdownDelay + config.shutdownTimeout, logger }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an uncaught error')
-    else logger.info({ signal }, 'shutting down')
+    else logger.info({ signal, delay: config.shutdownDelay }, 'shutting down')
+    // Readiness goes 503 first, so a load balancer stops sending new clients while everything is still served.
+    app.mcpProxy.drain()
+    if (err === undefined && config.shutdownDelay > 0) await new Promise(resolve => setTimeout(resolve, config.shutdownDelay))
     // Node closes idle keep-alive connections only when close() starts; a connection whose call finishes during
     // shutdown would otherwise hold the process open until its keep-alive timeout.
     const sweeper = setInterval(() => app.server.closeIdleConnections(), 100)

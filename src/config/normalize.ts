@@ -146,6 +146,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     },
     startupWait: file.startupWait ?? DEFAULTS.startupWait,
     shutdownTimeout: file.shutdownTimeout ?? DEFAULTS.shutdownTimeout,
+    shutdownDelay: file.shutdownDelay ?? 0,
     auth,
     rateLimit,
     admin: { apiKey: file.admin?.apiKey ?? null },

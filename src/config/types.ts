@@ -157,6 +157,8 @@ export interface GatewayConfig {
   }
   readonly startupWait: number
   readonly shutdownTimeout: number
+  /** On SIGTERM, how long readiness is 503 before the server stops taking requests. */
+  readonly shutdownDelay: number
   /** null: no client authentication; the gateway is open to whoever reaches it. */
   readonly auth: AuthSettings | null
   /** null: no rate limits. */

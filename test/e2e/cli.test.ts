@@ -111,3 +111,51 @@ test('SIGTERM finishes in-flight calls, stops stdio servers and their children, 
   t.same(groupMembers(pid), [], 'no process of the stdio server\'s group survives the gateway')
   t.notOk(await isListening(port), 'the port is released')
 })
+
+test('SIGTERM with shutdownDelay: readiness answers 503 first while calls are still served, then the process exits', async (t) => {
+  const port = await freePort()
+  const file = await tempConfig(t, { port, logLevel: 'info', shutdownDelay: 1500, servers: [] })
+  const run = runCli(['--config', file])
+  t.teardown(() => { run.child.kill('SIGKILL') })
+  const base = `http://127.0.0.1:${port}`
+  await waitFor('the gateway to be ready', () => run.stdout().includes('gateway ready'), 30_000)
+  t.equal((await fetch(base + '/health/live')).status, 200, 'live with no upstream at all')
+  t.equal((await fetch(base + '/health')).status, 503, '/health: no upstream is up')
+  const ready = await fetch(base + '/health/ready')
+  t.equal(ready.status, 200)
+  t.same(await ready.json(), { status: 'ok' })
+  run.child.kill('SIGTERM')
+  await waitFor('readiness to turn', async () => (await fetch(base + '/health/ready')).status === 503)
+  t.same(await (await fetch(base + '/health/ready')).json(), { status: 'draining' })
+  const list = await fetch(base + '/mcp/tools/list', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+  t.equal(list.status, 200, 'requests are still served during the delay')
+  t.equal((await fetch(base + '/health/live')).status, 200, 'and the process is live')
+  t.equal(await run.exited, 0, 'then it exits 0')
+  t.match(run.stdout(), /"delay":1500,"msg":"shutting down"/)
+})
+
+test('`npm start` (the README command): a SIGTERM sent to npm reaches the gateway, which shuts down and frees its port', async (t) => {
+  const port = await freePort()
+  const file = await tempConfig(t, { port, logLevel: 'info', servers: [] })
+  const npm = spawn('npm', ['start'], {
+    cwd: fileURLToPath(new URL('../../', import.meta.url)),
+    env: { ...process.env, GATEWAY_CONFIG: file, PORT: '', HOST: '', LOG_LEVEL: '', ADMIN_API_KEY: '' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  npm.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  npm.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)))
+  t.teardown(() => { npm.kill('SIGKILL') })
+  // npm start compiles first (prestart: tsc --incremental).
+  await waitFor('the gateway under npm to be ready', () => output.includes('gateway ready'), 90_000)
+  const gatewayPid = (JSON.parse(output.split('\n').find(line => line.includes('gateway ready')) ?? '{}') as { pid?: number }).pid as number
+  t.ok(gatewayPid > 0 && gatewayPid !== npm.pid, 'the gateway is a process of its own under npm')
+  // Should the signal not reach it, the test must not leave it running.
+  t.teardown(() => { try { process.kill(gatewayPid, 'SIGKILL') } catch {} })
+  npm.kill('SIGTERM')
+  await exited
+  await waitFor('the gateway to exit', () => { try { process.kill(gatewayPid, 0); return false } catch { return true } })
+  t.match(output, /"signal":"SIGTERM".*"msg":"shutting down"/, 'the gateway received the signal and shut down')
+  t.notOk(await isListening(port), 'the port is released')
+})

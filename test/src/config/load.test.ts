@@ -66,6 +66,7 @@ test('an empty configuration gets every default', async (t) => {
     limits: { maxJsonDepth: 128, maxBatch: 100, maxUpstreamMessage: 32 * 1024 * 1024, maxSubscriptions: 1000, maxSubscriptionsTotal: 20_000, maxInFlight: 100, maxClientBuffer: 64 * 1024 * 1024 },
     startupWait: 5000,
     shutdownTimeout: 10_000,
+    shutdownDelay: 0,
     auth: null,
     rateLimit: null,
     admin: { apiKey: null },
