@@ -37,6 +37,16 @@ export const NameFilter = Type.Object({
 export type NameFilter = Static<typeof NameFilter>
 
 /** Fields every upstream entry may carry, in either list shape. */
+export const BalancerConfig = Type.Object({
+  strategy: Type.Optional(Type.Union([
+    Type.Literal('peak-ewma'), Type.Literal('round-robin'), Type.Literal('least-connections'), Type.Literal('weighted'),
+    Type.Literal('random'), Type.Literal('ip-hash'), Type.Literal('consistent-hash'), Type.Literal('health-based')
+  ], { description: 'How a call picks among a service\'s replicas; default "peak-ewma" (two at random, the less loaded wins)' })),
+  hashOn: Type.Optional(Type.Union([Type.Literal('address'), Type.Literal('principal'), Type.Literal('session')], {
+    description: 'What consistent-hash keys on (default "address"; ip-hash always the address)'
+  }))
+}, { additionalProperties: false })
+
 const upstreamFields = {
   transport: Type.Optional(Transport),
   url: Type.Optional(Type.String({
@@ -78,7 +88,8 @@ const upstreamFields = {
     description: 'Most client sessions held open on this upstream; beyond it the least recently used idle one is closed'
   })),
   tools: Type.Optional(NameFilter),
-  prompts: Type.Optional(NameFilter)
+  prompts: Type.Optional(NameFilter),
+  balancer: Type.Optional(BalancerConfig)
 }
 
 export const ServerConfig = Type.Object({ id: ServerId, ...upstreamFields }, { additionalProperties: false })
@@ -254,6 +265,7 @@ export const GatewayConfigFile = Type.Object({
   })),
   auth: Type.Optional(AuthConfig),
   rateLimit: Type.Optional(RateLimitConfig),
+  balancer: Type.Optional(BalancerConfig),
   admin: Type.Optional(Type.Object({
     apiKey: Type.Optional(Type.String({ minLength: 16, description: 'Enables /admin/*; at least 16 characters' }))
   }, { additionalProperties: false })),

@@ -5,6 +5,7 @@ import type { ClientContext, Principal } from './client-context.js'
 import { ERR_UPSTREAM_UNAVAILABLE, UpstreamFailure, upstreamFailure } from './errors.js'
 import { notificationMessage, progressTokenOf } from './jsonrpc.js'
 import { RawResult } from './raw-result.js'
+import type { UpstreamLoad } from './balancing/load.js'
 import type { Registry } from './registry.js'
 import type { CallOrigin } from './relay.js'
 import type { SessionBroker } from './session-broker.js'
@@ -75,6 +76,8 @@ export interface ForwarderOptions {
   registry: Registry
   broker: SessionBroker
   observer: CallObserver | undefined
+  /** Told of every attempt and how it ended: the balancer's load figures. */
+  load?: UpstreamLoad | undefined
 }
 
 export class Forwarder {
@@ -151,6 +154,8 @@ export class Forwarder {
     }
     const connection = pool.get(replica.id) as UpstreamConnection
     const started = performance.now()
+    const load = this.options.load
+    load?.started(replica.id)
     const principal = call.context.principal
     const options = {
       timeout: replica.timeout,
@@ -166,10 +171,13 @@ export class Forwarder {
       : upstream.then(u => u.request(call.method, call.params, options), (err: unknown) => { throw openFailed(err, replica.id) })
     return answer.then((result) => {
       const toolError = result instanceof RawResult ? result.isToolError : (result as { isError?: unknown } | undefined)?.isError === true
+      load?.finished(replica.id, performance.now() - started, false)
       this.#observe(replica.id, call.method, toolError ? 'tool_error' : 'success', started)
       return result
     }, (err: unknown) => {
       const failure = upstreamFailure(err, replica.id)
+      // An answer (a JSON-RPC error, a cancellation) is not the upstream failing.
+      load?.finished(replica.id, performance.now() - started, failure instanceof UpstreamFailure)
       this.#observe(replica.id, call.method, outcomeOf(failure), started)
       if (!(failure instanceof UpstreamFailure)) throw failure // an answer (a JSON-RPC error) or a cancellation
       if (failure.suspect) connection.suspect()

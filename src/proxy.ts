@@ -153,7 +153,8 @@ export class McpProxy implements ClientEndpoint {
       pool: this.#pool,
       registry,
       broker: this.#broker,
-      observer: options.observer
+      observer: options.observer,
+      load: options.balancer.load
     })
     this.#dispatcher = new Dispatcher({
       config,

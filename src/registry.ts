@@ -22,6 +22,8 @@ export interface ServiceOptions {
   sessionMode: UpstreamDefinition['sessionMode']
   tools: UpstreamDefinition['tools']
   prompts: UpstreamDefinition['prompts']
+  /** undefined: the gateway's default balancing. */
+  balancer: UpstreamDefinition['balancer']
 }
 
 export interface RegistryOptions {
@@ -101,7 +103,8 @@ export class Registry {
     return {
       sessionMode: replicas[0]?.sessionMode ?? 'auto',
       tools: replicas.find(r => r.tools !== undefined)?.tools,
-      prompts: replicas.find(r => r.prompts !== undefined)?.prompts
+      prompts: replicas.find(r => r.prompts !== undefined)?.prompts,
+      balancer: replicas.find(r => r.balancer !== undefined)?.balancer
     }
   }
 

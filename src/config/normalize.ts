@@ -5,7 +5,7 @@ import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_UPSTREAM_MESSAGE } from '../json.js
 import { normalizeAuth } from './auth.js'
 import { normalizeRateLimit } from './rate-limit.js'
 import { kResolvedConfig } from '../symbols.js'
-import type { GatewayConfig, UpstreamDefaults, UpstreamDefinition, UpstreamTransport } from './types.js'
+import type { BalancerSettings, GatewayConfig, UpstreamDefaults, UpstreamDefinition, UpstreamTransport } from './types.js'
 
 /** Defaults and cross-field rules the JSON schema cannot express; every problem names its field. */
 
@@ -149,6 +149,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     shutdownDelay: file.shutdownDelay ?? 0,
     auth,
     rateLimit,
+    balancer: balancerSettings(file.balancer ?? {}),
     admin: { apiKey: file.admin?.apiKey ?? null },
     registryFile: file.registryFile ?? null,
     metrics: {
@@ -244,7 +245,8 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
     maxSessions: input.maxSessions ?? defaults.maxSessions,
     forwardIdentity: input.forwardIdentity ?? false,
     ...(input.tools !== undefined ? { tools: input.tools } : {}),
-    ...(input.prompts !== undefined ? { prompts: input.prompts } : {})
+    ...(input.prompts !== undefined ? { prompts: input.prompts } : {}),
+    ...(input.balancer !== undefined ? { balancer: balancerSettings(input.balancer) } : {})
   }
   return server
 }
@@ -298,7 +300,7 @@ export function serviceConflicts (servers: readonly UpstreamDefinition[], candid
   // Per service and option: the first replica that sets it; every later one that sets it must agree.
   const first = new Map<string, UpstreamDefinition>()
   for (const server of others) {
-    for (const key of ['tools', 'prompts', 'sessionMode'] as const) {
+    for (const key of ['tools', 'prompts', 'sessionMode', 'balancer'] as const) {
       const value = server[key]
       if (key !== 'sessionMode' && value === undefined) continue
       const slot = server.service + '\0' + key
@@ -317,6 +319,11 @@ export function serviceConflicts (servers: readonly UpstreamDefinition[], candid
     }
   }
   return problems
+}
+
+/** A balancer entry with its defaults: peak-ewma, hashed on the address. */
+export function balancerSettings (input: { strategy?: BalancerSettings['strategy'], hashOn?: BalancerSettings['hashOn'] }): BalancerSettings {
+  return { strategy: input.strategy ?? 'peak-ewma', hashOn: input.hashOn ?? 'address' }
 }
 
 function deepFreeze<T> (value: T): T {

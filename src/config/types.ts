@@ -7,6 +7,16 @@ export type UpstreamTransport = 'streamable-http' | 'sse' | 'websocket' | 'stdio
 /** Which upstream session serves a client: see SessionBroker. */
 export type SessionMode = 'auto' | 'shared' | 'per-client'
 
+export type BalancingStrategy =
+  | 'peak-ewma' | 'round-robin' | 'least-connections' | 'weighted' | 'random' | 'ip-hash' | 'consistent-hash' | 'health-based'
+
+/** How a service's calls pick a replica. */
+export interface BalancerSettings {
+  readonly strategy: BalancingStrategy
+  /** What consistent-hash keys on; ip-hash is always the address. */
+  readonly hashOn: 'address' | 'principal' | 'session'
+}
+
 export interface UpstreamDefinition {
   readonly id: string
   readonly transport: UpstreamTransport
@@ -29,6 +39,8 @@ export interface UpstreamDefinition {
   readonly maxSessions: number
   readonly tools?: NameFilter
   readonly prompts?: NameFilter
+  /** The service's balancing, when this replica sets it (replicas must agree). */
+  readonly balancer?: BalancerSettings
 }
 
 export interface UpstreamDefaults {
@@ -163,6 +175,8 @@ export interface GatewayConfig {
   readonly auth: AuthSettings | null
   /** null: no rate limits. */
   readonly rateLimit: RateLimitSettings | null
+  /** The balancing of services whose replicas set none. */
+  readonly balancer: BalancerSettings
   readonly admin: { readonly apiKey: string | null }
   readonly registryFile: string | null
   readonly metrics: { readonly enabled: boolean, readonly prefix: string, readonly defaultMetrics: boolean }

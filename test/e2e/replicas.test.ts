@@ -3,8 +3,9 @@ import { connectClient, startGateway, waitFor } from '../helper.js'
 import { startHttpFixture } from '../fixtures/mcp-server.js'
 
 /**
- * Upstreams that share a `service` are replicas of one server: their tools are listed once, calls spread
- * round-robin over the replicas that are up, and a replica that cannot be reached is skipped.
+ * Upstreams that share a `service` are replicas of one server: their tools are listed once, calls spread over the
+ * replicas that are up (here round-robin; the strategies are in balancing.test.ts), and a replica that cannot be
+ * reached is skipped.
  */
 
 test('replicas of a service are listed once and share the calls round-robin', async (t) => {
@@ -13,6 +14,7 @@ test('replicas of a service are listed once and share the calls round-robin', as
   const two = await startHttpFixture(t, spec)
   const gateway = await startGateway(t, {
     upstreamDefaults: { reconnectMin: 100, reconnectMax: 200, healthInterval: 5000 },
+    balancer: { strategy: 'round-robin' },
     servers: [
       { id: 'search-1', service: 'search', url: one.url },
       { id: 'search-2', service: 'search', url: two.url }

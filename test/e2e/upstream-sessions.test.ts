@@ -56,6 +56,8 @@ test('a client\'s own session sticks to one replica: all its calls go there', as
   const one = await startHttpFixture(t, spec)
   const two = await startHttpFixture(t, spec)
   const gateway = await startGateway(t, {
+    // Round-robin, so the balanced client's split is exact.
+    balancer: { strategy: 'round-robin' },
     servers: [{ id: 'search-1', service: 'search', url: one.url }, { id: 'search-2', service: 'search', url: two.url }]
   })
   await waitFor('both replicas', () => gateway.app.mcpHealth.isUp('search-1') && gateway.app.mcpHealth.isUp('search-2'))

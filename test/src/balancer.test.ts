@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { RoundRobinBalancer } from '../../src/balancer.js'
+import { ServiceBalancer } from '../../src/balancer.js'
 import { ANONYMOUS } from '../../src/client-context.js'
 import { DEFAULT_UPSTREAM, normalizeServer } from '../../src/config/normalize.js'
 import type { UpstreamDefinition } from '../../src/config/types.js'
@@ -18,7 +18,7 @@ function setup (servers: UpstreamDefinition[], up: string[] = servers.map(s => s
   const registry = new Registry(servers, { defaults: DEFAULT_UPSTREAM, file: null, log: silentLogger })
   const monitor = new HealthMonitor()
   for (const s of servers) monitor.update(health(s.id, up.includes(s.id) ? 'up' : 'down', s.service))
-  const balancer = new RoundRobinBalancer(registry, monitor)
+  const balancer = new ServiceBalancer(registry, monitor, { strategy: 'round-robin', hashOn: 'address' })
   const picks = (service: string, n: number, exclude?: ReadonlySet<string>) =>
     Array.from({ length: n }, () => balancer.pick(service, ANONYMOUS, exclude)?.id)
   return { registry, monitor, balancer, picks }
@@ -56,7 +56,7 @@ test('replicas that are not up are skipped', async (t) => {
 
 test('a replica without any health report is not up', async (t) => {
   const registry = new Registry([server('a', 'svc')], { defaults: DEFAULT_UPSTREAM, file: null, log: silentLogger })
-  const balancer = new RoundRobinBalancer(registry, new HealthMonitor())
+  const balancer = new ServiceBalancer(registry, new HealthMonitor())
   t.equal(balancer.pick('svc', ANONYMOUS), undefined)
 })
 
@@ -86,7 +86,7 @@ test('the turn follows replicas added and removed in the registry', async (t) =>
   t.same(picks('svc', 2), ['a', 'b'])
   registry.add({ id: 'c', service: 'svc', url: 'http://127.0.0.1:1/c' })
   monitor.update(health('c', 'up'))
-  t.same(picks('svc', 3), ['c', 'a', 'b'])
+  t.same(picks('svc', 3), ['a', 'b', 'c'], 'a change of the service starts a new turn, with c in it')
   registry.remove('a')
   t.same(picks('svc', 4).sort(), ['b', 'b', 'c', 'c'])
 })

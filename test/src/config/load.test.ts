@@ -69,6 +69,7 @@ test('an empty configuration gets every default', async (t) => {
     shutdownDelay: 0,
     auth: null,
     rateLimit: null,
+    balancer: { strategy: 'peak-ewma', hashOn: 'address' },
     admin: { apiKey: null },
     registryFile: null,
     metrics: { enabled: true, prefix: 'mcp_gateway_', defaultMetrics: true },

@@ -1,6 +1,7 @@
 /* eslint-disable no-template-curly-in-string -- `${VAR}` in plain strings is the syntax under test */
 import { test } from 'tap'
 import { envExpander } from '../../../src/config/expand.js'
+import { resolveConfig } from '../../../src/config/load.js'
 import { ConfigProblems, DEFAULT_UPSTREAM, normalizeServer, serviceConflicts } from '../../../src/config/normalize.js'
 
 test('envExpander replaces ${NAME} and ${NAME:-fallback}', async (t) => {
@@ -98,4 +99,23 @@ test('regression: a definition cannot set the headers the gateway manages, nor s
   t.match(problems({ command: 'node', args: ['a', 'b\0'] }), [/servers\[0\]\.args\[1\]: cannot hold a NUL character/])
   t.match(problems({ command: 'node', env: { 'K\0': 'v' } }), [/servers\[0\]\.env\.K\0: cannot hold a NUL character/])
   t.same(problems({ url: 'http://127.0.0.1:1/', headers: { authorization: 'Bearer t', 'x-tenant': 'a' } }), [], 'other headers are the operator\'s')
+})
+
+test('balancer: defaults, a service setting it on one replica, replicas that disagree', async (t) => {
+  const config = resolveConfig({
+    balancer: { strategy: 'least-connections' },
+    servers: [
+      { id: 'a1', service: 'a', url: 'http://127.0.0.1:1/a', balancer: { strategy: 'consistent-hash', hashOn: 'principal' } },
+      { id: 'a2', service: 'a', url: 'http://127.0.0.1:1/b' }
+    ]
+  }, { env: {}, envOverrides: false })
+  t.same(config.balancer, { strategy: 'least-connections', hashOn: 'address' })
+  t.same(config.servers[0]?.balancer, { strategy: 'consistent-hash', hashOn: 'principal' })
+  t.throws(() => resolveConfig({
+    servers: [
+      { id: 'a1', service: 'a', url: 'http://127.0.0.1:1/a', balancer: { strategy: 'random' } },
+      { id: 'a2', service: 'a', url: 'http://127.0.0.1:1/b', balancer: { strategy: 'weighted' } }
+    ]
+  }, { env: {}, envOverrides: false }), { message: /server "a2": its balancer options differ from those of "a1"/ })
+  t.throws(() => resolveConfig({ balancer: { strategy: 'fastest' } }, { env: {}, envOverrides: false }), { message: /balancer\.strategy/ })
 })

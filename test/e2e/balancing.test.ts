@@ -1,0 +1,55 @@
+import { test, type Test } from 'tap'
+import { type HttpFixture, sleep, startHttpFixture } from '../fixtures/mcp-server.js'
+import { type Gateway, startGateway } from '../helper.js'
+
+/**
+ * Balancing strategies against real replicas (SDK servers over Streamable HTTP, fixtures of this repo that answer
+ * after a set delay), calls made through the gateway's programmatic API several at a time: the default (peak EWMA,
+ * power of two choices) starves a slow replica, least-connections too, weighted keeps 3:1.
+ */
+
+async function replicas (t: Test, delays: number[]): Promise<HttpFixture[]> {
+  return Promise.all(delays.map((delay, i) => startHttpFixture(t, {
+    name: `r${i}`,
+    tools: [{ name: 'work', handler: async (_args, signal) => { await sleep(delay, signal); return { content: [{ type: 'text', text: `r${i}` }] } } }]
+  })))
+}
+
+async function gatewayOver (t: Test, fixtures: HttpFixture[], config: Record<string, unknown>, weights?: number[]): Promise<Gateway> {
+  return startGateway(t, {
+    ...config,
+    servers: fixtures.map((f, i) => ({ id: `r${i}`, service: 'svc', url: f.url, ...(weights === undefined ? {} : { weight: weights[i] }) }))
+  })
+}
+
+/** `total` calls, `concurrency` at a time; the share each replica served. */
+async function load (gateway: Gateway, fixtures: HttpFixture[], total: number, concurrency: number): Promise<number[]> {
+  const before = fixtures.map(f => f.calls.length)
+  let next = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next++ < total) await gateway.app.mcpProxy.callTool('svc__work', {})
+  }))
+  return fixtures.map((f, i) => (f.calls.length - (before[i] as number)) / total)
+}
+
+test('peak-ewma (the default): a replica 10× slower gets under 10% of the calls', async (t) => {
+  const fixtures = await replicas(t, [5, 5, 50])
+  const gateway = await gatewayOver(t, fixtures, {})
+  await load(gateway, fixtures, 30, 3)
+  const shares = await load(gateway, fixtures, 300, 6)
+  t.ok((shares[2] as number) < 0.1, `the slow replica's share: ${shares.map(s => s.toFixed(3)).join(' ')}`)
+})
+
+test('least-connections: the slow replica holds its calls longer, so it gets fewer', async (t) => {
+  const fixtures = await replicas(t, [5, 5, 50])
+  const gateway = await gatewayOver(t, fixtures, { balancer: { strategy: 'least-connections' } })
+  const shares = await load(gateway, fixtures, 300, 6)
+  t.ok((shares[2] as number) < 0.25, `the slow replica's share: ${shares.map(s => s.toFixed(3)).join(' ')} (round-robin: 0.333)`)
+})
+
+test('weighted: 3:1 within a few percent', async (t) => {
+  const fixtures = await replicas(t, [1, 1])
+  const gateway = await gatewayOver(t, fixtures, { balancer: { strategy: 'weighted' } }, [3, 1])
+  const shares = await load(gateway, fixtures, 400, 4)
+  t.ok(Math.abs((shares[0] as number) - 0.75) < 0.03, `shares ${shares.map(s => s.toFixed(3)).join(' ')}`)
+})
