@@ -10,5 +10,14 @@ declare module 'fastify' {
 }
 
 export default fp(async function mcpGatewayBalancer (app) {
-  app.decorate('mcpBalancer', new ServiceBalancer(app.mcpRegistry, app.mcpHealth, app.mcpConfig.balancer))
-}, { name: 'mcp-gateway-balancer', fastify: '5.x', dependencies: ['mcp-gateway-config', 'mcp-gateway-registry', 'mcp-gateway-health'] })
+  const log = app.log.child({ component: 'circuit' })
+  app.decorate('mcpBalancer', new ServiceBalancer(app.mcpRegistry, app.mcpHealth, {
+    defaults: app.mcpConfig.balancer,
+    circuit: app.mcpConfig.circuitBreaker,
+    onCircuit: (id, from, to) => {
+      app.mcpMetrics.circuitTransition(to)
+      if (to === 'open') log.warn({ upstream: id, from }, 'circuit open: the upstream failed its calls; calls skip it for now')
+      else if (to === 'closed') log.info({ upstream: id }, 'circuit closed: the upstream answers again')
+    }
+  }))
+}, { name: 'mcp-gateway-balancer', fastify: '5.x', dependencies: ['mcp-gateway-config', 'mcp-gateway-registry', 'mcp-gateway-health', 'mcp-gateway-metrics'] })

@@ -16,6 +16,8 @@ export interface GatewayMetrics {
   sessions (count: number): void
   /** A request refused by a rate limit (rateLimit.perIp, .perPrincipal or .perTool). */
   rateLimited (limit: string): void
+  /** An upstream's circuit breaker changed state (to open, half-open or closed). */
+  circuitTransition (to: string): void
 }
 
 declare module 'fastify' {
@@ -63,6 +65,12 @@ export default fp(async function mcpGatewayMetrics (app) {
     help: 'Client sessions open on the gateway',
     registers: [registry]
   })
+  const circuits = new Counter({
+    name: prefix + 'circuit_transitions_total',
+    help: 'Circuit breaker state changes of upstreams, by the state entered (open, half-open, closed)',
+    labelNames: ['to'] as const,
+    registers: [registry]
+  })
   const rateLimited = new Counter({
     name: prefix + 'rate_limited_total',
     help: 'Requests refused by a rate limit, by limit (perIp, perPrincipal, perTool)',
@@ -103,6 +111,9 @@ export default fp(async function mcpGatewayMetrics (app) {
     },
     rateLimited (limit) {
       if (enabled) rateLimited.labels(limit).inc()
+    },
+    circuitTransition (to) {
+      if (enabled) circuits.labels(to).inc()
     }
   }
   app.decorate('mcpMetrics', metrics)

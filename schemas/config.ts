@@ -266,6 +266,12 @@ export const GatewayConfigFile = Type.Object({
   auth: Type.Optional(AuthConfig),
   rateLimit: Type.Optional(RateLimitConfig),
   balancer: Type.Optional(BalancerConfig),
+  circuitBreaker: Type.Optional(Type.Object({
+    failureThreshold: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000, description: 'Upstream failures in a row that open an upstream\'s circuit (default 5; 0: never)' })),
+    openMs: Type.Optional(Milliseconds('How long a circuit stays open the first time (default 5000); it doubles each time it opens again')),
+    maxOpenMs: Type.Optional(Milliseconds('The longest a circuit stays open (default 60000)')),
+    halfOpenCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Probe calls let through a half-open circuit at once (default 1)' }))
+  }, { additionalProperties: false, description: 'Per upstream: calls that keep failing are stopped for a while, then probed' })),
   admin: Type.Optional(Type.Object({
     apiKey: Type.Optional(Type.String({ minLength: 16, description: 'Enables /admin/*; at least 16 characters' }))
   }, { additionalProperties: false })),

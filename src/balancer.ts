@@ -1,5 +1,7 @@
+import { CircuitBreakers, type CircuitListener, type CircuitSettings } from './balancing/circuit.js'
 import { type HashOn, type Strategy, type StrategyName, createStrategy } from './balancing/strategies.js'
 import { UpstreamLoad } from './balancing/load.js'
+import { ERR_CIRCUIT_OPEN } from './errors.js'
 import type { ClientContext } from './client-context.js'
 import type { BalancerSettings, UpstreamDefinition } from './config/types.js'
 import type { HealthMonitor } from './health.js'
@@ -8,10 +10,19 @@ import type { Registry } from './registry.js'
 /**
  * Chooses the replica of a service that serves the next call, by the service's strategy (`balancer.strategy` on
  * its servers, else the gateway's `balancer`; see balancing/strategies.ts) among the replicas that are up, not
- * drained (weight 0: a drained replica keeps its sessions' state but takes no new calls) and not tried by this call
- * already. The load figures the strategies read come from the forwarder (`load`). A client's own upstream session
- * stays on the replica it was opened on whatever the strategy: the session broker asks only when it has none.
+ * drained (weight 0: a drained replica keeps its sessions' state but takes no new calls), whose circuit breaker lets
+ * calls through (balancing/circuit.ts) and not tried by this call already. What the strategies and breakers read
+ * comes from the forwarder (`attempts`). A client's own upstream session stays on the replica it was opened on
+ * whatever the strategy: the session broker asks only when it has none.
  */
+
+/** Told of every attempt to call an upstream and how it ended (`failed`: the upstream failed, not answered). */
+export interface AttemptObserver {
+  started (id: string): void
+  finished (id: string, ms: number, failed: boolean): void
+}
+
+export const DEFAULT_CIRCUIT: CircuitSettings = Object.freeze({ failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1 })
 
 export interface Balancer {
   /**
@@ -19,8 +30,10 @@ export interface Balancer {
    * call). Strategies that hash on the caller read the context.
    */
   pick (service: string, context: ClientContext, exclude?: ReadonlySet<string>): UpstreamDefinition | undefined
-  /** Calls in flight and latencies per upstream, kept by the forwarder, read by the strategies. */
-  readonly load?: UpstreamLoad
+  /** Where the forwarder reports its attempts: load figures and circuit breakers. */
+  readonly attempts?: AttemptObserver
+  /** Why nothing can be picked when it is the breakers' doing (every usable replica's circuit is open). */
+  unavailable? (service: string): Error | undefined
 }
 
 interface ServiceStrategy {
@@ -29,19 +42,42 @@ interface ServiceStrategy {
   readonly strategy: Strategy
 }
 
+export interface ServiceBalancerOptions {
+  defaults?: BalancerSettings
+  circuit?: CircuitSettings
+  onCircuit?: CircuitListener
+  random?: () => number
+}
+
 export class ServiceBalancer implements Balancer {
   readonly load = new UpstreamLoad()
+  readonly circuits: CircuitBreakers
+  readonly attempts: AttemptObserver
   readonly #services = new Map<string, ServiceStrategy>()
   readonly #figures = (id: string) => this.load.figures(id)
+  readonly #defaults: BalancerSettings
+  readonly #random: () => number
 
-  constructor (
-    private readonly registry: Registry,
-    private readonly health: HealthMonitor,
-    private readonly defaults: BalancerSettings = { strategy: 'peak-ewma', hashOn: 'address' },
-    private readonly random: () => number = Math.random
-  ) {
+  constructor (private readonly registry: Registry, private readonly health: HealthMonitor, options: ServiceBalancerOptions = {}) {
+    this.#defaults = options.defaults ?? { strategy: 'peak-ewma', hashOn: 'address' }
+    this.#random = options.random ?? Math.random
+    this.circuits = new CircuitBreakers(options.circuit ?? DEFAULT_CIRCUIT, options.onCircuit)
+    this.attempts = {
+      started: (id) => {
+        this.load.started(id)
+        this.circuits.started(id)
+      },
+      finished: (id, ms, failed) => {
+        this.load.finished(id, ms, failed)
+        if (failed) this.circuits.failed(id)
+        else this.circuits.succeeded(id)
+      }
+    }
     registry.onChange((change) => {
-      if (change.type === 'removed') this.load.forget(change.server.id)
+      if (change.type === 'removed') {
+        this.load.forget(change.server.id)
+        this.circuits.forget(change.server.id)
+      }
       this.#services.delete(change.server.service)
       if (change.type === 'updated') this.#services.delete(change.previous.service)
     })
@@ -57,14 +93,25 @@ export class ServiceBalancer implements Balancer {
     const eligible = replicas.filter(r => this.#eligible(r, exclude))
     if (eligible.length <= 1) return eligible[0]
     const chosen = this.#strategyOf(service)
-    return chosen.strategy.pick({ replicas: eligible, context, load: this.#figures, hashOn: chosen.hashOn, random: this.random })
+    return chosen.strategy.pick({ replicas: eligible, context, load: this.#figures, hashOn: chosen.hashOn, random: this.#random })
+  }
+
+  unavailable (service: string): Error | undefined {
+    let retryAfterMs: number | undefined
+    for (const replica of this.registry.replicas(service)) {
+      if (replica.weight === 0 || !this.health.isUp(replica.id)) continue
+      const circuit = this.circuits.report(replica.id)
+      if (circuit.state === 'closed') return undefined
+      retryAfterMs = Math.min(retryAfterMs ?? Infinity, circuit.retryAfterMs ?? 0)
+    }
+    return retryAfterMs === undefined ? undefined : new ERR_CIRCUIT_OPEN(service, retryAfterMs)
   }
 
   /** The strategy a service uses now (its own setting, or the default), kept until its servers change. */
   #strategyOf (service: string): ServiceStrategy {
     let chosen = this.#services.get(service)
     if (chosen === undefined) {
-      const settings = this.registry.serviceOptions(service).balancer ?? this.defaults
+      const settings = this.registry.serviceOptions(service).balancer ?? this.#defaults
       const hashOn = settings.strategy === 'ip-hash' ? 'address' : settings.hashOn
       chosen = { name: settings.strategy, hashOn, strategy: createStrategy(settings.strategy) }
       this.#services.set(service, chosen)
@@ -73,6 +120,6 @@ export class ServiceBalancer implements Balancer {
   }
 
   #eligible (replica: UpstreamDefinition, exclude: ReadonlySet<string> | undefined): boolean {
-    return replica.weight > 0 && this.health.isUp(replica.id) && exclude?.has(replica.id) !== true
+    return replica.weight > 0 && this.health.isUp(replica.id) && exclude?.has(replica.id) !== true && this.circuits.allows(replica.id)
   }
 }

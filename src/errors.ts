@@ -146,6 +146,7 @@ export type UpstreamFailureCode =
   | 'MCPGW_ERR_UPSTREAM_PROTOCOL'
   | 'MCPGW_ERR_UPSTREAM_CLOSED'
   | 'MCPGW_ERR_UPSTREAM_SESSION_EXPIRED'
+  | 'MCPGW_ERR_CIRCUIT_OPEN'
 
 export interface FailureFacts {
   /** The request may have reached the upstream. */
@@ -170,6 +171,19 @@ export class UpstreamFailure extends Error {
 export class ERR_UPSTREAM_UNAVAILABLE extends UpstreamFailure {
   constructor (service: string, detail: string, facts: FailureFacts = { sent: false, suspect: false }) {
     super('MCPGW_ERR_UPSTREAM_UNAVAILABLE', 503, `Service ${service} is unavailable: ${redact(detail)}`, facts)
+  }
+}
+
+/** Every usable replica of the service has its circuit open (it failed its calls): refused at once, never sent. */
+export class ERR_CIRCUIT_OPEN extends UpstreamFailure {
+  readonly headers: Record<string, string>
+
+  constructor (service: string, retryAfterMs: number) {
+    const retry = Math.max(1, Math.ceil(retryAfterMs / 1000))
+    super('MCPGW_ERR_CIRCUIT_OPEN', 503,
+      `Service ${service} is unavailable: its calls failed repeatedly, so the circuit breaker stops them for now; retry in ${retry} s`,
+      { sent: false, suspect: false })
+    this.headers = { 'retry-after': String(retry) }
   }
 }
 
@@ -316,7 +330,8 @@ const rpcCodes: Record<string, number> = {
   MCPGW_ERR_UNKNOWN_EVENT_ID: RpcCode.ServerError,
   MCPGW_ERR_STREAM_COMPLETE: RpcCode.ServerError,
   MCPGW_ERR_UNKNOWN_TARGET: RpcCode.InvalidParams,
-  MCPGW_ERR_UPSTREAM_SESSION_EXPIRED: RpcCode.ServerError
+  MCPGW_ERR_UPSTREAM_SESSION_EXPIRED: RpcCode.ServerError,
+  MCPGW_ERR_CIRCUIT_OPEN: RpcCode.ServerError
 }
 
 export interface RpcErrorObject {

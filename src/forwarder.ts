@@ -5,7 +5,7 @@ import type { ClientContext, Principal } from './client-context.js'
 import { ERR_UPSTREAM_UNAVAILABLE, UpstreamFailure, upstreamFailure } from './errors.js'
 import { notificationMessage, progressTokenOf } from './jsonrpc.js'
 import { RawResult } from './raw-result.js'
-import type { UpstreamLoad } from './balancing/load.js'
+import type { AttemptObserver } from './balancer.js'
 import type { Registry } from './registry.js'
 import type { CallOrigin } from './relay.js'
 import type { SessionBroker } from './session-broker.js'
@@ -76,8 +76,10 @@ export interface ForwarderOptions {
   registry: Registry
   broker: SessionBroker
   observer: CallObserver | undefined
-  /** Told of every attempt and how it ended: the balancer's load figures. */
-  load?: UpstreamLoad | undefined
+  /** Told of every attempt and how it ended: the balancer's load figures and circuit breakers. */
+  attempts?: AttemptObserver | undefined
+  /** Why a service has no replica to take a call, when the balancer knows better than "unavailable". */
+  unavailable?: ((service: string) => Error | undefined) | undefined
 }
 
 export class Forwarder {
@@ -149,12 +151,16 @@ export class Forwarder {
       ? (call.tried === undefined ? registry.get(call.upstream) : undefined)
       : broker.replicaFor(call.context, call.service, call.tried)
     if (replica === undefined) {
+      if (call.tried === undefined && call.upstream === undefined) {
+        const refusal = this.options.unavailable?.(call.service)
+        if (refusal !== undefined) return Promise.reject(refusal)
+      }
       return Promise.reject(new ERR_UPSTREAM_UNAVAILABLE(call.service,
         call.tried === undefined ? pool.whyUnavailable(call.service) : 'every replica failed this call'))
     }
     const connection = pool.get(replica.id) as UpstreamConnection
     const started = performance.now()
-    const load = this.options.load
+    const load = this.options.attempts
     load?.started(replica.id)
     const principal = call.context.principal
     const options = {

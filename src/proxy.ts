@@ -154,7 +154,8 @@ export class McpProxy implements ClientEndpoint {
       registry,
       broker: this.#broker,
       observer: options.observer,
-      load: options.balancer.load
+      attempts: options.balancer.attempts,
+      unavailable: options.balancer.unavailable?.bind(options.balancer)
     })
     this.#dispatcher = new Dispatcher({
       config,

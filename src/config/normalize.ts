@@ -105,6 +105,9 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     }
   }
   const auth = normalizeAuth(file.auth, problems)
+  if ((file.circuitBreaker?.openMs ?? 5000) > (file.circuitBreaker?.maxOpenMs ?? 60_000)) {
+    problems.push('circuitBreaker.openMs: must not be larger than circuitBreaker.maxOpenMs')
+  }
   const rateLimit = normalizeRateLimit(file.rateLimit, problems)
   if ((file.auth?.certificates ?? []).length > 0 && (file.tls?.ca === undefined || file.tls.requestCert !== true)) {
     problems.push('auth.certificates: needs tls.ca (the CA that signs the client certificates) and tls.requestCert: true; ' +
@@ -150,6 +153,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     auth,
     rateLimit,
     balancer: balancerSettings(file.balancer ?? {}),
+    circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1, ...file.circuitBreaker },
     admin: { apiKey: file.admin?.apiKey ?? null },
     registryFile: file.registryFile ?? null,
     metrics: {

@@ -177,6 +177,13 @@ export interface GatewayConfig {
   readonly rateLimit: RateLimitSettings | null
   /** The balancing of services whose replicas set none. */
   readonly balancer: BalancerSettings
+  /** Each upstream's circuit breaker. */
+  readonly circuitBreaker: {
+    readonly failureThreshold: number
+    readonly openMs: number
+    readonly maxOpenMs: number
+    readonly halfOpenCalls: number
+  }
   readonly admin: { readonly apiKey: string | null }
   readonly registryFile: string | null
   readonly metrics: { readonly enabled: boolean, readonly prefix: string, readonly defaultMetrics: boolean }

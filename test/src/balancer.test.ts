@@ -18,7 +18,7 @@ function setup (servers: UpstreamDefinition[], up: string[] = servers.map(s => s
   const registry = new Registry(servers, { defaults: DEFAULT_UPSTREAM, file: null, log: silentLogger })
   const monitor = new HealthMonitor()
   for (const s of servers) monitor.update(health(s.id, up.includes(s.id) ? 'up' : 'down', s.service))
-  const balancer = new ServiceBalancer(registry, monitor, { strategy: 'round-robin', hashOn: 'address' })
+  const balancer = new ServiceBalancer(registry, monitor, { defaults: { strategy: 'round-robin', hashOn: 'address' } })
   const picks = (service: string, n: number, exclude?: ReadonlySet<string>) =>
     Array.from({ length: n }, () => balancer.pick(service, ANONYMOUS, exclude)?.id)
   return { registry, monitor, balancer, picks }

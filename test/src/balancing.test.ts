@@ -30,7 +30,7 @@ function setup (servers: UpstreamDefinition[], defaults?: BalancerSettings) {
   const registry = new Registry(servers, { defaults: DEFAULT_UPSTREAM, file: null, log: silentLogger })
   const health = new HealthMonitor()
   for (const s of servers) health.update({ id: s.id, service: s.service, state: 'up', reason: undefined, since: 1 })
-  const balancer = new ServiceBalancer(registry, health, defaults, seeded())
+  const balancer = new ServiceBalancer(registry, health, { ...(defaults === undefined ? {} : { defaults }), random: seeded() })
   const count = (n: number, context: ClientContext = ANONYMOUS, each?: (id: string) => void) => {
     const counts: Record<string, number> = {}
     for (let i = 0; i < n; i++) {

@@ -70,6 +70,7 @@ test('an empty configuration gets every default', async (t) => {
     auth: null,
     rateLimit: null,
     balancer: { strategy: 'peak-ewma', hashOn: 'address' },
+    circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1 },
     admin: { apiKey: null },
     registryFile: null,
     metrics: { enabled: true, prefix: 'mcp_gateway_', defaultMetrics: true },

@@ -1,0 +1,59 @@
+import { test } from 'tap'
+import { sleep, startHttpFixture } from '../fixtures/mcp-server.js'
+import { startGateway, waitFor } from '../helper.js'
+
+/**
+ * Circuit breakers against real replicas (SDK fixtures over Streamable HTTP whose tool can be made to hang past the
+ * upstream timeout): a replica that keeps timing out is skipped while its circuit is open, a service whose only
+ * replica is open fails fast with 503 + Retry-After, and a good probe closes the circuit again.
+ */
+
+test('a replica that keeps failing is skipped, then probed back; a lone one fails fast while open', async (t) => {
+  let hang = true
+  const spec = (name: string, flaky: boolean) => ({
+    name,
+    tools: [{
+      name: 'work',
+      handler: async (_args: Record<string, unknown>, signal: AbortSignal) => {
+        if (flaky && hang) await sleep(2000, signal)
+        return { content: [{ type: 'text' as const, text: name }] }
+      }
+    }]
+  })
+  const good = await startHttpFixture(t, spec('good', false))
+  const bad = await startHttpFixture(t, spec('bad', true))
+  const gateway = await startGateway(t, {
+    balancer: { strategy: 'round-robin' },
+    circuitBreaker: { failureThreshold: 3, openMs: 500, maxOpenMs: 1000 },
+    servers: [
+      { id: 'good', service: 'svc', url: good.url, timeout: 150 },
+      { id: 'bad', service: 'svc', url: bad.url, timeout: 150 },
+      { id: 'alone', url: bad.url, timeout: 150 }
+    ]
+  })
+  const call = (name: string) => fetch(gateway.base + '/mcp/tools/call', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, arguments: {} })
+  })
+  const statuses: number[] = []
+  for (let i = 0; i < 6; i++) statuses.push((await call('svc__work')).status)
+  t.same(statuses.filter(s => s === 504).length, 3, 'the bad replica timed out three times (not idempotent: not retried)')
+  t.equal(gateway.app.mcpBalancer.unavailable?.('svc'), undefined, 'the service is not refused: good is closed')
+  const before = bad.calls.length
+  for (let i = 0; i < 6; i++) t.equal((await call('svc__work')).status, 200, 'open: every call goes to the good replica')
+  t.equal(bad.calls.length, before, 'none reached the bad one')
+
+  for (let i = 0; i < 3; i++) await call('alone__work')
+  const refused = await call('alone__work')
+  t.equal(refused.status, 503, 'its only replica open: refused at once')
+  t.ok(Number(refused.headers.get('retry-after')) >= 1, 'with Retry-After')
+  t.match(await refused.json(), { code: 'MCPGW_ERR_CIRCUIT_OPEN', message: /circuit breaker stops them for now; retry in \d+ s/ })
+
+  hang = false
+  await waitFor('the probe to close the circuit', async () => {
+    await call('alone__work')
+    return gateway.app.mcpBalancer.unavailable?.('alone') === undefined && (await call('alone__work')).status === 200
+  })
+  const metrics = await (await fetch(gateway.base + '/metrics')).text()
+  t.match(metrics, /mcp_gateway_circuit_transitions_total\{to="open"\} [2-9]/, 'transitions are counted')
+  t.match(metrics, /mcp_gateway_circuit_transitions_total\{to="closed"\} [1-9]/)
+})
