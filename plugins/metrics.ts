@@ -18,6 +18,8 @@ export interface GatewayMetrics {
   rateLimited (limit: string): void
   /** An upstream's circuit breaker changed state (to open, half-open or closed). */
   circuitTransition (to: string): void
+  /** A call refused by an upstream's concurrency limit (`full` queue, or a `timeout` waiting). */
+  upstreamBusy (reason: string): void
 }
 
 declare module 'fastify' {
@@ -71,6 +73,12 @@ export default fp(async function mcpGatewayMetrics (app) {
     labelNames: ['to'] as const,
     registers: [registry]
   })
+  const busy = new Counter({
+    name: prefix + 'upstream_busy_total',
+    help: 'Calls refused by an upstream\'s concurrency limit, by reason (full: its queue was full; timeout: no slot in time)',
+    labelNames: ['reason'] as const,
+    registers: [registry]
+  })
   const rateLimited = new Counter({
     name: prefix + 'rate_limited_total',
     help: 'Requests refused by a rate limit, by limit (perIp, perPrincipal, perTool)',
@@ -114,6 +122,9 @@ export default fp(async function mcpGatewayMetrics (app) {
     },
     circuitTransition (to) {
       if (enabled) circuits.labels(to).inc()
+    },
+    upstreamBusy (reason) {
+      if (enabled) busy.labels(reason).inc()
     }
   }
   app.decorate('mcpMetrics', metrics)

@@ -89,7 +89,12 @@ const upstreamFields = {
   })),
   tools: Type.Optional(NameFilter),
   prompts: Type.Optional(NameFilter),
-  balancer: Type.Optional(BalancerConfig)
+  balancer: Type.Optional(BalancerConfig),
+  maxConcurrent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Most calls in flight to this upstream; beyond it calls wait in its queue (0: no limit)' })),
+  queue: Type.Optional(Type.Object({
+    size: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Calls that may wait for a slot (beyond: refused at once)' })),
+    timeoutMs: Type.Optional(Milliseconds('How long a call waits for a slot before it is refused'))
+  }, { additionalProperties: false }))
 }
 
 export const ServerConfig = Type.Object({ id: ServerId, ...upstreamFields }, { additionalProperties: false })
@@ -245,7 +250,10 @@ export const GatewayConfigFile = Type.Object({
     reconnectMin: Type.Optional(Milliseconds('First delay before reconnecting a failed upstream')),
     reconnectMax: Type.Optional(Milliseconds('Longest delay between reconnect attempts')),
     maxSessions: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'Most client sessions held open on one upstream' })),
-    sessionIdleTimeout: Type.Optional(Milliseconds('A client\'s own upstream session unused this long is closed (it reopens on use)'))
+    sessionIdleTimeout: Type.Optional(Milliseconds('A client\'s own upstream session unused this long is closed (it reopens on use)')),
+    maxConcurrent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Most calls in flight to one upstream (0, the default: no limit)' })),
+    queueSize: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Calls that may wait for a slot per upstream (default 100)' })),
+    queueTimeout: Type.Optional(Milliseconds('How long a call waits for a slot (default 5000)'))
   }, { additionalProperties: false })),
   limits: Type.Optional(Type.Object({
     maxJsonDepth: Type.Optional(Type.Integer({ minimum: 8, maximum: 4096, description: 'Deepest nesting of arrays and objects accepted in a message, from clients and from upstreams' })),

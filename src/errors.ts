@@ -147,6 +147,7 @@ export type UpstreamFailureCode =
   | 'MCPGW_ERR_UPSTREAM_CLOSED'
   | 'MCPGW_ERR_UPSTREAM_SESSION_EXPIRED'
   | 'MCPGW_ERR_CIRCUIT_OPEN'
+  | 'MCPGW_ERR_UPSTREAM_BUSY'
 
 export interface FailureFacts {
   /** The request may have reached the upstream. */
@@ -184,6 +185,15 @@ export class ERR_CIRCUIT_OPEN extends UpstreamFailure {
       `Service ${service} is unavailable: its calls failed repeatedly, so the circuit breaker stops them for now; retry in ${retry} s`,
       { sent: false, suspect: false })
     this.headers = { 'retry-after': String(retry) }
+  }
+}
+
+/** The upstream has its most calls in flight and its queue is full (or a call waited too long): never sent. */
+export class ERR_UPSTREAM_BUSY extends UpstreamFailure {
+  readonly headers: Record<string, string> = { 'retry-after': '1' }
+
+  constructor (upstream: string, detail: string) {
+    super('MCPGW_ERR_UPSTREAM_BUSY', 503, `Upstream ${upstream} is busy: ${detail}; retry shortly`, { sent: false, suspect: false })
   }
 }
 
@@ -331,7 +341,8 @@ const rpcCodes: Record<string, number> = {
   MCPGW_ERR_STREAM_COMPLETE: RpcCode.ServerError,
   MCPGW_ERR_UNKNOWN_TARGET: RpcCode.InvalidParams,
   MCPGW_ERR_UPSTREAM_SESSION_EXPIRED: RpcCode.ServerError,
-  MCPGW_ERR_CIRCUIT_OPEN: RpcCode.ServerError
+  MCPGW_ERR_CIRCUIT_OPEN: RpcCode.ServerError,
+  MCPGW_ERR_UPSTREAM_BUSY: RpcCode.ServerError
 }
 
 export interface RpcErrorObject {

@@ -2,10 +2,12 @@ import { performance } from 'node:perf_hooks'
 import type { JsonRpcId, JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
 import { Cancellation } from './cancellation.js'
 import type { ClientContext, Principal } from './client-context.js'
-import { ERR_UPSTREAM_UNAVAILABLE, UpstreamFailure, upstreamFailure } from './errors.js'
+import { ERR_CIRCUIT_OPEN, ERR_UPSTREAM_BUSY, ERR_UPSTREAM_UNAVAILABLE, UpstreamFailure, upstreamFailure } from './errors.js'
 import { notificationMessage, progressTokenOf } from './jsonrpc.js'
 import { RawResult } from './raw-result.js'
 import type { AttemptObserver } from './balancer.js'
+import { ConcurrencyGates, type RefusalReason } from './balancing/concurrency.js'
+import type { UpstreamDefinition } from './config/types.js'
 import type { Registry } from './registry.js'
 import type { CallOrigin } from './relay.js'
 import type { SessionBroker } from './session-broker.js'
@@ -24,6 +26,8 @@ export type CallOutcome = 'success' | 'tool_error' | 'rpc_error' | 'timeout' | '
 
 export interface CallObserver {
   upstreamCall (server: string, method: string, outcome: CallOutcome, seconds: number): void
+  /** A call refused by an upstream's concurrency limit: its queue was full, or it waited too long. */
+  upstreamBusy? (reason: RefusalReason): void
 }
 
 /** What the caller wants forwarded. */
@@ -60,6 +64,8 @@ export interface ForwardedCall extends ForwardTarget {
   readonly onProgress: ((p: Params) => void) | undefined
   /** Replicas that failed this call already. */
   tried: Set<string> | undefined
+  /** The last replica that refused it without sending (busy): what the client hears when no replica is left. */
+  refused?: UpstreamFailure | undefined
 }
 
 /**
@@ -83,10 +89,14 @@ export interface ForwarderOptions {
 }
 
 export class Forwarder {
+  /** Each upstream's calls in flight and queue (maxConcurrent, queue). */
+  readonly gates: ConcurrencyGates
   readonly #preCall: Array<NonNullable<CallHooks['preCall']>> = []
   readonly #onResult: Array<NonNullable<CallHooks['onResult']>> = []
 
-  constructor (private readonly options: ForwarderOptions) {}
+  constructor (private readonly options: ForwarderOptions) {
+    this.gates = new ConcurrencyGates((_upstream, reason) => options.observer?.upstreamBusy?.(reason))
+  }
 
   addHooks (hooks: CallHooks): void {
     if (hooks.preCall !== undefined) this.#preCall.push(hooks.preCall.bind(hooks))
@@ -155,9 +165,26 @@ export class Forwarder {
         const refusal = this.options.unavailable?.(call.service)
         if (refusal !== undefined) return Promise.reject(refusal)
       }
+      if (call.refused !== undefined) return Promise.reject(call.refused)
       return Promise.reject(new ERR_UPSTREAM_UNAVAILABLE(call.service,
         call.tried === undefined ? pool.whyUnavailable(call.service) : 'every replica failed this call'))
     }
+    // At its most calls in flight, the call waits for a slot (or is refused: then another replica may take it).
+    const slot = this.gates.acquire(replica, call.cancel)
+    if (slot === undefined) return this.#send(call, replica)
+    return slot.then(() => this.#send(call, replica), (err: unknown) => {
+      if (!(err instanceof UpstreamFailure)) throw err
+      if (call.upstream !== undefined || registry.replicas(call.service).length < 2) throw asAnswered(err, call.service)
+      call.tried ??= new Set()
+      call.tried.add(replica.id)
+      call.refused = err
+      return this.#attempt(call)
+    })
+  }
+
+  /** The call on `replica`, which has a slot for it; on a failure that allows it, the next try on another. */
+  #send (call: ForwardedCall, replica: UpstreamDefinition): Promise<unknown> {
+    const { pool, broker, registry } = this.options
     const connection = pool.get(replica.id) as UpstreamConnection
     const started = performance.now()
     const load = this.options.attempts
@@ -176,11 +203,13 @@ export class Forwarder {
       ? upstream.request(call.method, call.params, options)
       : upstream.then(u => u.request(call.method, call.params, options), (err: unknown) => { throw openFailed(err, replica.id) })
     return answer.then((result) => {
+      this.gates.release(replica.id)
       const toolError = result instanceof RawResult ? result.isToolError : (result as { isError?: unknown } | undefined)?.isError === true
       load?.finished(replica.id, performance.now() - started, false)
       this.#observe(replica.id, call.method, toolError ? 'tool_error' : 'success', started)
       return result
     }, (err: unknown) => {
+      this.gates.release(replica.id)
       const failure = upstreamFailure(err, replica.id)
       // An answer (a JSON-RPC error, a cancellation) is not the upstream failing.
       load?.finished(replica.id, performance.now() - started, failure instanceof UpstreamFailure)
@@ -225,7 +254,8 @@ function openFailed (err: unknown, upstream: string): Error {
 
 /** What the client is told: a request that never left the gateway found the service unavailable (503). */
 function asAnswered (failure: UpstreamFailure, service: string): UpstreamFailure {
-  if (failure.sent || failure.code === 'MCPGW_ERR_UPSTREAM_UNAVAILABLE') return failure
+  // Refusals that say what to do (wait for a slot, for a circuit) keep their words.
+  if (failure.sent || failure instanceof ERR_UPSTREAM_BUSY || failure instanceof ERR_CIRCUIT_OPEN || failure.code === 'MCPGW_ERR_UPSTREAM_UNAVAILABLE') return failure
   return new ERR_UPSTREAM_UNAVAILABLE(service, failure.message, { sent: false, suspect: failure.suspect })
 }
 

@@ -17,7 +17,10 @@ export const DEFAULT_UPSTREAM: UpstreamDefaults = Object.freeze({
   reconnectMin: 500,
   reconnectMax: 30_000,
   maxSessions: 100,
-  sessionIdleTimeout: 5 * 60_000
+  sessionIdleTimeout: 5 * 60_000,
+  maxConcurrent: 0,
+  queueSize: 100,
+  queueTimeout: 5000
 })
 
 export const DEFAULTS = Object.freeze({
@@ -250,7 +253,9 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
     forwardIdentity: input.forwardIdentity ?? false,
     ...(input.tools !== undefined ? { tools: input.tools } : {}),
     ...(input.prompts !== undefined ? { prompts: input.prompts } : {}),
-    ...(input.balancer !== undefined ? { balancer: balancerSettings(input.balancer) } : {})
+    ...(input.balancer !== undefined ? { balancer: balancerSettings(input.balancer) } : {}),
+    maxConcurrent: input.maxConcurrent ?? defaults.maxConcurrent,
+    queue: { size: input.queue?.size ?? defaults.queueSize, timeoutMs: input.queue?.timeoutMs ?? defaults.queueTimeout }
   }
   return server
 }

@@ -41,6 +41,9 @@ export interface UpstreamDefinition {
   readonly prompts?: NameFilter
   /** The service's balancing, when this replica sets it (replicas must agree). */
   readonly balancer?: BalancerSettings
+  /** Most calls in flight to it (0: no limit); beyond, calls wait in `queue`. */
+  readonly maxConcurrent: number
+  readonly queue: { readonly size: number, readonly timeoutMs: number }
 }
 
 export interface UpstreamDefaults {
@@ -52,6 +55,9 @@ export interface UpstreamDefaults {
   readonly reconnectMax: number
   readonly maxSessions: number
   readonly sessionIdleTimeout: number
+  readonly maxConcurrent: number
+  readonly queueSize: number
+  readonly queueTimeout: number
 }
 
 /** A client API key, kept as the SHA-256 of the key (hex): the key itself is not held after start-up. */

@@ -58,7 +58,9 @@ test('add validates, applies defaults, announces the change and updates services
     tags: [],
     sessionMode: 'auto',
     forwardIdentity: false,
-    maxSessions: DEFAULT_UPSTREAM.maxSessions
+    maxSessions: DEFAULT_UPSTREAM.maxSessions,
+    maxConcurrent: 0,
+    queue: { size: 100, timeoutMs: 5000 }
   })
   t.same(changes, [{ type: 'added', server: added }])
   t.equal(r.get('b'), added)

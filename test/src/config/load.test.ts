@@ -61,7 +61,10 @@ test('an empty configuration gets every default', async (t) => {
       reconnectMin: 500,
       reconnectMax: 30_000,
       maxSessions: 100,
-      sessionIdleTimeout: 5 * 60_000
+      sessionIdleTimeout: 5 * 60_000,
+      maxConcurrent: 0,
+      queueSize: 100,
+      queueTimeout: 5000
     },
     limits: { maxJsonDepth: 128, maxBatch: 100, maxUpstreamMessage: 32 * 1024 * 1024, maxSubscriptions: 1000, maxSubscriptionsTotal: 20_000, maxInFlight: 100, maxClientBuffer: 64 * 1024 * 1024 },
     startupWait: 5000,
@@ -151,7 +154,9 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       tags: [],
       sessionMode: 'auto',
       forwardIdentity: false,
-      maxSessions: DEFAULT_UPSTREAM.maxSessions
+      maxSessions: DEFAULT_UPSTREAM.maxSessions,
+      maxConcurrent: 0,
+      queue: { size: 100, timeoutMs: 5000 }
     },
     {
       id: 'local',
@@ -169,7 +174,9 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       tags: [],
       sessionMode: 'auto',
       forwardIdentity: false,
-      maxSessions: DEFAULT_UPSTREAM.maxSessions
+      maxSessions: DEFAULT_UPSTREAM.maxSessions,
+      maxConcurrent: 0,
+      queue: { size: 100, timeoutMs: 5000 }
     },
     {
       id: 'tuned',
@@ -186,7 +193,9 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       tags: ['x'],
       sessionMode: 'shared',
       forwardIdentity: false,
-      maxSessions: DEFAULT_UPSTREAM.maxSessions
+      maxSessions: DEFAULT_UPSTREAM.maxSessions,
+      maxConcurrent: 0,
+      queue: { size: 100, timeoutMs: 5000 }
     }
   ])
 })
