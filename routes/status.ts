@@ -1,12 +1,13 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
-import { HealthReply, InfoReply, ProbeReply, StatusReply } from '../schemas/status.js'
+import { HealthReply, InfoReply, ProbeReply, StatusReply, UpstreamHealthReply } from '../schemas/status.js'
 import type { SUPPORTED_PROTOCOL_VERSIONS } from '../src/protocol.js'
 
 /**
  * Operational endpoints. /health/live (the process answers) and /health/ready (it takes new clients; 503 while
  * shutting down) are the probes for Docker and Kubernetes; /health answers 503 when no upstream is usable (for load
- * balancers in front of several gateways); all three stay open whatever `auth` says; /status shows every upstream's state and why, and /info
+ * balancers in front of several gateways); all three stay open whatever `auth` says; /upstream/health tells per
+ * upstream what decides whether it takes calls (status, load, queue, circuit); /status shows every upstream's state and why, and /info
  * describes this gateway: both behind authentication when `auth` is configured.
  */
 
@@ -55,6 +56,10 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
       servers: proxy.upstreams()
     }
   })
+
+  app.get('/upstream/health', { onRequest: guarded, schema: { response: { 200: UpstreamHealthReply } } }, async () => ({
+    upstreams: proxy.upstreamHealth()
+  }))
 
   app.get('/info', { onRequest: guarded, schema: { response: { 200: InfoReply } } }, async (request) => {
     const base = (request.routeOptions.url ?? '/info').slice(0, -'/info'.length)

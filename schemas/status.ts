@@ -74,3 +74,29 @@ export const InfoReply = Type.Object({
   separator: Type.String(),
   endpoints: Type.Record(Type.String(), Type.String())
 })
+
+/** GET /upstream/health: per upstream, what decides whether it takes calls. */
+export const UpstreamHealthReply = Type.Object({
+  upstreams: Type.Array(Type.Object({
+    id: Type.String(),
+    service: Type.String(),
+    status: Type.Union([Type.Literal('active'), Type.Literal('inactive'), Type.Literal('error')], {
+      description: 'active: takes calls; inactive: disabled or drained (weight 0); error: down, reconnecting, or its circuit is open'
+    }),
+    state: Type.String(),
+    reason: Type.Optional(Type.String()),
+    since: Type.String({ format: 'date-time' }),
+    lastCheck: Type.Optional(Type.String({ format: 'date-time', description: 'When its last health check (ping) ended' })),
+    latencyMs: Type.Number({ description: 'Peak EWMA of call latency' }),
+    errorRate: Type.Number({ description: 'Share of recent calls that failed, 0..1' }),
+    calls: Type.Integer({ description: 'Calls measured since start' }),
+    inFlight: Type.Integer(),
+    queue: Type.Object({ running: Type.Integer(), queued: Type.Integer() }),
+    circuit: Type.Object({
+      state: Type.Union([Type.Literal('closed'), Type.Literal('open'), Type.Literal('half-open')]),
+      failures: Type.Integer(),
+      opens: Type.Integer(),
+      retryAfterMs: Type.Optional(Type.Integer())
+    })
+  }))
+})

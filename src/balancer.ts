@@ -1,6 +1,6 @@
-import { CircuitBreakers, type CircuitListener, type CircuitSettings } from './balancing/circuit.js'
+import { CircuitBreakers, type CircuitListener, type CircuitReport, type CircuitSettings } from './balancing/circuit.js'
 import { type HashOn, type Strategy, type StrategyName, createStrategy } from './balancing/strategies.js'
-import { UpstreamLoad } from './balancing/load.js'
+import { type LoadFigures, UpstreamLoad } from './balancing/load.js'
 import { ERR_CIRCUIT_OPEN } from './errors.js'
 import type { ClientContext } from './client-context.js'
 import type { BalancerSettings, UpstreamDefinition } from './config/types.js'
@@ -34,6 +34,8 @@ export interface Balancer {
   readonly attempts?: AttemptObserver
   /** Why nothing can be picked when it is the breakers' doing (every usable replica's circuit is open). */
   unavailable? (service: string): Error | undefined
+  /** What the balancer knows of an upstream: its load figures and its circuit. */
+  figures? (id: string): { load: LoadFigures, circuit: CircuitReport }
 }
 
 interface ServiceStrategy {
@@ -94,6 +96,10 @@ export class ServiceBalancer implements Balancer {
     if (eligible.length <= 1) return eligible[0]
     const chosen = this.#strategyOf(service)
     return chosen.strategy.pick({ replicas: eligible, context, load: this.#figures, hashOn: chosen.hashOn, random: this.#random })
+  }
+
+  figures (id: string): { load: LoadFigures, circuit: CircuitReport } {
+    return { load: this.load.figures(id), circuit: this.circuits.report(id) }
   }
 
   unavailable (service: string): Error | undefined {

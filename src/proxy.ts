@@ -1,5 +1,6 @@
 import type { Params } from '../schemas/jsonrpc.js'
 import type { Balancer } from './balancer.js'
+import type { CircuitReport } from './balancing/circuit.js'
 import { AuditLog } from './audit.js'
 import { AccessPolicy } from './auth/access-policy.js'
 import { ANONYMOUS, type ClientContext, samePrincipal } from './client-context.js'
@@ -32,6 +33,27 @@ import { type StateCounts, UpstreamPool, type UpstreamReport } from './upstream-
 
 export type { CallOutcome } from './forwarder.js'
 export type { UpstreamReport } from './upstream-pool.js'
+
+/** One upstream on /upstream/health. */
+export interface UpstreamHealthReport {
+  id: string
+  service: string
+  status: 'active' | 'inactive' | 'error'
+  /** The connection's state (up, down, connecting, disabled, …). */
+  state: string
+  reason?: string
+  since: string
+  lastCheck?: string
+  /** Peak EWMA of call latency, ms. */
+  latencyMs: number
+  /** Share of recent calls that failed, 0..1. */
+  errorRate: number
+  /** Calls measured since start. */
+  calls: number
+  inFlight: number
+  queue: { running: number, queued: number }
+  circuit: CircuitReport
+}
 
 export interface ProxyObserver extends CallObserver {
   sessions (count: number): void
@@ -74,6 +96,7 @@ export class McpProxy implements ClientEndpoint {
   readonly #config: GatewayConfig
   readonly #registry: Registry
   readonly #observer: ProxyObserver | undefined
+  readonly #balancer: Balancer
   /** Set when clients authenticate: their requests are logged. */
   readonly #audit: AuditLog | undefined
   readonly #limiter: RateLimiter | undefined
@@ -86,6 +109,7 @@ export class McpProxy implements ClientEndpoint {
     this.#config = config
     this.#registry = registry
     this.#observer = options.observer
+    this.#balancer = options.balancer
     this.#audit = config.auth === null ? undefined : new AuditLog(log.child({ component: 'audit' }))
     this.#limiter = options.limiter ?? undefined
     this.sessions = new SessionStore({
@@ -340,6 +364,35 @@ export class McpProxy implements ClientEndpoint {
   /** Every registered upstream as /status and the admin API show it (no credentials). */
   upstreams (): UpstreamReport[] {
     return this.#pool.reports()
+  }
+
+  /**
+   * Each upstream's health as /upstream/health shows it: `active` (taking calls), `inactive` (disabled or drained)
+   * or `error` (down, connecting after a failure, or its circuit open), with its load, queue and circuit.
+   */
+  upstreamHealth (): UpstreamHealthReport[] {
+    return this.#pool.reports().map((report) => {
+      const figures = this.#balancer.figures?.(report.id)
+      const circuit = figures?.circuit ?? { state: 'closed' as const, failures: 0, opens: 0 }
+      const load = figures?.load ?? { inFlight: 0, latencyMs: 0, errorRate: 0, samples: 0 }
+      const status = !report.enabled || report.weight === 0 ? 'inactive' : report.state === 'up' && circuit.state !== 'open' ? 'active' : 'error'
+      const lastCheck = this.#pool.get(report.id)?.lastCheck
+      return {
+        id: report.id,
+        service: report.service,
+        status,
+        state: report.state,
+        ...(report.reason !== undefined ? { reason: report.reason } : {}),
+        since: report.since,
+        ...(lastCheck !== undefined ? { lastCheck: new Date(lastCheck).toISOString() } : {}),
+        latencyMs: Math.round(load.latencyMs * 10) / 10,
+        errorRate: Math.round(load.errorRate * 1000) / 1000,
+        calls: load.samples,
+        inFlight: load.inFlight,
+        queue: this.#forwarder.gates.figures(report.id),
+        circuit
+      }
+    })
   }
 
   /** How many upstreams are up, disabled, down: /health's figures, kept as states change. */

@@ -68,6 +68,8 @@ export class UpstreamConnection {
   /** Why the upstream is not up (the last failure), for logs, /status and errors. */
   reason: string | undefined
   since = Date.now()
+  /** When its health check (a ping on the gateway's session) last ended, answered or not; undefined: never ran. */
+  lastCheck: number | undefined
   listing: ServiceListing | undefined
   /** The gateway's own session, which every client without a session of its own here shares. */
   control: UpstreamSession | undefined
@@ -304,7 +306,9 @@ export class UpstreamConnection {
     const { connectTimeout, healthInterval } = this.options.defaults
     try {
       await control.request('ping', undefined, { timeout: Math.min(connectTimeout, healthInterval) })
+      this.lastCheck = Date.now()
     } catch (err) {
+      this.lastCheck = Date.now()
       // A server that does not implement ping still answered: it is alive.
       if ((err as { rpcError?: unknown }).rpcError === undefined && this.control === control) {
         this.#lost(`health check failed: ${(err as Error).message}`)

@@ -38,6 +38,13 @@ test('a replica that keeps failing is skipped, then probed back; a lone one fail
   for (let i = 0; i < 6; i++) statuses.push((await call('svc__work')).status)
   t.same(statuses.filter(s => s === 504).length, 3, 'the bad replica timed out three times (not idempotent: not retried)')
   t.equal(gateway.app.mcpBalancer.unavailable?.('svc'), undefined, 'the service is not refused: good is closed')
+  const health = await (await fetch(gateway.base + '/upstream/health')).json() as { upstreams: Array<Record<string, unknown>> }
+  const byId = Object.fromEntries(health.upstreams.map(u => [u.id, u]))
+  t.match(byId.good, { status: 'active', state: 'up', circuit: { state: 'closed' }, inFlight: 0, queue: { running: 0, queued: 0 } })
+  t.ok((byId.good?.calls as number) >= 3 && (byId.good?.latencyMs as number) > 0, 'the good replica is measured')
+  t.match(byId.bad, { status: 'error', state: 'up', circuit: { state: 'open', failures: 3, opens: 1, retryAfterMs: Number } },
+    'connected and answering pings, but its circuit is open: error')
+  t.ok((byId.bad?.errorRate as number) > 0.2, 'with its error rate')
   const before = bad.calls.length
   for (let i = 0; i < 6; i++) t.equal((await call('svc__work')).status, 200, 'open: every call goes to the good replica')
   t.equal(bad.calls.length, before, 'none reached the bad one')
