@@ -20,6 +20,8 @@ export interface GatewayMetrics {
   circuitTransition (to: string): void
   /** A call refused by an upstream's concurrency limit (`full` queue, or a `timeout` waiting). */
   upstreamBusy (reason: string): void
+  /** A failed call tried again elsewhere (`retried`), or not for want of retry budget (`refused`). */
+  retry (outcome: string): void
 }
 
 declare module 'fastify' {
@@ -79,6 +81,12 @@ export default fp(async function mcpGatewayMetrics (app) {
     labelNames: ['reason'] as const,
     registers: [registry]
   })
+  const retries = new Counter({
+    name: prefix + 'retries_total',
+    help: 'Failed calls tried again on another replica (retried), or not because the retry budget was spent (refused)',
+    labelNames: ['outcome'] as const,
+    registers: [registry]
+  })
   const rateLimited = new Counter({
     name: prefix + 'rate_limited_total',
     help: 'Requests refused by a rate limit, by limit (perIp, perPrincipal, perTool)',
@@ -125,6 +133,9 @@ export default fp(async function mcpGatewayMetrics (app) {
     },
     upstreamBusy (reason) {
       if (enabled) busy.labels(reason).inc()
+    },
+    retry (outcome) {
+      if (enabled) retries.labels(outcome).inc()
     }
   }
   app.decorate('mcpMetrics', metrics)

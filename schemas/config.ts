@@ -280,6 +280,11 @@ export const GatewayConfigFile = Type.Object({
     maxOpenMs: Type.Optional(Milliseconds('The longest a circuit stays open (default 60000)')),
     halfOpenCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Probe calls let through a half-open circuit at once (default 1)' }))
   }, { additionalProperties: false, description: 'Per upstream: calls that keep failing are stopped for a while, then probed' })),
+  retryBudget: Type.Optional(Type.Object({
+    ratio: Type.Optional(Type.Number({ minimum: 0, maximum: 10, description: 'Retries allowed per call made over the window (default 0.2: at most 20% extra load)' })),
+    minPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Retries allowed per second whatever the calls (default 10)' })),
+    windowMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 600_000, description: 'The window the budget is counted over (default 10000)' }))
+  }, { additionalProperties: false, description: 'How many retries of safe calls on another replica may add to the load' })),
   admin: Type.Optional(Type.Object({
     apiKey: Type.Optional(Type.String({ minLength: 16, description: 'Enables /admin/*; at least 16 characters' }))
   }, { additionalProperties: false })),

@@ -7,6 +7,7 @@ import { notificationMessage, progressTokenOf } from './jsonrpc.js'
 import { RawResult } from './raw-result.js'
 import type { AttemptObserver } from './balancer.js'
 import { ConcurrencyGates, type RefusalReason } from './balancing/concurrency.js'
+import { RetryBudget, type RetryBudgetSettings } from './balancing/retry-budget.js'
 import type { UpstreamDefinition } from './config/types.js'
 import type { Registry } from './registry.js'
 import type { CallOrigin } from './relay.js'
@@ -26,6 +27,8 @@ export type CallOutcome = 'success' | 'tool_error' | 'rpc_error' | 'timeout' | '
 
 export interface CallObserver {
   upstreamCall (server: string, method: string, outcome: CallOutcome, seconds: number): void
+  /** A failed call was tried again elsewhere (`retried`), or not, the retry budget being spent (`refused`). */
+  retry? (outcome: 'retried' | 'refused'): void
   /** A call refused by an upstream's concurrency limit: its queue was full, or it waited too long. */
   upstreamBusy? (reason: RefusalReason): void
 }
@@ -86,16 +89,20 @@ export interface ForwarderOptions {
   attempts?: AttemptObserver | undefined
   /** Why a service has no replica to take a call, when the balancer knows better than "unavailable". */
   unavailable?: ((service: string) => Error | undefined) | undefined
+  /** How many retries may add to the load. */
+  retryBudget?: RetryBudgetSettings | undefined
 }
 
 export class Forwarder {
   /** Each upstream's calls in flight and queue (maxConcurrent, queue). */
   readonly gates: ConcurrencyGates
+  readonly #budget: RetryBudget
   readonly #preCall: Array<NonNullable<CallHooks['preCall']>> = []
   readonly #onResult: Array<NonNullable<CallHooks['onResult']>> = []
 
   constructor (private readonly options: ForwarderOptions) {
     this.gates = new ConcurrencyGates((_upstream, reason) => options.observer?.upstreamBusy?.(reason))
+    this.#budget = new RetryBudget(options.retryBudget)
   }
 
   addHooks (hooks: CallHooks): void {
@@ -108,6 +115,7 @@ export class Forwarder {
    * for the next one; one that fails after is retried elsewhere only when the target is idempotent.
    */
   forward (context: ClientContext, target: ForwardTarget, options: ForwardOptions): Promise<unknown> {
+    this.#budget.called()
     const session = context instanceof ClientSession ? context : undefined
     let params = target.params
     const token = progressTokenOf(params)
@@ -175,10 +183,8 @@ export class Forwarder {
     return slot.then(() => this.#send(call, replica), (err: unknown) => {
       if (!(err instanceof UpstreamFailure)) throw err
       if (call.upstream !== undefined || registry.replicas(call.service).length < 2) throw asAnswered(err, call.service)
-      call.tried ??= new Set()
-      call.tried.add(replica.id)
       call.refused = err
-      return this.#attempt(call)
+      return this.#retry(call, replica, err)
     })
   }
 
@@ -223,8 +229,25 @@ export class Forwarder {
       if (!mayRetry || call.cancel?.requested === true || call.upstream !== undefined || registry.replicas(call.service).length < 2) {
         throw asAnswered(failure, call.service)
       }
-      call.tried ??= new Set()
-      call.tried.add(replica.id)
+      return this.#retry(call, replica, failure)
+    })
+  }
+
+  /**
+   * The call once more, on another replica, after a short jittered pause (0–5 ms, doubling per retry, at most
+   * 100 ms: replicas failing together are not hit in step) — if the retry budget allows; if not, the failure stands.
+   */
+  #retry (call: ForwardedCall, replica: UpstreamDefinition, failure: UpstreamFailure): Promise<unknown> {
+    if (!this.#budget.tryRetry()) {
+      this.options.observer?.retry?.('refused')
+      throw asAnswered(failure, call.service)
+    }
+    this.options.observer?.retry?.('retried')
+    call.tried ??= new Set()
+    call.tried.add(replica.id)
+    const pause = Math.random() * Math.min(100, 5 * 2 ** (call.tried.size - 1))
+    return new Promise(resolve => setTimeout(resolve, pause)).then(() => {
+      if (call.cancel?.requested === true) throw asAnswered(failure, call.service)
       return this.#attempt(call)
     })
   }

@@ -179,6 +179,7 @@ export class McpProxy implements ClientEndpoint {
       broker: this.#broker,
       observer: options.observer,
       attempts: options.balancer.attempts,
+      retryBudget: config.retryBudget,
       unavailable: options.balancer.unavailable?.bind(options.balancer)
     })
     this.#dispatcher = new Dispatcher({

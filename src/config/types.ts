@@ -183,6 +183,8 @@ export interface GatewayConfig {
   readonly rateLimit: RateLimitSettings | null
   /** The balancing of services whose replicas set none. */
   readonly balancer: BalancerSettings
+  /** How many retries may add to the load. */
+  readonly retryBudget: { readonly ratio: number, readonly minPerSecond: number, readonly windowMs: number }
   /** Each upstream's circuit breaker. */
   readonly circuitBreaker: {
     readonly failureThreshold: number
