@@ -20,6 +20,8 @@ import type { Registry } from './registry.js'
 export interface AttemptObserver {
   started (id: string): void
   finished (id: string, ms: number, failed: boolean): void
+  /** The attempt ended without telling anything of the upstream (the client cancelled it, it never left). */
+  abandoned (id: string): void
 }
 
 export const DEFAULT_CIRCUIT: CircuitSettings = Object.freeze({ failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1 })
@@ -49,6 +51,8 @@ export interface ServiceBalancerOptions {
   circuit?: CircuitSettings
   onCircuit?: CircuitListener
   random?: () => number
+  /** The clock the load figures fade by (performance.now). */
+  now?: () => number
 }
 
 export class ServiceBalancer implements Balancer {
@@ -56,13 +60,15 @@ export class ServiceBalancer implements Balancer {
   readonly circuits: CircuitBreakers
   readonly attempts: AttemptObserver
   readonly #services = new Map<string, ServiceStrategy>()
-  readonly #figures = (id: string) => this.load.figures(id)
+  readonly #figures = (id: string) => this.load.figures(id, this.#now())
+  readonly #now: () => number
   readonly #defaults: BalancerSettings
   readonly #random: () => number
 
   constructor (private readonly registry: Registry, private readonly health: HealthMonitor, options: ServiceBalancerOptions = {}) {
     this.#defaults = options.defaults ?? { strategy: 'peak-ewma', hashOn: 'address' }
     this.#random = options.random ?? Math.random
+    this.#now = options.now ?? (() => performance.now())
     this.circuits = new CircuitBreakers(options.circuit ?? DEFAULT_CIRCUIT, options.onCircuit)
     this.attempts = {
       started: (id) => {
@@ -73,6 +79,10 @@ export class ServiceBalancer implements Balancer {
         this.load.finished(id, ms, failed)
         if (failed) this.circuits.failed(id)
         else this.circuits.succeeded(id)
+      },
+      abandoned: (id) => {
+        this.load.abandoned(id)
+        this.circuits.abandoned(id)
       }
     }
     registry.onChange((change) => {
@@ -99,7 +109,7 @@ export class ServiceBalancer implements Balancer {
   }
 
   figures (id: string): { load: LoadFigures, circuit: CircuitReport } {
-    return { load: this.load.figures(id), circuit: this.circuits.report(id) }
+    return { load: this.load.figures(id, this.#now()), circuit: this.circuits.report(id) }
   }
 
   unavailable (service: string): Error | undefined {

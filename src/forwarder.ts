@@ -103,6 +103,8 @@ export class Forwarder {
   constructor (private readonly options: ForwarderOptions) {
     this.gates = new ConcurrencyGates((_upstream, reason) => options.observer?.upstreamBusy?.(reason))
     this.#budget = new RetryBudget(options.retryBudget)
+    // A queue belongs to one configuration of an upstream: its waiters are refused (never sent) when it changes.
+    options.registry.onChange((change) => { if (change.type !== 'added') this.gates.forget(change.server.id) })
   }
 
   addHooks (hooks: CallHooks): void {
@@ -115,7 +117,6 @@ export class Forwarder {
    * for the next one; one that fails after is retried elsewhere only when the target is idempotent.
    */
   forward (context: ClientContext, target: ForwardTarget, options: ForwardOptions): Promise<unknown> {
-    this.#budget.called()
     const session = context instanceof ClientSession ? context : undefined
     let params = target.params
     const token = progressTokenOf(params)
@@ -177,37 +178,55 @@ export class Forwarder {
       return Promise.reject(new ERR_UPSTREAM_UNAVAILABLE(call.service,
         call.tried === undefined ? pool.whyUnavailable(call.service) : 'every replica failed this call'))
     }
+    // The budget grows with calls that go somewhere (not those refused by hooks, nor a call's later tries).
+    if (call.tried === undefined && call.refused === undefined) this.#budget.called()
     // At its most calls in flight, the call waits for a slot (or is refused: then another replica may take it).
     const slot = this.gates.acquire(replica, call.cancel)
     if (slot === undefined) return this.#send(call, replica)
     return slot.then(() => this.#send(call, replica), (err: unknown) => {
       if (!(err instanceof UpstreamFailure)) throw err
       if (call.upstream !== undefined || registry.replicas(call.service).length < 2) throw asAnswered(err, call.service)
+      // Never sent: moving it adds no load upstream, so it costs no retry budget and waits for nothing.
       call.refused = err
-      return this.#retry(call, replica, err)
+      call.tried ??= new Set()
+      call.tried.add(replica.id)
+      return this.#attempt(call)
     })
   }
 
   /** The call on `replica`, which has a slot for it; on a failure that allows it, the next try on another. */
   #send (call: ForwardedCall, replica: UpstreamDefinition): Promise<unknown> {
-    const { pool, broker, registry } = this.options
-    const connection = pool.get(replica.id) as UpstreamConnection
+    const { pool, broker } = this.options
+    const connection = pool.get(replica.id)
     const started = performance.now()
     const load = this.options.attempts
-    load?.started(replica.id)
-    const principal = call.context.principal
-    const options = {
-      timeout: replica.timeout,
-      cancel: call.cancel,
-      onProgress: call.onProgress,
-      raw: true,
-      origin: call.origin,
-      headers: replica.forwardIdentity && principal !== null ? identityHeaders(principal) : undefined
+    let answer: Promise<unknown>
+    // Nothing thrown here may keep the slot: it is given back, and the call fails (or goes elsewhere) as any other.
+    try {
+      // Replaced or removed while the call waited for its slot: never sent.
+      if (connection === undefined) throw new ERR_UPSTREAM_UNAVAILABLE(call.service, `upstream ${replica.id} was reconfigured or removed`)
+      load?.started(replica.id)
+      const principal = call.context.principal
+      const options = {
+        timeout: replica.timeout,
+        cancel: call.cancel,
+        onProgress: call.onProgress,
+        raw: true,
+        origin: call.origin,
+        headers: replica.forwardIdentity && principal !== null ? identityHeaders(principal) : undefined
+      }
+      const upstream = broker.sessionFor(call.context, connection)
+      answer = upstream instanceof UpstreamSession
+        ? upstream.request(call.method, call.params, options)
+        : upstream.then(u => u.request(call.method, call.params, options), (err: unknown) => { throw openFailed(err, replica.id) })
+    } catch (err) {
+      this.gates.release(replica.id)
+      if (connection !== undefined) load?.abandoned(replica.id)
+      if (!(err instanceof UpstreamFailure) || err.sent || call.upstream !== undefined) return Promise.reject(err)
+      call.tried ??= new Set()
+      call.tried.add(replica.id)
+      return this.#attempt(call)
     }
-    const upstream = broker.sessionFor(call.context, connection)
-    const answer = upstream instanceof UpstreamSession
-      ? upstream.request(call.method, call.params, options)
-      : upstream.then(u => u.request(call.method, call.params, options), (err: unknown) => { throw openFailed(err, replica.id) })
     return answer.then((result) => {
       this.gates.release(replica.id)
       const toolError = result instanceof RawResult ? result.isToolError : (result as { isError?: unknown } | undefined)?.isError === true
@@ -217,8 +236,9 @@ export class Forwarder {
     }, (err: unknown) => {
       this.gates.release(replica.id)
       const failure = upstreamFailure(err, replica.id)
-      // An answer (a JSON-RPC error, a cancellation) is not the upstream failing.
-      load?.finished(replica.id, performance.now() - started, failure instanceof UpstreamFailure)
+      // A cancellation says nothing of the upstream; an answer (a JSON-RPC error) is not the upstream failing.
+      if (call.cancel?.requested === true && !(failure instanceof UpstreamFailure)) load?.abandoned(replica.id)
+      else load?.finished(replica.id, performance.now() - started, failure instanceof UpstreamFailure)
       this.#observe(replica.id, call.method, outcomeOf(failure), started)
       if (!(failure instanceof UpstreamFailure)) throw failure // an answer (a JSON-RPC error) or a cancellation
       if (failure.suspect) connection.suspect()
@@ -226,11 +246,17 @@ export class Forwarder {
       // Sent twice only when that is harmless: never sent, or idempotent and not merely slow (a timeout may be
       // the upstream still working on it).
       const mayRetry = !failure.sent || (call.idempotent && failure.suspect && failure.code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')
-      if (!mayRetry || call.cancel?.requested === true || call.upstream !== undefined || registry.replicas(call.service).length < 2) {
+      if (!mayRetry || call.cancel?.requested === true || call.upstream !== undefined || !this.#anotherReplica(call, replica)) {
         throw asAnswered(failure, call.service)
       }
       return this.#retry(call, replica, failure)
     })
+  }
+
+  /** Whether a replica this call has not tried may take it: only then is a retry worth its budget. */
+  #anotherReplica (call: ForwardedCall, failed: UpstreamDefinition): boolean {
+    return this.options.registry.replicas(call.service).some(r =>
+      r.id !== failed.id && call.tried?.has(r.id) !== true && r.weight > 0 && this.options.pool.get(r.id)?.state === 'up')
   }
 
   /**
@@ -289,10 +315,15 @@ function asAnswered (failure: UpstreamFailure, service: string): UpstreamFailure
  */
 export function identityHeaders (principal: Principal): Record<string, string> {
   return {
-    'x-mcp-gateway-principal': encodeURIComponent(principal.id),
+    'x-mcp-gateway-principal': headerText(principal.id),
     'x-mcp-gateway-principal-kind': principal.kind,
-    'x-mcp-gateway-roles': principal.roles.map(encodeURIComponent).join(',')
+    'x-mcp-gateway-roles': principal.roles.map(headerText).join(',')
   }
+}
+
+/** URI-encoded, lone surrogates (a token's claim may hold one; encodeURIComponent throws on them) as U+FFFD. */
+function headerText (text: string): string {
+  return encodeURIComponent(text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD'))
 }
 
 function outcomeOf (err: Error): CallOutcome {

@@ -63,6 +63,12 @@ export class CircuitBreakers {
     if (circuit?.state === 'half-open') circuit.probes++
   }
 
+  /** A call ended without a verdict on the upstream (cancelled): a half-open probe slot it held is free again. */
+  abandoned (id: string): void {
+    const circuit = this.#circuits.get(id)
+    if (circuit?.state === 'half-open') circuit.probes = Math.max(0, circuit.probes - 1)
+  }
+
   succeeded (id: string): void {
     const circuit = this.#circuits.get(id)
     if (circuit === undefined) return
@@ -77,6 +83,7 @@ export class CircuitBreakers {
   failed (id: string): void {
     if (this.settings.failureThreshold === 0) return
     let circuit = this.#circuits.get(id)
+    if (circuit?.state === 'open') return
     if (circuit === undefined) this.#circuits.set(id, circuit = new Circuit())
     circuit.failures++
     if (circuit.state === 'half-open' || (circuit.state === 'closed' && circuit.failures >= this.settings.failureThreshold)) {

@@ -61,6 +61,7 @@ export class ConcurrencyGates {
   /** Takes a slot for a call to `limit.id`. undefined: taken at once; else resolves once taken, or rejects. */
   acquire (limit: ConcurrencyLimit, cancel?: Cancellation): Promise<void> | undefined {
     if (limit.maxConcurrent === 0) return undefined
+    if (cancel?.requested === true) return Promise.reject(new ERR_REQUEST_CANCELLED(cancel.reason ?? 'cancelled'))
     let gate = this.#gates.get(limit.id)
     if (gate === undefined) this.#gates.set(limit.id, gate = new Gate())
     if (gate.running < limit.maxConcurrent) {
@@ -110,7 +111,7 @@ export class ConcurrencyGates {
     for (const waiter of gate.waiting.splice(0)) {
       clearTimeout(waiter.timer)
       waiter.cancel?.listen(undefined)
-      waiter.reject(new ERR_UPSTREAM_BUSY(id, 'the upstream was removed'))
+      waiter.reject(new ERR_UPSTREAM_BUSY(id, 'the upstream was reconfigured or removed while the call waited'))
     }
   }
 }

@@ -47,8 +47,22 @@ export class UpstreamLoad {
     load.stamp = now
   }
 
-  figures (id: string): LoadFigures {
-    return this.#loads.get(id) ?? IDLE
+  /** A call ended without a sample (cancelled, or it never left). */
+  abandoned (id: string): void {
+    const load = this.#loads.get(id)
+    if (load !== undefined) load.inFlight = Math.max(0, load.inFlight - 1)
+  }
+
+  /**
+   * The figures as of `now`: latency and error rate fade with the time since the last sample, so a replica that had
+   * a bad moment and was avoided since (no samples) looks better again after a while, gets a call, and is measured
+   * again — without that, power of two choices would never pick it and its figures would never change.
+   */
+  figures (id: string, now = performance.now()): LoadFigures {
+    const load = this.#loads.get(id)
+    if (load === undefined) return IDLE
+    const fade = now > load.stamp ? Math.exp(-(now - load.stamp) / DECAY_MS) : 1
+    return { inFlight: load.inFlight, latencyMs: load.latencyMs * fade, errorRate: load.errorRate * fade, samples: load.samples }
   }
 
   /** An upstream that is gone: its figures go too. */

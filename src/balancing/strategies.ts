@@ -155,23 +155,23 @@ function healthBased (input: PickInput): UpstreamDefinition {
 }
 
 /**
- * Power of two choices over peak EWMA (Finagle, Linkerd): two replicas at random, the one with the lower
- * latency × (calls in flight + 1) / weight wins. Uneven load sorts itself out — a replica that slows down or piles
- * up calls loses every comparison — without the herd that "always the best" causes.
+ * Power of two choices over peak EWMA (Finagle, Linkerd): two replicas drawn at random in proportion to weight, the
+ * one with the lower latency × (calls in flight + 1) wins. Uneven load sorts itself out — a replica that slows down or
+ * piles up calls loses every comparison — without the herd that "always the best" causes; the latency of a replica
+ * that was avoided fades (load.ts), so it is tried again in time.
  */
-function peakEwma ({ replicas, load, random }: PickInput): UpstreamDefinition {
-  const n = replicas.length
-  if (n === 1) return replicas[0] as UpstreamDefinition
-  const i = Math.floor(random() * n)
-  let j = Math.floor(random() * (n - 1))
-  if (j >= i) j++
-  const a = replicas[i] as UpstreamDefinition
-  const b = replicas[j] as UpstreamDefinition
-  return cost(a, load(a.id)) <= cost(b, load(b.id)) ? a : b
+function peakEwma (input: PickInput): UpstreamDefinition {
+  const { replicas, load } = input
+  if (replicas.length === 1) return replicas[0] as UpstreamDefinition
+  const a = weightedRandom(input)
+  let b = weightedRandom(input)
+  for (let k = 0; b === a && k < 4; k++) b = weightedRandom(input)
+  if (b === a) b = replicas[(replicas.indexOf(a) + 1) % replicas.length] as UpstreamDefinition
+  return cost(load(a.id)) <= cost(load(b.id)) ? a : b
 }
 
-function cost (replica: UpstreamDefinition, figures: LoadFigures): number {
-  return (figures.latencyMs + 1) * (figures.inFlight + 1) * (1 + 20 * figures.errorRate) / replica.weight
+function cost (figures: LoadFigures): number {
+  return (figures.latencyMs + 1) * (figures.inFlight + 1) * (1 + 20 * figures.errorRate)
 }
 
 function hashKey (context: ClientContext, on: HashOn): string | undefined {

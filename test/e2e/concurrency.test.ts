@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { sleep, startHttpFixture } from '../fixtures/mcp-server.js'
-import { startGateway } from '../helper.js'
+import { startGateway, waitFor } from '../helper.js'
 
 /**
  * maxConcurrent and its queue against a real upstream (an SDK fixture over Streamable HTTP whose tool takes 200 ms):
@@ -55,4 +55,20 @@ test('with two replicas, what one cannot take goes to the other', async (t) => {
   const answers = await Promise.allSettled(Array.from({ length: 2 }, () => gateway.app.mcpProxy.callTool('svc__work', {})))
   t.same(answers.map(a => a.status), ['fulfilled', 'fulfilled'], 'both served')
   t.equal(seenA.peak + seenB.peak, 2, 'one on each')
+})
+
+test('an upstream reconfigured while calls wait for a slot: the waiters are refused, no slot is lost', async (t) => {
+  const seen = { now: 0, peak: 0 }
+  const upstream = await slowReplica(t, 'slow', seen)
+  const gateway = await startGateway(t, { servers: [{ id: 'slow', url: upstream.url, maxConcurrent: 1, queue: { size: 5, timeoutMs: 5000 } }] })
+  const proxy = gateway.app.mcpProxy
+  const first = proxy.callTool('slow__work', {})
+  const waiting = proxy.callTool('slow__work', {})
+  await sleep(50)
+  gateway.app.mcpRegistry.update('slow', { id: 'slow', url: upstream.url, maxConcurrent: 1, queue: { size: 5, timeoutMs: 5000 }, timeout: 20_000 })
+  await t.rejects(waiting, { code: 'MCPGW_ERR_UPSTREAM_BUSY', message: /reconfigured or removed while the call waited/ })
+  await first.catch(() => {})
+  await waitFor('the upstream back', () => gateway.app.mcpHealth.isUp('slow'))
+  t.match(await proxy.callTool('slow__work', {}), { content: [{ text: 'slow' }] }, 'calls are served again')
+  t.match(proxy.upstreamHealth()[0], { queue: { running: 0, queued: 0 }, inFlight: 0 }, 'nothing left held')
 })

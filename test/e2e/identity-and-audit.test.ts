@@ -4,6 +4,7 @@ import { test } from 'tap'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { buildApp } from '../../src/app.js'
+import { ANONYMOUS } from '../../src/client-context.js'
 import { resolveConfig } from '../../src/config/load.js'
 import { startHttpFixture } from '../fixtures/mcp-server.js'
 
@@ -67,4 +68,23 @@ test('forwardIdentity sends the caller to the upstreams configured for it, and o
 test('forwardIdentity needs an HTTP upstream', async (t) => {
   t.throws(() => resolveConfig({ servers: [{ id: 's', command: 'node', forwardIdentity: true }] }, { envOverrides: false, source: 'test' }),
     { message: /servers\[0\]\.forwardIdentity: .*only a streamable-http upstream/ })
+})
+
+test('forwardIdentity: a principal whose id or roles hold a lone surrogate is sent with U+FFFD, not a crash', async (t) => {
+  const whoami = {
+    name: 'whoami',
+    handler: (_args: Record<string, unknown>, _signal: AbortSignal, extra: { requestInfo?: { headers: Record<string, unknown> } }) =>
+      ({ content: [{ type: 'text', text: String(extra.requestInfo?.headers['x-mcp-gateway-principal']) + ' ' + String(extra.requestInfo?.headers['x-mcp-gateway-roles']) }] })
+  }
+  const trusted = await startHttpFixture(t, { name: 'trusted', tools: [whoami] })
+  const app = await buildApp({
+    config: resolveConfig({ metrics: { defaultMetrics: false }, servers: [{ id: 'trusted', url: trusted.url, forwardIdentity: true }], auth: { apiKeys: [{ name: 'k', key: KEY }] } },
+      { envOverrides: false, source: 'test config' })
+  }, { logger: false })
+  t.teardown(() => app.close())
+  await app.ready()
+  const client = { ...ANONYMOUS, principal: { kind: 'jwt' as const, id: 'bad\ud800id', roles: ['r\udc00'], scopes: [] } }
+  const result = await app.mcpProxy.callTool('trusted__whoami', {}, { client }) as { content: Array<{ text: string }> }
+  t.equal(result.content[0]?.text, 'bad%EF%BF%BDid r%EF%BF%BD')
+  t.match(app.mcpProxy.upstreamHealth()[0], { inFlight: 0, queue: { running: 0 } })
 })

@@ -62,3 +62,17 @@ test('failureThreshold 0 never opens; a forgotten upstream starts closed', async
   breakers.succeeded('never-seen')
   t.same(breakers.report('never-seen'), { state: 'closed', failures: 0, opens: 0 })
 })
+
+test('a cancelled probe gives its slot back and closes nothing', async (t) => {
+  const { breakers, at } = setup()
+  for (let i = 0; i < 3; i++) breakers.failed('a')
+  at(1000)
+  t.equal(breakers.allows('a'), true)
+  breakers.started('a')
+  breakers.abandoned('a')
+  t.match(breakers.report('a'), { state: 'half-open', opens: 1 }, 'still half-open: a cancellation tells nothing')
+  t.equal(breakers.allows('a'), true, 'the probe slot is free again')
+  breakers.failed('a')
+  breakers.failed('a')
+  t.match(breakers.report('a'), { state: 'open', opens: 2 }, 'failures of calls sent before it reopened do not stack')
+})

@@ -45,6 +45,6 @@ test('a call that waits too long is refused; a cancelled one leaves the queue', 
   t.equal(gates.figures('u').queued, 0)
   const queued = gates.acquire(limit(1, 5)) as Promise<void>
   gates.forget('u')
-  await t.rejects(queued, { message: /the upstream was removed/ })
+  await t.rejects(queued, { message: /reconfigured or removed while the call waited/ })
   gates.release('u')
 })

@@ -26,11 +26,11 @@ function seeded (seed = 42): () => number {
   }
 }
 
-function setup (servers: UpstreamDefinition[], defaults?: BalancerSettings) {
+function setup (servers: UpstreamDefinition[], defaults?: BalancerSettings, now?: () => number) {
   const registry = new Registry(servers, { defaults: DEFAULT_UPSTREAM, file: null, log: silentLogger })
   const health = new HealthMonitor()
   for (const s of servers) health.update({ id: s.id, service: s.service, state: 'up', reason: undefined, since: 1 })
-  const balancer = new ServiceBalancer(registry, health, { ...(defaults === undefined ? {} : { defaults }), random: seeded() })
+  const balancer = new ServiceBalancer(registry, health, { ...(defaults === undefined ? {} : { defaults }), ...(now === undefined ? {} : { now }), random: seeded() })
   const count = (n: number, context: ClientContext = ANONYMOUS, each?: (id: string) => void) => {
     const counts: Record<string, number> = {}
     for (let i = 0; i < n; i++) {
@@ -133,18 +133,43 @@ test('a service sets its own strategy on its servers; a change of servers takes 
   t.same(Array.from({ length: 4 }, () => balancer.pick('svc', ANONYMOUS)?.id), ['a', 'a', 'b', 'a'])
 })
 
+test('peak-ewma: a replica that had a bad moment is tried again and takes its share once it answers well', async (t) => {
+  let now = 1_000_000
+  const { load, balancer } = setup([server('a'), server('b'), server('c')], undefined, () => now)
+  const pick = () => balancer.pick('svc', ANONYMOUS)?.id as string
+  load.started('a')
+  load.finished('a', 2000, false, now)
+  const picks: Record<string, number> = {}
+  // Ten simulated minutes: every replica answers in 10 ms from now on.
+  for (let i = 0; i < 60_000; i++) {
+    now += 10
+    const id = pick()
+    picks[id] = (picks[id] ?? 0) + 1
+    load.started(id)
+    load.finished(id, 10, false, now)
+  }
+  t.ok((picks.a ?? 0) > 15_000, `a is back to its share: ${JSON.stringify(picks)}`)
+})
+
+test('peak-ewma: weights set how often a replica is drawn', async (t) => {
+  const { count } = setup([server('a', 1), server('b', 3)])
+  const counts = count(20_000)
+  t.ok((counts.b ?? 0) > 12_000 && (counts.b ?? 0) < 17_000, `1:3 on idle replicas: ${JSON.stringify(counts)}`)
+})
+
 test('load figures: peak EWMA jumps up at once and decays; errors fade; gone upstreams are forgotten', async (t) => {
   const load = new UpstreamLoad()
   load.started('x')
   load.finished('x', 100, false, 0)
-  t.equal(load.figures('x').latencyMs, 100)
+  t.equal(load.figures('x', 0).latencyMs, 100)
   load.started('x')
   load.finished('x', 500, true, 10)
-  t.equal(load.figures('x').latencyMs, 500, 'a slower answer counts at once')
-  t.ok(load.figures('x').errorRate > 0.05)
+  t.equal(load.figures('x', 10).latencyMs, 500, 'a slower answer counts at once')
+  t.ok(load.figures('x', 10).errorRate > 0.05)
+  t.ok(load.figures('x', 30_010).latencyMs < 30, 'an upstream avoided since fades: it will be tried again')
   load.started('x')
   load.finished('x', 100, false, 20_010)
-  t.ok(load.figures('x').latencyMs < 200, `faster answers pull it down over time: ${load.figures('x').latencyMs}`)
+  t.ok(load.figures('x', 20_010).latencyMs < 200, `faster answers pull it down over time: ${load.figures('x', 20_010).latencyMs}`)
   t.equal(load.figures('x').inFlight, 0)
   load.finished('never', 1, false)
   t.equal(load.figures('never').samples, 0)
