@@ -178,6 +178,7 @@ export class ERR_UPSTREAM_UNAVAILABLE extends UpstreamFailure {
 /** Every usable replica of the service has its circuit open (it failed its calls): refused at once, never sent. */
 export class ERR_CIRCUIT_OPEN extends UpstreamFailure {
   readonly headers: Record<string, string>
+  readonly data: { readonly retryAfterMs: number }
 
   constructor (service: string, retryAfterMs: number) {
     const retry = Math.max(1, Math.ceil(retryAfterMs / 1000))
@@ -185,12 +186,14 @@ export class ERR_CIRCUIT_OPEN extends UpstreamFailure {
       `Service ${service} is unavailable: its calls failed repeatedly, so the circuit breaker stops them for now; retry in ${retry} s`,
       { sent: false, suspect: false })
     this.headers = { 'retry-after': String(retry) }
+    this.data = { retryAfterMs }
   }
 }
 
 /** The upstream has its most calls in flight and its queue is full (or a call waited too long): never sent. */
 export class ERR_UPSTREAM_BUSY extends UpstreamFailure {
   readonly headers: Record<string, string> = { 'retry-after': '1' }
+  readonly data = { retryAfterMs: 1000 }
 
   constructor (upstream: string, detail: string) {
     super('MCPGW_ERR_UPSTREAM_BUSY', 503, `Upstream ${upstream} is busy: ${detail}; retry shortly`, { sent: false, suspect: false })
@@ -369,11 +372,11 @@ export function toRpcError (err: unknown): RpcErrorObject {
   if (err === null || typeof err !== 'object') return { code: RpcCode.InternalError, message: 'Internal error: ' + String(err) }
   const e = err as Partial<FastifyError> & { rpcError?: RpcErrorObject }
   if (e.rpcError !== undefined) return e.rpcError
+  // What a coded error adds for programs (when to retry) travels in data, beside the code.
+  const extra = err instanceof ERR_RATE_LIMITED || err instanceof ERR_CIRCUIT_OPEN || err instanceof ERR_UPSTREAM_BUSY ? err.data : undefined
   const code = e.code !== undefined ? rpcCodes[e.code] : undefined
-  if (code !== undefined) return { code, message: String(e.message), data: { code: e.code } }
+  if (code !== undefined) return { code, message: String(e.message), data: { code: e.code, ...extra } }
   if (typeof e.code === 'string' && e.code.startsWith('MCPGW_ERR_')) {
-    // What a coded error adds for programs (a rate limit's retryAfterMs) travels in data, beside the code.
-    const extra = err instanceof ERR_RATE_LIMITED ? err.data : undefined
     return { code: RpcCode.ServerError, message: String(e.message), data: { code: e.code, ...extra } }
   }
   return { code: RpcCode.InternalError, message: 'Internal error: ' + String(e.message ?? err) }

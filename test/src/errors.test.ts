@@ -2,17 +2,20 @@ import { test } from 'tap'
 import {
   ERR_ADMIN_UNAUTHORIZED,
   ERR_ALREADY_INITIALIZED,
+  ERR_CIRCUIT_OPEN,
   ERR_CONFIG_INVALID,
   ERR_INVALID_CURSOR,
   ERR_INVALID_PARAMS,
   ERR_INVALID_REQUEST,
   ERR_METHOD_NOT_FOUND,
   ERR_PARSE,
+  ERR_RATE_LIMITED,
   ERR_SESSION_NOT_FOUND,
   ERR_SHUTTING_DOWN,
   ERR_UNKNOWN_PROMPT,
   ERR_UNKNOWN_RESOURCE,
   ERR_UNKNOWN_TOOL,
+  ERR_UPSTREAM_BUSY,
   ERR_UPSTREAM_CLOSED,
   ERR_UPSTREAM_HTTP,
   ERR_UPSTREAM_PROTOCOL,
@@ -169,4 +172,14 @@ test('regression: credentials in upstream error text are hidden', async (t) => {
   t.equal(redact('connect failed: password=hunter22&user=x, api_key: "sk-live-123"'), 'connect failed: password=<redacted>&user=x, api_key: "<redacted>"')
   t.equal(redact('{"token":"abc123","ok":false}'), '{"token":"<redacted>","ok":false}')
   t.equal(redact('the tool token count was 12'), 'the tool token count was 12', 'words that merely name a secret stay')
+})
+
+test('refusals that say when to retry carry it in JSON-RPC data and in Retry-After', async (t) => {
+  const circuit = new ERR_CIRCUIT_OPEN('svc', 2500)
+  t.match(toRpcError(circuit), { code: -32000, data: { code: 'MCPGW_ERR_CIRCUIT_OPEN', retryAfterMs: 2500 } })
+  t.same(circuit.headers, { 'retry-after': '3' })
+  t.match(toRpcError(new ERR_UPSTREAM_BUSY('u', 'full')), { code: -32000, data: { code: 'MCPGW_ERR_UPSTREAM_BUSY', retryAfterMs: 1000 } })
+  const limited = new ERR_RATE_LIMITED('"alice"', { limit: 'perPrincipal', max: 10, windowMs: 60_000, burst: 10, retryAfterMs: 5500, resetMs: 60_000 })
+  t.match(toRpcError(limited), { code: -32000, message: /"alice" may send 10 per minute \(rateLimit\.perPrincipal\); retry in 6 s/, data: { code: 'MCPGW_ERR_RATE_LIMITED', limit: 'perPrincipal', retryAfterMs: 5500 } })
+  t.same(limited.headers, { 'retry-after': '6', 'ratelimit-limit': '10', 'ratelimit-remaining': '0', 'ratelimit-reset': '60' })
 })
