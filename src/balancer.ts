@@ -38,6 +38,8 @@ export interface Balancer {
   unavailable? (service: string): Error | undefined
   /** What the balancer knows of an upstream: its load figures and its circuit. */
   figures? (id: string): { load: LoadFigures, circuit: CircuitReport }
+  /** Whether a call may go to this upstream now as far as its circuit is concerned (for sessions stuck to it). */
+  admits? (id: string): boolean
 }
 
 interface ServiceStrategy {
@@ -106,6 +108,10 @@ export class ServiceBalancer implements Balancer {
     if (eligible.length <= 1) return eligible[0]
     const chosen = this.#strategyOf(service)
     return chosen.strategy.pick({ replicas: eligible, context, load: this.#figures, hashOn: chosen.hashOn, random: this.#random })
+  }
+
+  admits (id: string): boolean {
+    return this.circuits.allows(id)
   }
 
   figures (id: string): { load: LoadFigures, circuit: CircuitReport } {

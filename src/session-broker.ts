@@ -85,14 +85,16 @@ export class SessionBroker {
 
   /**
    * The replica of `service` for a call of `context`: the one holding the client's own session there (sticky, while
-   * it is up and not excluded), else the balancer's choice.
+   * it is up, not excluded and its circuit lets calls through — an open circuit is a failing replica, so the session
+   * moves as it would from one that is down), else the balancer's choice.
    */
   replicaFor (context: ClientContext, service: string, exclude: ReadonlySet<string> | undefined): UpstreamDefinition | undefined {
     if (context instanceof ClientSession) {
       const picked = context.record.picks[service]
       if (picked !== undefined) {
         const definition = this.options.registry.get(picked)
-        if (definition !== undefined && definition.service === service && exclude?.has(picked) !== true && this.options.health.isUp(picked)) {
+        if (definition !== undefined && definition.service === service && exclude?.has(picked) !== true && this.options.health.isUp(picked) &&
+          this.options.balancer.admits?.(picked) !== false) {
           return definition
         }
         this.#unpick(context, service, 'the replica failed; the session moves to another')

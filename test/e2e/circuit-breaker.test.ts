@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { sleep, startHttpFixture } from '../fixtures/mcp-server.js'
-import { startGateway, waitFor } from '../helper.js'
+import { connectClient, startGateway, waitFor } from '../helper.js'
 
 /**
  * Circuit breakers against real replicas (SDK fixtures over Streamable HTTP whose tool can be made to hang past the
@@ -63,4 +63,33 @@ test('a replica that keeps failing is skipped, then probed back; a lone one fail
   const metrics = await (await fetch(gateway.base + '/metrics')).text()
   t.match(metrics, /mcp_gateway_circuit_transitions_total\{to="open"\} [2-9]/, 'transitions are counted')
   t.match(metrics, /mcp_gateway_circuit_transitions_total\{to="closed"\} [1-9]/)
+})
+
+test('a client whose own session is on a replica whose circuit opens moves to another replica', async (t) => {
+  const hanging = new Set<string>()
+  const spec = (name: string) => ({
+    name,
+    tools: [{
+      name: 'work',
+      handler: async (_args: Record<string, unknown>, signal: AbortSignal) => {
+        if (hanging.has(name)) await sleep(2000, signal)
+        return { content: [{ type: 'text' as const, text: name }] }
+      }
+    }]
+  })
+  const a = await startHttpFixture(t, spec('a'))
+  const b = await startHttpFixture(t, spec('b'))
+  const gateway = await startGateway(t, {
+    circuitBreaker: { failureThreshold: 2, openMs: 60_000, maxOpenMs: 60_000 },
+    servers: [{ id: 'a', service: 'svc', url: a.url, timeout: 150 }, { id: 'b', service: 'svc', url: b.url, timeout: 150 }]
+  })
+  await waitFor('both replicas', () => gateway.app.mcpHealth.isUp('a') && gateway.app.mcpHealth.isUp('b'))
+  const client = await connectClient(t, gateway.mcp, { sampling: {} })
+  const first = await client.callTool({ name: 'svc__work', arguments: {} }) as { content: Array<{ text: string }> }
+  const home = first.content[0]?.text as string
+  const other = home === 'a' ? 'b' : 'a'
+  hanging.add(home)
+  for (let i = 0; i < 2; i++) await client.callTool({ name: 'svc__work', arguments: {} }).catch(() => {})
+  const moved = await client.callTool({ name: 'svc__work', arguments: {} }) as { content: Array<{ text: string }> }
+  t.equal(moved.content[0]?.text, other, `the session left ${home}, whose circuit is open, for ${other}`)
 })
