@@ -69,30 +69,16 @@ export default fp(async function mcpGatewayMetrics (app) {
     help: 'Client sessions open on the gateway',
     registers: [registry]
   })
-  const circuits = new Counter({
-    name: prefix + 'circuit_transitions_total',
-    help: 'Circuit breaker state changes of upstreams, by the state entered (open, half-open, closed)',
-    labelNames: ['to'] as const,
-    registers: [registry]
-  })
-  const busy = new Counter({
-    name: prefix + 'upstream_busy_total',
-    help: 'Calls refused by an upstream\'s concurrency limit, by reason (full: its queue was full; timeout: no slot in time)',
-    labelNames: ['reason'] as const,
-    registers: [registry]
-  })
-  const retries = new Counter({
-    name: prefix + 'retries_total',
-    help: 'Failed calls tried again on another replica (retried), or not because the retry budget was spent (refused)',
-    labelNames: ['outcome'] as const,
-    registers: [registry]
-  })
-  const rateLimited = new Counter({
-    name: prefix + 'rate_limited_total',
-    help: 'Requests refused by a rate limit, by limit (perIp, perPrincipal, perTool)',
-    labelNames: ['limit'] as const,
-    registers: [registry]
-  })
+  // Counters of events with one label of a few values (states, reasons, outcomes).
+  const eventCounter = (name: string, help: string, label: string) =>
+    new Counter({ name: prefix + name, help, labelNames: [label], registers: [registry] })
+  const circuits = eventCounter('circuit_transitions_total',
+    'Circuit breaker state changes of upstreams, by the state entered (open, half-open, closed)', 'to')
+  const busy = eventCounter('upstream_busy_total',
+    'Calls refused by an upstream\'s concurrency limit, by reason (full: its queue was full; timeout: no slot in time)', 'reason')
+  const retries = eventCounter('retries_total',
+    'Failed calls tried again on another replica (retried), or not because the retry budget was spent (refused)', 'outcome')
+  const rateLimited = eventCounter('rate_limited_total', 'Requests refused by a rate limit, by limit (perIp, perPrincipal, perTool)', 'limit')
 
   // Series are resolved once per label set and kept, in maps nested by label: each lookup hashes a string that
   // exists already (a server id, a method name), where one joined key would build and hash a new string per call.
