@@ -282,7 +282,10 @@ export class UpstreamConnection {
     this.control = undefined
     this.listing = undefined
     if (this.#stopped) return
-    const delay = backoffDelay(this.#attempts++, this.options.defaults.reconnectMin, this.options.defaults.reconnectMax)
+    // Never longer than a health interval: an upstream that answers again takes calls within one interval of it,
+    // whatever the backoff had grown to.
+    const { reconnectMin, reconnectMax, healthInterval } = this.options.defaults
+    const delay = backoffDelay(this.#attempts++, reconnectMin, Math.max(reconnectMin, Math.min(reconnectMax, healthInterval)))
     this.#setState('down', reason)
     this.#log.warn({ reason, retryInMs: delay }, 'upstream is down')
     this.#schedule(delay, () => { this.#connect().catch(() => {}) })

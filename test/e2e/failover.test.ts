@@ -81,3 +81,20 @@ test('an HTTP upstream that stops leaves the catalog and returns on the same add
   t.ok(flaky.initializations > before, 'the restarted upstream saw new initializations')
   t.equal((await fetch(gateway.base + '/health')).status, 200)
 })
+
+test('an upstream that answers again is back within one health interval, however long it was down', async (t) => {
+  const fixture = await startHttpFixture(t, { name: 'back', tools: [{ name: 'hi' }] })
+  const gateway = await startGateway(t, {
+    // Attempts at 0.2, 0.6, 1.4, 3.0, 6.2, 12.6 s (±20%) by the backoff alone: started at 7 s it would wait ~5 s;
+    // the health interval caps each wait at 500 ms.
+    upstreamDefaults: { reconnectMin: 200, reconnectMax: 60_000, healthInterval: 500 },
+    servers: [{ id: 'back', url: fixture.url }]
+  })
+  await waitFor('up', () => gateway.app.mcpHealth.isUp('back'))
+  await fixture.stop()
+  await waitFor('down', () => gateway.app.mcpHealth.get('back')?.state === 'down')
+  await sleep(7000)
+  await fixture.start()
+  await waitFor('back within an interval or so', () => gateway.app.mcpHealth.isUp('back'), 2500)
+  t.pass('up again')
+})
