@@ -29,8 +29,8 @@ const DRAIN_TIME = 10_000
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** false: the route is not counted against rateLimit.perIp (liveness probes). */
-    mcpPerIp?: boolean
+    /** A health probe: never refused by rateLimit.perIp or the overload guard (a busy gateway is not a dead one). */
+    mcpProbe?: boolean
   }
 }
 
@@ -77,14 +77,14 @@ export default fp(async function mcpGatewayEdge (app) {
  * `rateLimit.perIp` on every gateway route, counted in the gateway's RateLimiter (its store: this process or Redis):
  * an instance hook, so it runs before the routes' own onRequest hooks (authentication among them). Every answer gets
  * RateLimit-Limit (the bucket's size), RateLimit-Remaining and RateLimit-Reset (seconds until the bucket is full); a
- * refusal is the 429 of ERR_RATE_LIMITED, with Retry-After. Routes with `config: { mcpPerIp: false }` are exempt.
+ * refusal is the 429 of ERR_RATE_LIMITED, with Retry-After. Probe routes (`config: { mcpProbe: true }`) are exempt.
  * (Not @fastify/rate-limit: its store contract is a fixed window, so a burst reads wrong in its headers, and an app
  * embedding the gateway that registered it itself would share its decorators — and lose its own limit on these routes.)
  */
 function limitAddresses (app: FastifyInstance, limiter: RateLimiter, rule: RateRule): void {
   const limit = String(rule.burst)
   app.addHook('onRequest', function limitAddress (request, reply, done) {
-    if (request.routeOptions.config?.mcpPerIp === false) return done()
+    if (request.routeOptions.config?.mcpProbe === true) return done()
     const counted = ({ outcome, error }: AddressOutcome) => {
       reply.header('ratelimit-limit', limit)
       reply.header('ratelimit-remaining', String(outcome.decision.remaining))

@@ -22,7 +22,7 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
   const proxy = app.mcpProxy
   const config = app.mcpConfig
 
-  app.get('/health', { config: { mcpPerIp: false }, schema: { response: { 200: HealthReply, 503: HealthReply } } }, async (request, reply) => {
+  app.get('/health', { config: { mcpProbe: true }, schema: { response: { 200: HealthReply, 503: HealthReply } } }, async (request, reply) => {
     const servers = proxy.upstreamCounts()
     const status = servers.up === 0 ? 'unavailable' : servers.down > 0 ? 'degraded' : 'ok'
     reply.code(servers.up === 0 ? 503 : 200)
@@ -31,8 +31,8 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
 
   // Probes: liveness says only that the process answers (a gateway with no upstream yet is not broken, so restarting
   // it would not help); readiness that it takes new clients — 503 from the moment shutdown begins.
-  app.get('/health/live', { config: { mcpPerIp: false }, schema: { response: { 200: ProbeReply } } }, async () => ({ status: 'ok' }) as const)
-  app.get('/health/ready', { config: { mcpPerIp: false }, schema: { response: { 200: ProbeReply, 503: ProbeReply } } }, async (request, reply) => {
+  app.get('/health/live', { config: { mcpProbe: true }, schema: { response: { 200: ProbeReply } } }, async () => ({ status: 'ok' }) as const)
+  app.get('/health/ready', { config: { mcpProbe: true }, schema: { response: { 200: ProbeReply, 503: ProbeReply } } }, async (request, reply) => {
     if (!proxy.draining) return { status: 'ok' } as const
     reply.code(503)
     return { status: 'draining' } as const

@@ -280,6 +280,12 @@ export const GatewayConfigFile = Type.Object({
     maxOpenMs: Type.Optional(Milliseconds('The longest a circuit stays open (default 60000)')),
     halfOpenCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Probe calls let through a half-open circuit at once (default 1)' }))
   }, { additionalProperties: false, description: 'Per upstream: calls that keep failing are stopped for a while, then probed' })),
+  overload: Type.Optional(Type.Object({
+    maxEventLoopDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000, description: 'Event loop lag beyond which requests are refused with 503 (default 1000; 0: not checked)' })),
+    maxHeapUsedBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'Heap in use beyond which requests are refused (default 0: not checked)' })),
+    maxRssBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'Resident memory beyond which requests are refused (default 0: not checked)' })),
+    retryAfterSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'Retry-After of an overload refusal (default 10)' }))
+  }, { additionalProperties: false, description: 'Refuse requests with 503 while the process is overloaded, before it falls over; health probes are never refused' })),
   retryBudget: Type.Optional(Type.Object({
     ratio: Type.Optional(Type.Number({ minimum: 0, maximum: 10, description: 'Retries allowed per call made over the window (default 0.2: at most 20% extra load)' })),
     minPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Retries allowed per second whatever the calls (default 10)' })),

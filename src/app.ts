@@ -8,6 +8,7 @@ import configPlugin from '../plugins/config.js'
 import edgePlugin from '../plugins/edge.js'
 import healthPlugin from '../plugins/health.js'
 import metricsPlugin from '../plugins/metrics.js'
+import overloadPlugin from '../plugins/overload.js'
 import proxyPlugin from '../plugins/proxy.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import registryPlugin from '../plugins/registry.js'
@@ -77,6 +78,7 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
     })
   }
   await app.register(edgePlugin)
+  await app.register(overloadPlugin)
   await app.register(transportsPlugin)
   await app.register(mcpRoutes)
   await app.register(legacySseRoutes)

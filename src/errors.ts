@@ -54,6 +54,21 @@ export const ERR_SUBSCRIPTION_LIMIT = createError('MCPGW_ERR_SUBSCRIPTION_LIMIT'
   'Too many subscriptions: %s; unsubscribe from resources you no longer watch', 429)
 export const ERR_TOO_MANY_IN_FLIGHT = createError('MCPGW_ERR_TOO_MANY_IN_FLIGHT',
   'Too many requests in flight: this session has its maximum of %d (limits.maxInFlight); wait for answers before sending more', 429)
+/** The process is overloaded (event loop lag, memory): refused before any work, to be retried shortly. */
+export class ERR_OVERLOADED extends Error {
+  override readonly name = 'Overloaded'
+  readonly code = 'MCPGW_ERR_OVERLOADED'
+  readonly statusCode = 503
+  readonly headers: Record<string, string>
+  readonly data: { readonly retryAfterMs: number }
+
+  constructor (what: string, retryAfterSec: number) {
+    super(`Service Unavailable: the gateway is overloaded (${what}); retry in ${retryAfterSec} s`)
+    this.headers = { 'retry-after': String(retryAfterSec) }
+    this.data = { retryAfterMs: retryAfterSec * 1000 }
+  }
+}
+
 /** What a rate limit refusal tells: which limit, and when to come back. */
 export interface RateLimitFacts {
   /** The configured limit that refused: rateLimit.perIp, .perPrincipal or .perTool. */
@@ -373,7 +388,9 @@ export function toRpcError (err: unknown): RpcErrorObject {
   const e = err as Partial<FastifyError> & { rpcError?: RpcErrorObject }
   if (e.rpcError !== undefined) return e.rpcError
   // What a coded error adds for programs (when to retry) travels in data, beside the code.
-  const extra = err instanceof ERR_RATE_LIMITED || err instanceof ERR_CIRCUIT_OPEN || err instanceof ERR_UPSTREAM_BUSY ? err.data : undefined
+  const extra = err instanceof ERR_RATE_LIMITED || err instanceof ERR_CIRCUIT_OPEN || err instanceof ERR_UPSTREAM_BUSY || err instanceof ERR_OVERLOADED
+    ? err.data
+    : undefined
   const code = e.code !== undefined ? rpcCodes[e.code] : undefined
   if (code !== undefined) return { code, message: String(e.message), data: { code: e.code, ...extra } }
   if (typeof e.code === 'string' && e.code.startsWith('MCPGW_ERR_')) {

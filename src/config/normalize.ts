@@ -156,6 +156,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     auth,
     rateLimit,
     balancer: balancerSettings(file.balancer ?? {}),
+    overload: { maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSec: 10, ...file.overload },
     retryBudget: { ratio: 0.2, minPerSecond: 10, windowMs: 10_000, ...file.retryBudget },
     circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1, ...file.circuitBreaker },
     admin: { apiKey: file.admin?.apiKey ?? null },

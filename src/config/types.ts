@@ -183,6 +183,8 @@ export interface GatewayConfig {
   readonly rateLimit: RateLimitSettings | null
   /** The balancing of services whose replicas set none. */
   readonly balancer: BalancerSettings
+  /** When the process refuses requests as overloaded (0: that bound is not checked). */
+  readonly overload: { readonly maxEventLoopDelayMs: number, readonly maxHeapUsedBytes: number, readonly maxRssBytes: number, readonly retryAfterSec: number }
   /** How many retries may add to the load. */
   readonly retryBudget: { readonly ratio: number, readonly minPerSecond: number, readonly windowMs: number }
   /** Each upstream's circuit breaker. */

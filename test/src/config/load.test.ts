@@ -73,6 +73,7 @@ test('an empty configuration gets every default', async (t) => {
     auth: null,
     rateLimit: null,
     balancer: { strategy: 'peak-ewma', hashOn: 'address' },
+    overload: { maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSec: 10 },
     retryBudget: { ratio: 0.2, minPerSecond: 10, windowMs: 10_000 },
     circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1 },
     admin: { apiKey: null },
