@@ -251,46 +251,6 @@ export class ERR_UPSTREAM_SESSION_EXPIRED extends UpstreamFailure {
   }
 }
 
-/** Socket and resolver errors: what they mean for a request, in words a client can read. */
-const NETWORK_ERRORS: Record<string, { text: string, sent: boolean, suspect: boolean }> = {
-  ECONNREFUSED: { text: 'connection refused', sent: false, suspect: true },
-  ENOTFOUND: { text: 'host not found', sent: false, suspect: true },
-  EAI_AGAIN: { text: 'host name lookup failed', sent: false, suspect: true },
-  EHOSTUNREACH: { text: 'host unreachable', sent: false, suspect: true },
-  ENETUNREACH: { text: 'network unreachable', sent: false, suspect: true },
-  UND_ERR_CONNECT_TIMEOUT: { text: 'connecting timed out', sent: false, suspect: true },
-  // The gateway's own limits, not the upstream's fault: nothing was sent, and the upstream is not to blame.
-  EMFILE: { text: 'the gateway has no file descriptors left', sent: false, suspect: false },
-  ENFILE: { text: 'the system has no file descriptors left', sent: false, suspect: false },
-  ECONNRESET: { text: 'connection reset', sent: true, suspect: true },
-  EPIPE: { text: 'connection broken', sent: true, suspect: true },
-  UND_ERR_SOCKET: { text: 'connection failed', sent: true, suspect: true },
-  UND_ERR_CLOSED: { text: 'connection closed', sent: true, suspect: true },
-  UND_ERR_HEADERS_TIMEOUT: { text: 'no answer headers in time', sent: true, suspect: true },
-  UND_ERR_BODY_TIMEOUT: { text: 'the answer stalled', sent: true, suspect: true }
-}
-
-/**
- * Any error met while sending a request to `upstream` or reading its answer, as an UpstreamFailure (errors that
- * already are one, and upstream JSON-RPC errors, pass as they are). `sent` is what is known when the code does not
- * tell: whether the request had been handed to the transport.
- */
-export function upstreamFailure (err: unknown, upstream: string, sent = true): Error {
-  if (err instanceof UpstreamFailure) return err
-  const e = err as { code?: unknown, rpcError?: unknown, message?: unknown, cause?: { code?: unknown } } | null
-  if (e !== null && typeof e === 'object' && (e.rpcError !== undefined || (typeof e.code === 'string' && e.code.startsWith('MCPGW_ERR_')))) return err as Error
-  const code = typeof e?.code === 'string' ? e.code : typeof e?.cause?.code === 'string' ? e.cause.code : undefined
-  const known = code === undefined ? undefined : NETWORK_ERRORS[code]
-  if (known !== undefined) {
-    const detail = `${known.text} (${code as string})`
-    return known.sent
-      ? new ERR_UPSTREAM_CLOSED(upstream, detail, { sent: true, suspect: known.suspect })
-      : new ERR_UPSTREAM_UNAVAILABLE(upstream, `upstream ${upstream}: ${detail}`, { sent: false, suspect: known.suspect })
-  }
-  const message = typeof e?.message === 'string' ? e.message : String(err)
-  return new ERR_UPSTREAM_CLOSED(upstream, `${message}${code === undefined ? '' : ` (${code})`}`, { sent, suspect: true })
-}
-
 /** Longest upstream text a client sees; the rest is in the gateway's log. */
 const DETAIL_LIMIT = 200
 
@@ -382,15 +342,18 @@ export function upstreamRpcError (serverId: string, method: string, error: RpcEr
   return err
 }
 
+/** The refusals that say when to come back: their `headers` go on an HTTP answer, their `data` into a JSON-RPC error. */
+export function isRetryHint (err: unknown): err is ERR_RATE_LIMITED | ERR_CIRCUIT_OPEN | ERR_UPSTREAM_BUSY | ERR_OVERLOADED {
+  return err instanceof ERR_RATE_LIMITED || err instanceof ERR_CIRCUIT_OPEN || err instanceof ERR_UPSTREAM_BUSY || err instanceof ERR_OVERLOADED
+}
+
 /** The JSON-RPC error object for anything thrown while serving a request. */
 export function toRpcError (err: unknown): RpcErrorObject {
   if (err === null || typeof err !== 'object') return { code: RpcCode.InternalError, message: 'Internal error: ' + String(err) }
   const e = err as Partial<FastifyError> & { rpcError?: RpcErrorObject }
   if (e.rpcError !== undefined) return e.rpcError
   // What a coded error adds for programs (when to retry) travels in data, beside the code.
-  const extra = err instanceof ERR_RATE_LIMITED || err instanceof ERR_CIRCUIT_OPEN || err instanceof ERR_UPSTREAM_BUSY || err instanceof ERR_OVERLOADED
-    ? err.data
-    : undefined
+  const extra = isRetryHint(err) ? err.data : undefined
   const code = e.code !== undefined ? rpcCodes[e.code] : undefined
   if (code !== undefined) return { code, message: String(e.message), data: { code: e.code, ...extra } }
   if (typeof e.code === 'string' && e.code.startsWith('MCPGW_ERR_')) {

@@ -1,6 +1,5 @@
 import type { Params } from '../schemas/jsonrpc.js'
 import type { Balancer } from './balancer.js'
-import type { CircuitReport } from './balancing/circuit.js'
 import { AuditLog } from './audit.js'
 import { AccessPolicy } from './auth/access-policy.js'
 import { ANONYMOUS, type ClientContext, samePrincipal } from './client-context.js'
@@ -22,6 +21,7 @@ import type { ClientChannel, ClientSession, Peer } from './client-session.js'
 import { SessionStore } from './session-store.js'
 import type { ClientEndpoint, RequestHandle } from './transport/endpoint.js'
 import type { UpstreamConnection } from './upstream/connection.js'
+import { type UpstreamHealthReport, upstreamHealth } from './upstream-health.js'
 import { type StateCounts, UpstreamPool, type UpstreamReport } from './upstream-pool.js'
 
 /**
@@ -34,27 +34,7 @@ import { type StateCounts, UpstreamPool, type UpstreamReport } from './upstream-
 export type { CallOutcome } from './forwarder.js'
 export type { UpstreamReport } from './upstream-pool.js'
 
-/** One upstream on /upstream/health. */
-export interface UpstreamHealthReport {
-  id: string
-  service: string
-  status: 'active' | 'inactive' | 'error'
-  /** The connection's state (up, down, connecting, disabled, …). */
-  state: string
-  reason?: string
-  since: string
-  lastCheck?: string
-  /** Peak EWMA of call latency, ms. */
-  latencyMs: number
-  /** Share of recent calls that failed, 0..1. */
-  errorRate: number
-  /** Calls measured since start. */
-  calls: number
-  inFlight: number
-  queue: { running: number, queued: number }
-  circuit: CircuitReport
-}
-
+export type { UpstreamHealthReport } from './upstream-health.js'
 export interface ProxyObserver extends CallObserver {
   sessions (count: number): void
 }
@@ -287,10 +267,7 @@ export class McpProxy implements ClientEndpoint {
 
   request (session: ClientSession, method: string, params: Params | undefined, handle?: RequestHandle): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    const admitted = this.#limiter?.admit(session, method)
-    const served = admitted === undefined
-      ? this.#dispatcher.request(session, method, params, handle ?? {})
-      : admitted.then(() => this.#dispatcher.request(session, method, params, handle ?? {}))
+    const served = this.#admitted(session, method, () => this.#dispatcher.request(session, method, params, handle ?? {}))
     return this.#audit === undefined ? served : this.#audit.track(session, method, params, served)
   }
 
@@ -300,10 +277,7 @@ export class McpProxy implements ClientEndpoint {
 
   requestUpstream (session: ClientSession, upstreamId: string, method: string, params: Params | undefined): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    const admitted = this.#limiter?.admit(session, method)
-    const served = admitted === undefined
-      ? this.#dispatcher.requestUpstream(session, upstreamId, method, params)
-      : admitted.then(() => this.#dispatcher.requestUpstream(session, upstreamId, method, params))
+    const served = this.#admitted(session, method, () => this.#dispatcher.requestUpstream(session, upstreamId, method, params))
     return this.#audit === undefined ? served : this.#audit.track(session, `${upstreamId}: ${method}`, params, served)
   }
 
@@ -324,8 +298,7 @@ export class McpProxy implements ClientEndpoint {
   /** One page of a list as the JSON text clients are sent (for callers that only pass it on). */
   listJson (list: ListName, cursor?: string, client: ClientContext = ANONYMOUS): Promise<string> {
     const params = cursor === undefined ? undefined : { cursor }
-    const admitted = this.#limiter?.admit(client, LIST_METHODS[list])
-    const served = admitted === undefined ? this.#dispatcher.page(list, params, client) : admitted.then(() => this.#dispatcher.page(list, params, client))
+    const served = this.#admitted(client, LIST_METHODS[list], () => this.#dispatcher.page(list, params, client))
     const audited = this.#audit === undefined ? served : this.#audit.track(client, LIST_METHODS[list], undefined, served)
     return audited.then(page => (page as RawResult).resultText)
   }
@@ -367,33 +340,9 @@ export class McpProxy implements ClientEndpoint {
     return this.#pool.reports()
   }
 
-  /**
-   * Each upstream's health as /upstream/health shows it: `active` (taking calls), `inactive` (disabled or drained)
-   * or `error` (down, connecting after a failure, or its circuit open), with its load, queue and circuit.
-   */
+  /** Each upstream's health as /upstream/health shows it (see upstream-health.ts). */
   upstreamHealth (): UpstreamHealthReport[] {
-    return this.#pool.reports().map((report) => {
-      const figures = this.#balancer.figures?.(report.id)
-      const circuit = figures?.circuit ?? { state: 'closed' as const, failures: 0, opens: 0 }
-      const load = figures?.load ?? { inFlight: 0, latencyMs: 0, errorRate: 0, samples: 0 }
-      const status = !report.enabled || report.weight === 0 ? 'inactive' : report.state === 'up' && circuit.state !== 'open' ? 'active' : 'error'
-      const lastCheck = this.#pool.get(report.id)?.lastCheck
-      return {
-        id: report.id,
-        service: report.service,
-        status,
-        state: report.state,
-        ...(report.reason !== undefined ? { reason: report.reason } : {}),
-        since: report.since,
-        ...(lastCheck !== undefined ? { lastCheck: new Date(lastCheck).toISOString() } : {}),
-        latencyMs: Math.round(load.latencyMs * 10) / 10,
-        errorRate: Math.round(load.errorRate * 1000) / 1000,
-        calls: load.samples,
-        inFlight: load.inFlight,
-        queue: this.#forwarder.gates.figures(report.id),
-        circuit
-      }
-    })
+    return upstreamHealth(this.#pool, this.#balancer, this.#forwarder.gates)
   }
 
   /** How many upstreams are up, disabled, down: /health's figures, kept as states change. */
@@ -408,11 +357,14 @@ export class McpProxy implements ClientEndpoint {
   #call (method: string, params: Params, context: CallContext): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
     const client = context.client ?? ANONYMOUS
-    const admitted = this.#limiter?.admit(client, method)
-    const served = admitted === undefined
-      ? this.#dispatcher.request(client, method, params, context)
-      : admitted.then(() => this.#dispatcher.request(client, method, params, context))
+    const served = this.#admitted(client, method, () => this.#dispatcher.request(client, method, params, context))
     return this.#audit === undefined ? served : this.#audit.track(client, method, params, served)
+  }
+
+  /** `serve` once the rate limits admit the request (at once when none is configured or the counters are local). */
+  #admitted<T> (client: ClientContext, method: string, serve: () => Promise<T>): Promise<T> {
+    const admitted = this.#limiter?.admit(client, method)
+    return admitted === undefined ? serve() : admitted.then(serve)
   }
 
   /** A service's contribution to the catalog: the listing of its first replica (registration order) that is up. */

@@ -1,4 +1,4 @@
-import type { ClientContext } from '../client-context.js'
+import { ANONYMOUS, type ClientContext } from '../client-context.js'
 import type { RateLimitSettings } from '../config/types.js'
 import { ERR_RATE_LIMITED, type RateLimitFacts } from '../errors.js'
 import type { CallHooks, ForwardedCall } from '../forwarder.js'
@@ -50,11 +50,14 @@ interface ToolLimit extends Limit {
   readonly perGateway: boolean
 }
 
-/** What a check refuses as, for the error it becomes. */
+/** What a check refuses as, for the error it becomes (its text is made only when it does refuse). */
 interface Refusal {
   readonly limit: RateLimitFacts['limit']
-  readonly who: string
   readonly rule: RateRule
+  /** The caller, for a caller's limit; undefined for a gateway-wide one. */
+  readonly client: ClientContext | undefined
+  /** For perTool: the glob. */
+  readonly pattern?: string
 }
 
 export class RateLimiter {
@@ -94,7 +97,7 @@ export class RateLimiter {
     const key = addressKey(address)
     const counted = (outcome: Outcome): AddressOutcome => outcome.refused === -1
       ? { outcome }
-      : { outcome, error: this.#error({ limit: 'perIp', who: `address ${key}`, rule: limit.rule }, outcome) }
+      : { outcome, error: this.#error({ limit: 'perIp', rule: limit.rule, client: { ...ANONYMOUS, address: key } }, outcome) }
     const outcome = this.#counters.take([{ kind: 'address', key: limit.prefix + key, rule: limit.rule }])
     return outcome instanceof Promise ? outcome.then(counted) : counted(outcome)
   }
@@ -109,7 +112,7 @@ export class RateLimiter {
     const caller = callerKey(client)
     if (caller === undefined) return undefined
     return this.#charge([{ kind: 'principal', key: limit.prefix + caller, rule: limit.rule }],
-      [{ limit: 'perPrincipal', who: describe(client), rule: limit.rule }])
+      [{ limit: 'perPrincipal', rule: limit.rule, client }])
   }
 
   /** The forwarding hooks that count perTool (none when no perTool limit is configured). */
@@ -142,10 +145,10 @@ export class RateLimiter {
       if (!limit.matches(name)) continue
       if (limit.perGateway) {
         checks.push({ kind: 'gateway', key: limit.prefix, rule: limit.rule })
-        refusals.push({ limit: 'perTool', who: `everyone together calling tools matching ${JSON.stringify(limit.pattern)}`, rule: limit.rule })
+        refusals.push({ limit: 'perTool', rule: limit.rule, client: undefined, pattern: limit.pattern })
       } else if (caller !== undefined) {
         checks.push({ kind: 'tool', key: limit.prefix + ':' + caller, rule: limit.rule })
-        refusals.push({ limit: 'perTool', who: `${describe(context)} calling tools matching ${JSON.stringify(limit.pattern)}`, rule: limit.rule })
+        refusals.push({ limit: 'perTool', rule: limit.rule, client: context, pattern: limit.pattern })
       }
     }
     return checks.length === 0 ? undefined : this.#charge(checks, refusals)
@@ -162,7 +165,9 @@ export class RateLimiter {
   #error (refusal: Refusal, outcome: Outcome): ERR_RATE_LIMITED {
     this.#onRefused(refusal.limit)
     const { max, windowMs, burst } = refusal.rule
-    return new ERR_RATE_LIMITED(refusal.who, { limit: refusal.limit, max, windowMs, burst, retryAfterMs: outcome.decision.retryAfterMs, resetMs: outcome.decision.resetMs })
+    const caller = refusal.client === undefined ? 'everyone together' : describe(refusal.client)
+    const who = refusal.pattern === undefined ? caller : `${caller} calling tools matching ${JSON.stringify(refusal.pattern)}`
+    return new ERR_RATE_LIMITED(who, { limit: refusal.limit, max, windowMs, burst, retryAfterMs: outcome.decision.retryAfterMs, resetMs: outcome.decision.resetMs })
   }
 }
 

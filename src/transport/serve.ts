@@ -1,6 +1,6 @@
 import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../schemas/jsonrpc.js'
 import { Cancellation } from '../cancellation.js'
-import { ERR_CIRCUIT_OPEN, ERR_OVERLOADED, ERR_UPSTREAM_BUSY, ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_PARSE, ERR_RATE_LIMITED, ERR_UNSUPPORTED_ENCODING, ERR_UNSUPPORTED_MEDIA_TYPE, RpcCode, toRpcError } from '../errors.js'
+import { ERR_INVALID_REQUEST, ERR_METHOD_NOT_ALLOWED, ERR_PARSE, isRetryHint, ERR_UNSUPPORTED_ENCODING, ERR_UNSUPPORTED_MEDIA_TYPE, RpcCode, toRpcError } from '../errors.js'
 import { errorMessage, isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { FORWARDED_METHODS } from '../protocol.js'
 import { RawResult } from '../raw-result.js'
@@ -50,9 +50,7 @@ export function errorAnswer (err: unknown, id: JsonRpcId | null = null): HttpAns
   return {
     kind: 'json',
     status: typeof status === 'number' && status >= 400 && status <= 599 ? status : 500,
-    headers: err instanceof ERR_RATE_LIMITED || err instanceof ERR_CIRCUIT_OPEN || err instanceof ERR_UPSTREAM_BUSY || err instanceof ERR_OVERLOADED
-      ? err.headers
-      : {},
+    headers: isRetryHint(err) ? err.headers : {},
     body: errorText(id, err)
   }
 }

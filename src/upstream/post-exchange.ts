@@ -1,6 +1,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import type { Dispatcher } from 'undici'
-import { ERR_UPSTREAM_PROTOCOL, upstreamFailure } from '../errors.js'
+import { ERR_UPSTREAM_PROTOCOL } from '../errors.js'
+import { upstreamFailure } from './failure.js'
 import { SseParser } from '../sse.js'
 import type { Pending, TransportHandle } from './pending.js'
 

@@ -1,9 +1,10 @@
 import type { JsonRpcId, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse, Params } from '../../schemas/jsonrpc.js'
 import {
   ERR_REQUEST_CANCELLED, ERR_UPSTREAM_CLOSED, ERR_UPSTREAM_PROTOCOL, RpcCode,
-  type RpcErrorObject, toRpcError, upstreamFailure, upstreamRpcError
+  type RpcErrorObject, toRpcError, upstreamRpcError
 } from '../errors.js'
 import { Cancellation } from '../cancellation.js'
+import { upstreamFailure } from './failure.js'
 import { LATEST_PROTOCOL_VERSION } from '../protocol.js'
 import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_UPSTREAM_MESSAGE, JsonTooDeepError, parseJson } from '../json.js'
 import { RawResult } from '../raw-result.js'

@@ -31,3 +31,11 @@ export function readMessage (res, body) {
   }
   return message
 }
+
+/** The whole body of a request, as text, to `done`. */
+export function readBody (req, done) {
+  let body = ''
+  req.setEncoding('utf8')
+  req.on('data', (chunk) => { body += chunk })
+  req.on('end', () => done(body))
+}

@@ -4,7 +4,7 @@
 // ({ delay }), and the port is reported ({ port }) once listening, so a replica killed with SIGKILL can be started
 // again on the same port.
 import { createServer } from 'node:http'
-import { error, readMessage, result, send } from './answers.mjs'
+import { error, readBody, readMessage, result, send } from './answers.mjs'
 
 const [name = 'replica', portArg = '0', delayArg = '50'] = process.argv.slice(2)
 let delay = Number(delayArg)
@@ -22,10 +22,7 @@ const server = createServer((req, res) => {
     res.statusCode = 405
     return res.end()
   }
-  let body = ''
-  req.setEncoding('utf8')
-  req.on('data', (chunk) => { body += chunk })
-  req.on('end', () => answer(res, body))
+  readBody(req, (body) => answer(res, body))
 })
 
 function answer (res, body) {

@@ -2,7 +2,7 @@
 // numbers measure the proxies in front of it rather than the server. Forked by run.mjs; it listens on a free
 // loopback port and reports it over IPC. One tool, `echo`, answers its `text` argument.
 import { createServer } from 'node:http'
-import { error, readMessage, result, send } from './answers.mjs'
+import { error, readBody, readMessage, result, send } from './answers.mjs'
 
 const TOOLS = '{"tools":[{"name":"echo","description":"Answers its text argument",' +
   '"inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}}]}'
@@ -16,10 +16,7 @@ const server = createServer((req, res) => {
     res.statusCode = 404
     res.end()
   } else if (req.method === 'POST') {
-    let body = ''
-    req.setEncoding('utf8')
-    req.on('data', (chunk) => { body += chunk })
-    req.on('end', () => answer(res, body))
+    readBody(req, (body) => answer(res, body))
   } else if (req.method === 'DELETE') {
     res.end()
   } else {

@@ -26,9 +26,9 @@ import {
   RpcCode,
   toRpcError,
   UpstreamFailure,
-  upstreamFailure,
   upstreamRpcError
 } from '../../src/errors.js'
+import { upstreamFailure } from '../../src/upstream/failure.js'
 
 test('the JSON-RPC and MCP codes are the ones the specs define', async (t) => {
   t.same(RpcCode, {
