@@ -3,8 +3,11 @@
 // child of this one, stopped by PID. Calls go through the REST endpoint (POST /mcp/tools/call) from a closed loop of
 // concurrent callers, each call with a client-side deadline so one without an answer is counted, not waited for.
 // Scenarios: a replica killed with SIGKILL under load and started again; one replica made 10× slower (the default
-// strategy against round-robin); twice the upstreams' capacity against maxConcurrent + queue. Prints the figures;
-// exits 1 only when something failed functionally (a child died, the gateway never became ready).
+// strategy against round-robin); a flapping replica, down 2 s / up 2 s three times — its process killed and started
+// again, or running and answering every tools/call with HTTP 500 (what a health check cannot see and the circuit
+// breaker must), with the circuit transitions the gateway's /metrics counted; twice the upstreams' capacity against
+// maxConcurrent + queue. Prints the figures; exits 1 only when something failed functionally (a child died, the
+// gateway never became ready).
 // Settings: FAULTS_CONCURRENCY (default 24).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -20,6 +23,8 @@ const REPLICA = file('./fault-replica.mjs')
 const READY_TIMEOUT = 20_000
 const CALL_DEADLINE = 15_000
 const CONCURRENCY = Number(process.env.FAULTS_CONCURRENCY ?? 24)
+const FLAP_MS = 2000
+const FLAP_CYCLES = 3
 
 const children = []
 const dirs = []
@@ -78,7 +83,7 @@ async function call (base, tool) {
       signal: AbortSignal.timeout(CALL_DEADLINE)
     })
     const body = await res.body.json()
-    return { tool, at: started, ms: performance.now() - started, status: res.statusCode, replica: body.content?.[0]?.text, code: body.code }
+    return { tool, at: started, ms: performance.now() - started, status: res.statusCode, replica: body.content?.[0]?.text, code: body.code, message: body.message }
   } catch (err) {
     return { tool, at: started, ms: performance.now() - started, status: 0, code: err.name === 'TimeoutError' ? 'NO_ANSWER' : err.code ?? err.name }
   }
@@ -140,6 +145,85 @@ async function killAndRestart () {
   }
 }
 
+/**
+ * A replica that flaps: after FLAP_MS of warm-up r2 is down for FLAP_MS and up for FLAP_MS, FLAP_CYCLES times, under
+ * read (readOnlyHint) and write calls alternately. `process`: killed with SIGKILL, started again on its port.
+ * `answers`: running, but every tools/call answered at once with HTTP 500 while down (fault-replica.mjs { fail }).
+ * A call belongs to the phase it ended in (those in flight at a kill fail in the down phase), and to the replica
+ * whose answer or error it got (the gateway's errors name the upstream). The circuit breakers are the defaults.
+ */
+async function flapping (mode) {
+  const replicas = [await replica('r0'), await replica('r1'), await replica('r2')]
+  const gw = await gateway(replicas)
+  const port = replicas[2].port
+  const before = await circuitTransitions(gw.base)
+  const seconds = (2 * FLAP_CYCLES + 1) * FLAP_MS / 1000
+  const t0 = performance.now()
+  const phases = [{ down: false, from: t0 }]
+  const calls = await load(gw.base, seconds, CONCURRENCY, ['read', 'write'], async () => {
+    for (let i = 0; i < FLAP_CYCLES; i++) {
+      await sleep(Math.max(0, t0 + (2 * i + 1) * FLAP_MS - performance.now()))
+      phases.push({ down: true, from: performance.now() })
+      if (mode === 'process') replicas[2].child.process.kill('SIGKILL')
+      else replicas[2].child.process.send({ fail: true })
+      await sleep(Math.max(0, t0 + (2 * i + 2) * FLAP_MS - performance.now()))
+      if (mode === 'process') replicas[2] = await replica('r2', port)
+      else replicas[2].child.process.send({ fail: false })
+      phases.push({ down: false, from: performance.now() })
+    }
+  })
+  const after = await circuitTransitions(gw.base)
+  await stopAll()
+  const phaseOf = (c) => phases.findLast(p => p.from <= c.at + c.ms)
+  const from = (c) => c.replica ?? /\bupstream (r\d+)\b/i.exec(c.message ?? '')?.[1]
+  const share = (list) => `${(list.filter(c => from(c) === 'r2').length / Math.max(1, list.length) * 100).toFixed(1)}% of ${list.length}`
+  const failed = (tool) => calls.filter(c => c.tool === tool && c.status !== 200)
+  const codes = (list) => {
+    const counted = {}
+    for (const c of list) counted[c.code ?? c.status] = (counted[c.code ?? c.status] ?? 0) + 1
+    return JSON.stringify(counted)
+  }
+  const figures = {
+    calls: calls.length,
+    'read-only calls failed': `${failed('read').length} of ${calls.filter(c => c.tool === 'read').length} (${codes(failed('read'))})`,
+    'other calls failed': `${failed('write').length} of ${calls.filter(c => c.tool === 'write').length} (${codes(failed('write'))})`,
+    'calls without an answer': calls.filter(c => c.code === 'NO_ANSWER').length,
+    "flapper's share while down": share(calls.filter(c => phaseOf(c).down)),
+    "flapper's share while up (after a down)": share(calls.filter(c => !phaseOf(c).down && phaseOf(c) !== phases[0])),
+    'circuit transitions open/half-open/closed': ['open', 'half-open', 'closed'].map(to => after[to] - before[to]).join('/'),
+    'p99 all calls': fmt(quantile(calls.map(c => c.ms), 0.99))
+  }
+  // Phase by phase: the flapper's share, the failures, and how long it took the flapper out or back in.
+  phases.forEach((phase, i) => {
+    const end = phases[i + 1]?.from ?? Infinity
+    const list = calls.filter(c => phaseOf(c) === phase)
+    const mine = list.filter(c => from(c) === 'r2')
+    const lastFailure = Math.max(0, ...mine.filter(c => c.status !== 200).map(c => c.at + c.ms))
+    const firstAnswer = mine.filter(c => c.status === 200).map(c => c.at + c.ms).sort((a, b) => a - b)[0]
+    const when = i === 0
+      ? 'warm-up'
+      : !phase.down
+          ? firstAnswer === undefined ? 'r2 not back' : `r2 back after ${fmt(firstAnswer - phase.from)}`
+          : lastFailure === 0 ? 'no r2 failure' : `r2 out after ${fmt(lastFailure - phase.from)}`
+    const span = `${((phase.from - t0) / 1000).toFixed(1)}–${Number.isFinite(end) ? ((end - t0) / 1000).toFixed(1) : seconds.toFixed(1)} s`
+    figures[`  ${phase.down ? 'down' : 'up'} ${span}`] = `r2 ${share(list)}, ${list.filter(c => c.status !== 200).length} failed, ${when}`
+  })
+  return figures
+}
+
+/** The gateway's circuit_transitions_total by its `to` label (open, half-open, closed), scraped from GET /metrics. */
+async function circuitTransitions (base) {
+  const res = await request(base + '/metrics', { dispatcher: agent, signal: AbortSignal.timeout(CALL_DEADLINE) })
+  const text = await res.body.text()
+  if (res.statusCode !== 200) throw new Error(`GET /metrics answered ${res.statusCode}: ${text.slice(0, 200)}`)
+  const counts = { open: 0, 'half-open': 0, closed: 0 }
+  for (const [, labels, value] of text.matchAll(/^mcp_gateway_circuit_transitions_total\{([^}]*)\} (\S+)$/gm)) {
+    const to = /\bto="([^"]*)"/.exec(labels)?.[1]
+    if (to !== undefined) counts[to] = (counts[to] ?? 0) + Number(value)
+  }
+  return counts
+}
+
 async function slowReplica (strategy) {
   const replicas = [await replica('r0'), await replica('r1'), await replica('r2')]
   const gw = await gateway(replicas, strategy === undefined ? {} : { balancer: { strategy } })
@@ -185,6 +269,8 @@ async function main () {
   await stopAll()
   print('one replica 10× slower (500 ms), 10 s:', await slowReplica(undefined))
   print('', await slowReplica('round-robin'))
+  print('flapping replica, process killed (SIGKILL) 2 s / started again 2 s, ×3, read + write, 14 s:', await flapping('process'))
+  print('flapping replica, running but every tools/call HTTP 500 2 s / answering 2 s, ×3, read + write, 14 s:', await flapping('answers'))
   print('twice the capacity (48 callers, maxConcurrent 4 + queue 4 / 200 ms per replica), 8 s:', await overload())
   return 0
 }
