@@ -15,8 +15,9 @@ declare module 'fastify' {
 export default fp(async function mcpGatewayHealth (app) {
   const health = new HealthMonitor()
   const metrics = app.mcpMetrics
-  const unsubscribe = health.onChange((current) => {
+  const unsubscribe = health.onChange((current, previous) => {
     metrics.upstreamUp(current.id, current.service, current.state === 'stopped' ? undefined : current.state === 'up')
+    if (current.state !== previous?.state) metrics.upstreamState(current.state)
   })
   app.decorate('mcpHealth', health)
   app.addHook('onClose', async () => { unsubscribe() })

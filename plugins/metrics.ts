@@ -22,6 +22,14 @@ export interface GatewayMetrics {
   upstreamBusy (reason: string): void
   /** A failed call tried again elsewhere (`retried`), or not for want of retry budget (`refused`). */
   retry (outcome: string): void
+  /** An upstream was ejected as an outlier (`consecutive` failures, or its `error_rate`). */
+  ejection (kind: string): void
+  /** An upstream's connection entered a state (up, down, connecting, disabled, stopped). */
+  upstreamState (to: string): void
+  /** A call waited this long in an upstream's queue for a slot. */
+  queueWait (seconds: number): void
+  /** A read-only call was hedged (`sent`), the hedge answered first (`won`), or it was not sent for want of budget (`refused`). */
+  hedge (outcome: string): void
 }
 
 declare module 'fastify' {
@@ -78,6 +86,16 @@ export default fp(async function mcpGatewayMetrics (app) {
     'Calls refused by an upstream\'s concurrency limit, by reason (full: its queue was full; timeout: no slot in time)', 'reason')
   const retries = eventCounter('retries_total',
     'Failed calls tried again on another replica (retried), or not because the retry budget was spent (refused)', 'outcome')
+  const ejections = eventCounter('outlier_ejections_total',
+    'Upstreams ejected as outliers, by what ejected them (consecutive failures, error_rate over the window)', 'reason')
+  const states = eventCounter('upstream_state_changes_total',
+    'Upstream connection state changes, by the state entered (up, down, connecting, disabled, stopped)', 'to')
+  const hedges = eventCounter('hedges_total',
+    'Hedged read-only calls: second attempts sent, those whose answer came first (won), and hedges not sent for want of retry budget (refused)', 'outcome')
+  const queueWaits = new LatencyRecorder([], DURATION_BUCKETS)
+  const queueWait = queueWaits.series()
+  registry.registerMetric(histogramOf(queueWaits, prefix + 'upstream_queue_wait_seconds',
+    'Time calls waited in an upstream\'s queue (maxConcurrent) before they were sent') as unknown as Metric)
   const rateLimited = eventCounter('rate_limited_total', 'Requests refused by a rate limit, by limit (perIp, perPrincipal, perTool)', 'limit')
 
   // Series are resolved once per label set and kept, in maps nested by label: each lookup hashes a string that
@@ -122,6 +140,18 @@ export default fp(async function mcpGatewayMetrics (app) {
     },
     retry (outcome) {
       if (enabled) retries.labels(outcome).inc()
+    },
+    ejection (kind) {
+      if (enabled) ejections.labels(kind).inc()
+    },
+    upstreamState (to) {
+      if (enabled) states.labels(to).inc()
+    },
+    queueWait (seconds) {
+      if (enabled) queueWait.observe(seconds)
+    },
+    hedge (outcome) {
+      if (enabled) hedges.labels(outcome).inc()
     }
   }
   app.decorate('mcpMetrics', metrics)

@@ -10,6 +10,23 @@ import Type, { type Static } from 'typebox'
 const MAX_TIMER = 2_147_483_647
 const Milliseconds = (description: string) => Type.Integer({ minimum: 1, maximum: MAX_TIMER, description })
 
+/** How an upstream's health is checked; `upstreamDefaults.healthCheck` sets them for all, a server's own override. */
+const healthCheckFields = {
+  intervalMs: Type.Optional(Milliseconds('How often a connected upstream is checked (default 30000, ±10% jitter)')),
+  timeoutMs: Type.Optional(Milliseconds('Deadline of one check (default 5000)')),
+  unhealthyThreshold: Type.Optional(Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    description: 'Checks failed in a row that take a connected upstream out of rotation (default 2; a check made because a call failed decides at once)'
+  })),
+  healthyThreshold: Type.Optional(Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    description: 'Checks passed in a row before an upstream that was down takes calls again (default 1: reconnecting is the check)'
+  })),
+  retryIntervalMs: Type.Optional(Milliseconds('How soon a check is repeated while an upstream is in doubt: after a failed check, and while it proves healthy again (default 2000)'))
+}
+
 export const ServerId = Type.String({
   minLength: 1,
   maxLength: 64,
@@ -94,7 +111,15 @@ const upstreamFields = {
   queue: Type.Optional(Type.Object({
     size: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Calls that may wait for a slot (beyond: refused at once)' })),
     timeoutMs: Type.Optional(Milliseconds('How long a call waits for a slot before it is refused'))
-  }, { additionalProperties: false }))
+  }, { additionalProperties: false })),
+  healthCheck: Type.Optional(Type.Object({
+    ...healthCheckFields,
+    path: Type.Optional(Type.String({
+      pattern: '^/[^\\s]*$',
+      maxLength: 2048,
+      description: 'Check with an HTTP GET of this path on the server\'s origin instead of an MCP ping: a 2xx answer is healthy (HTTP upstreams)'
+    }))
+  }, { additionalProperties: false, description: 'How this upstream\'s health is checked (over upstreamDefaults.healthCheck)' }))
 }
 
 export const ServerConfig = Type.Object({ id: ServerId, ...upstreamFields }, { additionalProperties: false })
@@ -246,7 +271,8 @@ export const GatewayConfigFile = Type.Object({
     timeout: Type.Optional(Milliseconds('Deadline of one upstream call')),
     connectTimeout: Type.Optional(Milliseconds('Deadline of connecting and initializing an upstream')),
     maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
-    healthInterval: Type.Optional(Milliseconds('How often a connected upstream is pinged')),
+    healthInterval: Type.Optional(Milliseconds('Deprecated: healthCheck.intervalMs')),
+    healthCheck: Type.Optional(Type.Object(healthCheckFields, { additionalProperties: false, description: 'How every upstream\'s health is checked' })),
     reconnectMin: Type.Optional(Milliseconds('First delay before reconnecting a failed upstream')),
     reconnectMax: Type.Optional(Milliseconds('Longest delay between reconnect attempts')),
     maxSessions: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'Most client sessions held open on one upstream' })),
@@ -280,6 +306,21 @@ export const GatewayConfigFile = Type.Object({
     maxOpenMs: Type.Optional(Milliseconds('The longest a circuit stays open (default 60000)')),
     halfOpenCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Probe calls let through a half-open circuit at once (default 1)' }))
   }, { additionalProperties: false, description: 'Per upstream: calls that keep failing are stopped for a while, then probed' })),
+  outlierDetection: Type.Optional(Type.Object({
+    errorRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Share of an upstream\'s calls failing over the window that ejects it (default 0.5; 0: not checked)' })),
+    minCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Calls in the window before its error rate is judged (default 10)' })),
+    windowMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: 'The window error rates are counted over (default 10000)' })),
+    consecutiveFailures: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000, description: 'Failures in a row that eject (default 0: not checked; the circuit breaker stops an upstream that only fails)' })),
+    ejectionMs: Type.Optional(Milliseconds('How long the first ejection lasts (default 30000); each recent one more adds as much')),
+    maxEjectionMs: Type.Optional(Milliseconds('The longest an ejection lasts (default 300000)')),
+    maxEjectedShare: Type.Optional(Type.Number({ minimum: 0, maximum: 0.99, description: 'At most this share of a service\'s replicas ejected at once, rounded down (default 0.5: never the only replica)' }))
+  }, { additionalProperties: false, description: 'Passive health: replicas whose calls fail much are taken out of rotation for a while' })),
+  hedging: Type.Optional(Type.Object({
+    enabled: Type.Optional(Type.Boolean({ description: 'Hedge read-only calls (default false)' })),
+    percentile: Type.Optional(Type.Number({ minimum: 50, maximum: 99.9, description: 'A call not answered after this percentile of its replica\'s recent latency is sent to a second replica too (default 95)' })),
+    minDelayMs: Type.Optional(Milliseconds('Never hedge sooner than this (default 10)')),
+    minSamples: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'Calls measured on the replica before its percentile is trusted (default 20)' }))
+  }, { additionalProperties: false, description: 'Hedged requests for read-only tools and resource reads: the first answer wins, the other is cancelled; hedges spend the retry budget' })),
   overload: Type.Optional(Type.Object({
     maxEventLoopDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000, description: 'Event loop lag beyond which requests are refused with 503 (default 1000; 0: not checked)' })),
     maxHeapUsedBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'Heap in use beyond which requests are refused (default 0: not checked)' })),

@@ -81,13 +81,26 @@ export const UpstreamHealthReply = Type.Object({
     id: Type.String(),
     service: Type.String(),
     status: Type.Union([Type.Literal('active'), Type.Literal('inactive'), Type.Literal('error')], {
-      description: 'active: takes calls; inactive: disabled or drained (weight 0); error: down, reconnecting, or its circuit is open'
+      description: 'active: takes calls; inactive: disabled or drained (weight 0); error: down, reconnecting, its circuit open, or ejected'
     }),
     state: Type.String(),
     reason: Type.Optional(Type.String()),
     since: Type.String({ format: 'date-time' }),
-    lastCheck: Type.Optional(Type.String({ format: 'date-time', description: 'When its last health check (ping) ended' })),
+    lastCheck: Type.Optional(Type.Object({
+      at: Type.String({ format: 'date-time', description: 'When it ended' }),
+      ok: Type.Boolean(),
+      ms: Type.Integer({ description: 'How long it took' }),
+      error: Type.Optional(Type.String({ description: 'Why it failed' }))
+    }, { description: 'Its last health check (an MCP ping, or the GET of healthCheck.path)' })),
+    failedChecks: Type.Integer({ description: 'Health checks failed in a row (healthCheck.unhealthyThreshold takes it down)' }),
     latencyMs: Type.Number({ description: 'Peak EWMA of call latency' }),
+    latency: Type.Object({
+      p50Ms: Type.Number(),
+      p95Ms: Type.Number(),
+      p99Ms: Type.Number(),
+      samples: Type.Integer({ description: 'Calls the percentiles are computed from' }),
+      windowMs: Type.Integer({ description: 'Over the last this many ms' })
+    }, { description: 'Percentiles of call latency over a recent window (0 without calls)' }),
     errorRate: Type.Number({ description: 'Share of recent calls that failed, 0..1' }),
     calls: Type.Integer({ description: 'Calls measured since start' }),
     inFlight: Type.Integer(),
@@ -97,6 +110,12 @@ export const UpstreamHealthReply = Type.Object({
       failures: Type.Integer(),
       opens: Type.Integer(),
       retryAfterMs: Type.Optional(Type.Integer())
+    }),
+    ejection: Type.Object({
+      ejected: Type.Boolean({ description: 'Out of rotation by outlier detection' }),
+      until: Type.Optional(Type.String({ format: 'date-time' })),
+      reason: Type.Optional(Type.String()),
+      ejections: Type.Integer({ description: 'Times ejected recently (each ejection lasts longer)' })
     })
   }))
 })

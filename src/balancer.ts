@@ -1,6 +1,8 @@
 import { CircuitBreakers, type CircuitListener, type CircuitReport, type CircuitSettings } from './balancing/circuit.js'
 import { type HashOn, type Strategy, type StrategyName, createStrategy } from './balancing/strategies.js'
 import { type LoadFigures, UpstreamLoad } from './balancing/load.js'
+import { type LatencyPercentiles, LatencyWindows } from './balancing/latency-window.js'
+import { DEFAULT_OUTLIERS, type Ejection, type EjectionReport, OutlierDetector, type OutlierSettings } from './balancing/outliers.js'
 import { ERR_CIRCUIT_OPEN } from './errors.js'
 import type { ClientContext } from './client-context.js'
 import type { BalancerSettings, UpstreamDefinition } from './config/types.js'
@@ -11,7 +13,8 @@ import type { Registry } from './registry.js'
  * Chooses the replica of a service that serves the next call, by the service's strategy (`balancer.strategy` on
  * its servers, else the gateway's `balancer`; see balancing/strategies.ts) among the replicas that are up, not
  * drained (weight 0: a drained replica keeps its sessions' state but takes no new calls), whose circuit breaker lets
- * calls through (balancing/circuit.ts) and not tried by this call already. What the strategies and breakers read
+ * calls through (balancing/circuit.ts), not ejected as an outlier (balancing/outliers.ts) and not tried by this
+ * call already. What the strategies and breakers read
  * comes from the forwarder (`attempts`). A client's own upstream session stays on the replica it was opened on
  * whatever the strategy: the session broker asks only when it has none.
  */
@@ -36,10 +39,22 @@ export interface Balancer {
   readonly attempts?: AttemptObserver
   /** Why nothing can be picked when it is the breakers' doing (every usable replica's circuit is open). */
   unavailable? (service: string): Error | undefined
-  /** What the balancer knows of an upstream: its load figures and its circuit. */
-  figures? (id: string): { load: LoadFigures, circuit: CircuitReport }
-  /** Whether a call may go to this upstream now as far as its circuit is concerned (for sessions stuck to it). */
+  /** What the balancer knows of an upstream: its load figures, latency percentiles, circuit and ejection. */
+  figures? (id: string): UpstreamFigures
+  /**
+   * Whether a call may go to this upstream now as far as its circuit and outlier ejection are concerned (for
+   * sessions stuck to it, and for calls that waited for a slot).
+   */
   admits? (id: string): boolean
+  /** The `q` quantile of the upstream's recent latency, and the calls it is computed from (for hedging). */
+  latencyQuantile? (id: string, q: number): { ms: number, samples: number }
+}
+
+export interface UpstreamFigures {
+  readonly load: LoadFigures
+  readonly latency: LatencyPercentiles
+  readonly circuit: CircuitReport
+  readonly ejection: EjectionReport
 }
 
 interface ServiceStrategy {
@@ -52,6 +67,8 @@ export interface ServiceBalancerOptions {
   defaults?: BalancerSettings
   circuit?: CircuitSettings
   onCircuit?: CircuitListener
+  outliers?: OutlierSettings
+  onEjection?: (id: string, ejection: Ejection) => void
   random?: () => number
   /** The clock the load figures fade by (performance.now). */
   now?: () => number
@@ -60,6 +77,8 @@ export interface ServiceBalancerOptions {
 export class ServiceBalancer implements Balancer {
   readonly load = new UpstreamLoad()
   readonly circuits: CircuitBreakers
+  readonly outliers: OutlierDetector
+  readonly latency = new LatencyWindows()
   readonly attempts: AttemptObserver
   readonly #services = new Map<string, ServiceStrategy>()
   readonly #figures = (id: string) => this.load.figures(id, this.#now())
@@ -72,6 +91,10 @@ export class ServiceBalancer implements Balancer {
     this.#random = options.random ?? Math.random
     this.#now = options.now ?? (() => performance.now())
     this.circuits = new CircuitBreakers(options.circuit ?? DEFAULT_CIRCUIT, options.onCircuit)
+    this.outliers = new OutlierDetector(options.outliers ?? DEFAULT_OUTLIERS, (id) => {
+      const service = registry.get(id)?.service
+      return service === undefined ? [id] : registry.replicas(service).map(r => r.id)
+    }, options.onEjection)
     this.attempts = {
       started: (id) => {
         this.load.started(id)
@@ -79,18 +102,31 @@ export class ServiceBalancer implements Balancer {
       },
       finished: (id, ms, failed) => {
         this.load.finished(id, ms, failed)
-        if (failed) this.circuits.failed(id)
-        else this.circuits.succeeded(id)
+        this.outliers.record(id, failed)
+        if (failed) {
+          this.circuits.failed(id)
+        } else {
+          this.circuits.succeeded(id)
+          this.latency.record(id, ms)
+        }
       },
       abandoned: (id) => {
         this.load.abandoned(id)
         this.circuits.abandoned(id)
       }
     }
+    health.onChange((current, previous) => {
+      if (current.state === 'up' && previous !== undefined && previous.state !== 'up') {
+        this.circuits.reconnected(current.id)
+        this.outliers.reconnected(current.id)
+      }
+    })
     registry.onChange((change) => {
       if (change.type === 'removed') {
         this.load.forget(change.server.id)
         this.circuits.forget(change.server.id)
+        this.outliers.forget(change.server.id)
+        this.latency.forget(change.server.id)
       }
       this.#services.delete(change.server.service)
       if (change.type === 'updated') this.#services.delete(change.previous.service)
@@ -111,11 +147,20 @@ export class ServiceBalancer implements Balancer {
   }
 
   admits (id: string): boolean {
-    return this.circuits.allows(id)
+    return !this.outliers.ejected(id) && this.circuits.allows(id)
   }
 
-  figures (id: string): { load: LoadFigures, circuit: CircuitReport } {
-    return { load: this.load.figures(id, this.#now()), circuit: this.circuits.report(id) }
+  figures (id: string): UpstreamFigures {
+    return {
+      load: this.load.figures(id, this.#now()),
+      latency: this.latency.percentiles(id),
+      circuit: this.circuits.report(id),
+      ejection: this.outliers.report(id)
+    }
+  }
+
+  latencyQuantile (id: string, q: number): { ms: number, samples: number } {
+    return this.latency.quantile(id, q)
   }
 
   unavailable (service: string): Error | undefined {
@@ -142,6 +187,7 @@ export class ServiceBalancer implements Balancer {
   }
 
   #eligible (replica: UpstreamDefinition, exclude: ReadonlySet<string> | undefined): boolean {
-    return replica.weight > 0 && this.health.isUp(replica.id) && exclude?.has(replica.id) !== true && this.circuits.allows(replica.id)
+    return replica.weight > 0 && this.health.isUp(replica.id) && exclude?.has(replica.id) !== true && !this.outliers.ejected(replica.id) &&
+      this.circuits.allows(replica.id)
   }
 }

@@ -199,8 +199,9 @@ export class Dispatcher {
       return Promise.reject(new ERR_INVALID_PARAMS('this gateway does not support tasks (it does not advertise them); send tools/call without params.task'))
     }
     const annotations = entry.definition.annotations
-    const idempotent = annotations?.readOnlyHint === true || annotations?.idempotentHint === true
-    return this.options.forwarder.forward(context, { service: entry.service, method: 'tools/call', params: { ...params, name: entry.originalName }, name: entry.name, idempotent }, options)
+    const readOnly = annotations?.readOnlyHint === true
+    const idempotent = readOnly || annotations?.idempotentHint === true
+    return this.options.forwarder.forward(context, { service: entry.service, method: 'tools/call', params: { ...params, name: entry.originalName }, name: entry.name, idempotent, readOnly }, options)
   }
 
   #readResource (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {
@@ -208,7 +209,7 @@ export class Dispatcher {
     if (typeof uri !== 'string') return Promise.reject(new ERR_INVALID_PARAMS('resources/read needs params.uri'))
     const service = this.options.catalog.resourceOwner(uri)
     if (service === undefined || !this.#sees(context, 'resources', uri)) return Promise.reject(new ERR_UNKNOWN_RESOURCE(uri))
-    return this.options.forwarder.forward(context, { service, method: 'resources/read', params: params as Params, idempotent: true }, options)
+    return this.options.forwarder.forward(context, { service, method: 'resources/read', params: params as Params, idempotent: true, readOnly: true }, options)
   }
 
   #getPrompt (context: ClientContext, params: Params | undefined, options: ForwardOptions): Promise<unknown> {

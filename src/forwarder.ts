@@ -2,11 +2,11 @@ import { performance } from 'node:perf_hooks'
 import type { JsonRpcId, JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
 import { Cancellation } from './cancellation.js'
 import type { ClientContext, Principal } from './client-context.js'
-import { ERR_CIRCUIT_OPEN, ERR_UPSTREAM_BUSY, ERR_UPSTREAM_UNAVAILABLE, UpstreamFailure } from './errors.js'
+import { ERR_CIRCUIT_OPEN, ERR_UPSTREAM_BUSY, ERR_UPSTREAM_HTTP, ERR_UPSTREAM_UNAVAILABLE, UpstreamFailure } from './errors.js'
 import { upstreamFailure } from './upstream/failure.js'
 import { notificationMessage, progressTokenOf } from './jsonrpc.js'
 import { RawResult } from './raw-result.js'
-import type { AttemptObserver } from './balancer.js'
+import type { Balancer } from './balancer.js'
 import { ConcurrencyGates, type RefusalReason } from './balancing/concurrency.js'
 import { RetryBudget, type RetryBudgetSettings } from './balancing/retry-budget.js'
 import type { UpstreamDefinition } from './config/types.js'
@@ -32,6 +32,10 @@ export interface CallObserver {
   retry? (outcome: 'retried' | 'refused'): void
   /** A call refused by an upstream's concurrency limit: its queue was full, or it waited too long. */
   upstreamBusy? (reason: RefusalReason): void
+  /** A call waited this long (s) in an upstream's queue for a slot. */
+  queueWait? (seconds: number): void
+  /** A read-only call was hedged (`sent`), the hedge answered first (`won`), or not sent for want of budget (`refused`). */
+  hedge? (outcome: 'sent' | 'won' | 'refused'): void
 }
 
 /** What the caller wants forwarded. */
@@ -44,6 +48,8 @@ export interface ForwardTarget {
   readonly name?: string | undefined
   /** Safe to send twice: read-only or idempotent tools, reads of resources and prompts. */
   readonly idempotent: boolean
+  /** Changes nothing upstream (tools annotated readOnlyHint, resource reads): may be hedged. */
+  readonly readOnly?: boolean
   /** This replica (upstream id) only, not balanced and not retried elsewhere (requests addressed by upstream id). */
   readonly upstream?: string | undefined
 }
@@ -70,6 +76,8 @@ export interface ForwardedCall extends ForwardTarget {
   tried: Set<string> | undefined
   /** The last replica that refused it without sending (busy): what the client hears when no replica is left. */
   refused?: UpstreamFailure | undefined
+  /** An attempt of a hedged call (the first or the hedge): not hedged again. */
+  hedged?: boolean
 }
 
 /**
@@ -86,26 +94,44 @@ export interface ForwarderOptions {
   registry: Registry
   broker: SessionBroker
   observer: CallObserver | undefined
-  /** Told of every attempt and how it ended: the balancer's load figures and circuit breakers. */
-  attempts?: AttemptObserver | undefined
-  /** Why a service has no replica to take a call, when the balancer knows better than "unavailable". */
-  unavailable?: ((service: string) => Error | undefined) | undefined
-  /** How many retries may add to the load. */
+  /**
+   * Told of every attempt and how it ended (`attempts`: load figures, circuit breakers, outliers); says why a service
+   * has no replica when it knows better than "unavailable", whether a replica still takes calls after a wait, and
+   * the latency percentiles hedging waits for.
+   */
+  balancer?: Balancer | undefined
+  /** How many retries may add to the load, per service. */
   retryBudget?: RetryBudgetSettings | undefined
+  /** Hedged requests for read-only calls; undefined: off. */
+  hedging?: HedgingSettings | undefined
+}
+
+export interface HedgingSettings {
+  /** Hedge after this percentile (50..99.9) of the replica's recent latency. */
+  readonly percentile: number
+  readonly minDelayMs: number
+  /** Calls measured on the replica before its percentile is trusted. */
+  readonly minSamples: number
 }
 
 export class Forwarder {
   /** Each upstream's calls in flight and queue (maxConcurrent, queue). */
   readonly gates: ConcurrencyGates
-  readonly #budget: RetryBudget
+  /** Per service: retries one service's failures cause are paid for by its own calls. */
+  readonly #budgets = new Map<string, RetryBudget>()
   readonly #preCall: Array<NonNullable<CallHooks['preCall']>> = []
   readonly #onResult: Array<NonNullable<CallHooks['onResult']>> = []
 
   constructor (private readonly options: ForwarderOptions) {
-    this.gates = new ConcurrencyGates((_upstream, reason) => options.observer?.upstreamBusy?.(reason))
-    this.#budget = new RetryBudget(options.retryBudget)
-    // A queue belongs to one configuration of an upstream: its waiters are refused (never sent) when it changes.
-    options.registry.onChange((change) => { if (change.type !== 'added') this.gates.forget(change.server.id) })
+    this.gates = new ConcurrencyGates({
+      refused: (_upstream, reason) => options.observer?.upstreamBusy?.(reason),
+      waited: (_upstream, ms) => options.observer?.queueWait?.(ms / 1000)
+    })
+    options.registry.onChange((change) => {
+      // A queue belongs to one configuration of an upstream: its waiters are refused (never sent) when it changes.
+      if (change.type !== 'added') this.gates.forget(change.server.id)
+      if (change.type === 'removed' && options.registry.replicas(change.server.service).length === 0) this.#budgets.delete(change.server.service)
+    })
   }
 
   addHooks (hooks: CallHooks): void {
@@ -143,6 +169,7 @@ export class Forwarder {
       params,
       name: target.name,
       idempotent: target.idempotent,
+      readOnly: target.readOnly,
       upstream: target.upstream,
       context,
       origin,
@@ -172,7 +199,9 @@ export class Forwarder {
       : broker.replicaFor(call.context, call.service, call.tried)
     if (replica === undefined) {
       if (call.tried === undefined && call.upstream === undefined) {
-        const refusal = this.options.unavailable?.(call.service)
+        // "Reconnect on use": a replica that is down and waiting out its backoff tries again now.
+        pool.wake(call.service)
+        const refusal = this.options.balancer?.unavailable?.(call.service)
         if (refusal !== undefined) return Promise.reject(refusal)
       }
       if (call.refused !== undefined) return Promise.reject(call.refused)
@@ -180,18 +209,116 @@ export class Forwarder {
         call.tried === undefined ? pool.whyUnavailable(call.service) : 'every replica failed this call'))
     }
     // The budget grows with calls that go somewhere (not those refused by hooks, nor a call's later tries).
-    if (call.tried === undefined && call.refused === undefined) this.#budget.called()
-    // At its most calls in flight, the call waits for a slot (or is refused: then another replica may take it).
+    if (call.tried === undefined && call.refused === undefined && call.hedged !== true) this.#budget(call.service).called()
+    if (this.options.hedging !== undefined && call.hedged !== true && call.tried === undefined) {
+      const delay = this.#hedgeDelay(call, replica, this.options.hedging)
+      if (delay !== undefined) return this.#hedge(call, replica, delay)
+    }
+    return this.#onReplica(call, replica)
+  }
+
+  /** The call on `replica`: at its most calls in flight, it waits for a slot (or is refused: then another may take it). */
+  #onReplica (call: ForwardedCall, replica: UpstreamDefinition): Promise<unknown> {
     const slot = this.gates.acquire(replica, call.cancel)
     if (slot === undefined) return this.#send(call, replica)
-    return slot.then(() => this.#send(call, replica), (err: unknown) => {
+    return slot.then(() => {
+      // It waited: meanwhile its circuit may have opened, or a half-open circuit's probe gone to another call.
+      if (this.options.balancer?.admits?.(replica.id) === false) {
+        this.gates.release(replica.id)
+        return this.#elsewhere(call, replica, this.options.balancer.unavailable?.(call.service) ??
+          new ERR_UPSTREAM_UNAVAILABLE(call.service, `upstream ${replica.id} stopped taking calls while the call waited`))
+      }
+      return this.#send(call, replica)
+    }, (err: unknown) => {
       if (!(err instanceof UpstreamFailure)) throw err
-      if (call.upstream !== undefined || registry.replicas(call.service).length < 2) throw asAnswered(err, call.service)
-      // Never sent: moving it adds no load upstream, so it costs no retry budget and waits for nothing.
-      call.refused = err
-      call.tried ??= new Set()
-      call.tried.add(replica.id)
-      return this.#attempt(call)
+      return this.#elsewhere(call, replica, err)
+    })
+  }
+
+  /** Refused by `replica` before it was sent: another replica, or that refusal. */
+  #elsewhere (call: ForwardedCall, replica: UpstreamDefinition, refusal: Error): Promise<unknown> {
+    if (!(refusal instanceof UpstreamFailure)) return Promise.reject(refusal)
+    if (call.upstream !== undefined || this.options.registry.replicas(call.service).length < 2) return Promise.reject(asAnswered(refusal, call.service))
+    // Never sent: moving it adds no load upstream, so it costs no retry budget and waits for nothing.
+    call.refused = refusal
+    call.tried ??= new Set()
+    call.tried.add(replica.id)
+    return this.#attempt(call)
+  }
+
+  /**
+   * How long a read-only call waits on `replica` before a hedge goes to another (undefined: not hedged) — only
+   * calls that would be the same on any replica: on the shared session (the client keeps no state upstream, and
+   * cannot be asked things twice), without a progress token (two replicas' progress would interleave), on a service
+   * with another replica, once the replica's percentile rests on enough calls.
+   */
+  #hedgeDelay (call: ForwardedCall, replica: UpstreamDefinition, hedging: HedgingSettings): number | undefined {
+    if (call.readOnly !== true || call.upstream !== undefined || call.onProgress !== undefined) return undefined
+    const { registry, pool, broker, balancer } = this.options
+    if (registry.replicas(call.service).length < 2 || balancer?.latencyQuantile === undefined) return undefined
+    const connection = pool.get(replica.id)
+    if (connection === undefined || !broker.sharesSession(call.context, connection)) return undefined
+    const { ms, samples } = balancer.latencyQuantile(replica.id, hedging.percentile / 100)
+    if (samples < hedging.minSamples) return undefined
+    return Math.min(replica.timeout, Math.max(hedging.minDelayMs, ms))
+  }
+
+  /**
+   * A hedged call: the first attempt on `replica`, and if it has not answered after `delay`, a second on another
+   * replica (paid from the retry budget); the first answer wins and the other attempt is cancelled (upstream too).
+   * An upstream failure of one attempt waits for the other; an answer — a JSON-RPC error included — settles it.
+   */
+  #hedge (call: ForwardedCall, replica: UpstreamDefinition, delay: number): Promise<unknown> {
+    const parent = call.cancel
+    const first: ForwardedCall = { ...call, cancel: new Cancellation(), hedged: true }
+    let second: ForwardedCall | undefined
+    const observer = this.options.observer
+    return new Promise((resolve, reject) => {
+      let running = 1
+      let done = false
+      let firstFailure: unknown
+      const finish = (winner: ForwardedCall | undefined) => {
+        done = true
+        clearTimeout(timer)
+        parent?.listen(undefined)
+        const loser = winner === first ? second : first
+        if (winner !== undefined) loser?.cancel?.cancel('another replica answered first (hedged request)')
+      }
+      const answered = (attempt: ForwardedCall) => (result: unknown) => {
+        running--
+        if (done) return
+        finish(attempt)
+        if (attempt === second) observer?.hedge?.('won')
+        resolve(result)
+      }
+      const failed = (attempt: ForwardedCall) => (err: unknown) => {
+        running--
+        if (done) return
+        if (attempt === first) firstFailure = err
+        // An answer, or the last attempt failing: settled. An upstream failure with the other still running: wait.
+        if (!(err instanceof UpstreamFailure) || running === 0 || (attempt === first && second === undefined)) {
+          finish(err instanceof UpstreamFailure ? undefined : attempt)
+          reject(running === 0 && firstFailure !== undefined ? firstFailure : err)
+        }
+      }
+      const timer = setTimeout(() => {
+        if (done || parent?.requested === true || !this.#anotherReplica(call, replica)) return
+        if (!this.#budget(call.service).tryRetry()) {
+          observer?.hedge?.('refused')
+          return
+        }
+        observer?.hedge?.('sent')
+        second = { ...call, cancel: new Cancellation(), hedged: true, tried: new Set([replica.id]) }
+        running++
+        this.#attempt(second).then(answered(second), failed(second))
+      }, delay)
+      parent?.listen({
+        cancelled: (reason) => {
+          first.cancel?.cancel(reason)
+          second?.cancel?.cancel(reason)
+        }
+      })
+      this.#onReplica(first, replica).then(answered(first), failed(first))
     })
   }
 
@@ -200,7 +327,7 @@ export class Forwarder {
     const { pool, broker } = this.options
     const connection = pool.get(replica.id)
     const started = performance.now()
-    const load = this.options.attempts
+    const load = this.options.balancer?.attempts
     let answer: Promise<unknown>
     // Nothing thrown here may keep the slot: it is given back, and the call fails (or goes elsewhere) as any other.
     try {
@@ -244,9 +371,9 @@ export class Forwarder {
       if (!(failure instanceof UpstreamFailure)) throw failure // an answer (a JSON-RPC error) or a cancellation
       if (failure.suspect) connection.suspect()
       broker.dropClosed(call.context, connection)
-      // Sent twice only when that is harmless: never sent, or idempotent and not merely slow (a timeout may be
-      // the upstream still working on it).
-      const mayRetry = !failure.sent || (call.idempotent && failure.suspect && failure.code !== 'MCPGW_ERR_UPSTREAM_TIMEOUT')
+      // Sent twice only when that is harmless: never sent, or idempotent and the replica failed it (not merely
+      // slow: a timeout may be the upstream still working on it).
+      const mayRetry = !failure.sent || (call.idempotent && replicaFailed(failure))
       if (!mayRetry || call.cancel?.requested === true || call.upstream !== undefined || !this.#anotherReplica(call, replica)) {
         throw asAnswered(failure, call.service)
       }
@@ -265,7 +392,7 @@ export class Forwarder {
    * 100 ms: replicas failing together are not hit in step) — if the retry budget allows; if not, the failure stands.
    */
   #retry (call: ForwardedCall, replica: UpstreamDefinition, failure: UpstreamFailure): Promise<unknown> {
-    if (!this.#budget.tryRetry()) {
+    if (!this.#budget(call.service).tryRetry()) {
       this.options.observer?.retry?.('refused')
       throw asAnswered(failure, call.service)
     }
@@ -277,6 +404,12 @@ export class Forwarder {
       if (call.cancel?.requested === true) throw asAnswered(failure, call.service)
       return this.#attempt(call)
     })
+  }
+
+  #budget (service: string): RetryBudget {
+    let budget = this.#budgets.get(service)
+    if (budget === undefined) this.#budgets.set(service, budget = new RetryBudget(this.options.retryBudget))
+    return budget
   }
 
   /**
@@ -325,6 +458,15 @@ export function identityHeaders (principal: Principal): Record<string, string> {
 /** URI-encoded, lone surrogates (a token's claim may hold one; encodeURIComponent throws on them) as U+FFFD. */
 function headerText (text: string): string {
   return encodeURIComponent(text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD'))
+}
+
+/**
+ * The replica failed the call in a way another may not: it went away (suspect) or answered a 5xx. A timeout is
+ * not one (the upstream may still be working on it), nor a 4xx (every replica would say the same).
+ */
+function replicaFailed (failure: UpstreamFailure): boolean {
+  if (failure.code === 'MCPGW_ERR_UPSTREAM_TIMEOUT') return false
+  return failure.suspect || (failure instanceof ERR_UPSTREAM_HTTP && failure.upstreamStatus >= 500)
 }
 
 function outcomeOf (err: Error): CallOutcome {

@@ -158,9 +158,9 @@ export class McpProxy implements ClientEndpoint {
       registry,
       broker: this.#broker,
       observer: options.observer,
-      attempts: options.balancer.attempts,
+      balancer: options.balancer,
       retryBudget: config.retryBudget,
-      unavailable: options.balancer.unavailable?.bind(options.balancer)
+      hedging: config.hedging ?? undefined
     })
     this.#dispatcher = new Dispatcher({
       config,

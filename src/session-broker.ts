@@ -83,6 +83,11 @@ export class SessionBroker {
       client.logLevel !== undefined || client.subscribedOn(connection.definition.service)
   }
 
+  /** Whether a call of `context` on this upstream goes through the shared session (the client keeps nothing there). */
+  sharesSession (context: ClientContext, connection: UpstreamConnection): boolean {
+    return !(context instanceof ClientSession) || !this.needsOwn(context, connection)
+  }
+
   /**
    * The replica of `service` for a call of `context`: the one holding the client's own session there (sticky, while
    * it is up, not excluded and its circuit lets calls through — an open circuit is a failing replica, so the session

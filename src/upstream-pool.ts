@@ -146,6 +146,11 @@ export class UpstreamPool {
   }
 
   /** Why no replica of `service` can take a call, for the error the client gets. */
+  /** A call found no replica of `service` to take it: those down and waiting out their backoff try again now. */
+  wake (service: string): void {
+    for (const replica of this.options.registry.replicas(service)) this.#connections.get(replica.id)?.wake()
+  }
+
   whyUnavailable (service: string): string {
     const replicas = this.options.registry.replicas(service)
     if (replicas.length === 0) return 'it is not registered'

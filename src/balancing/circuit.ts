@@ -94,12 +94,24 @@ export class CircuitBreakers {
     }
   }
 
+  /**
+   * The upstream reconnected after it was down: what opened the circuit was most likely the connection going away,
+   * so an open circuit turns half-open at once — the next call probes it — instead of waiting out its time.
+   */
+  reconnected (id: string): void {
+    const circuit = this.#circuits.get(id)
+    if (circuit?.state !== 'open') return
+    circuit.probes = 0
+    this.#move(id, circuit, 'half-open')
+  }
+
   report (id: string): CircuitReport {
     const circuit = this.#circuits.get(id)
     if (circuit === undefined) return CLOSED
-    const open = circuit.state === 'open'
+    const open = circuit.state === 'open' && this.now() < circuit.openUntil
     return {
-      state: circuit.state,
+      // Open with its time up: the next call finds it half-open (allows() moves it).
+      state: circuit.state === 'open' && !open ? 'half-open' : circuit.state,
       failures: circuit.failures,
       opens: circuit.opens,
       ...(open ? { retryAfterMs: Math.max(0, circuit.openUntil - this.now()) } : {})

@@ -21,6 +21,7 @@ export interface GateFigures {
 
 class Waiter implements CancellationListener {
   timer: NodeJS.Timeout | undefined
+  readonly since = performance.now()
 
   constructor (
     readonly gate: Gate,
@@ -53,10 +54,18 @@ class Gate implements GateFigures {
 
 export type RefusalReason = 'full' | 'timeout'
 
+/** Told of what the gates do (metrics). */
+export interface GateObserver {
+  /** A call was refused: the queue was `full`, or no slot came free in time (`timeout`). */
+  refused? (id: string, reason: RefusalReason): void
+  /** A call that waited got its slot after `ms`. */
+  waited? (id: string, ms: number): void
+}
+
 export class ConcurrencyGates {
   readonly #gates = new Map<string, Gate>()
 
-  constructor (private readonly onRefused: (id: string, reason: RefusalReason) => void = () => {}) {}
+  constructor (private readonly observer: GateObserver = {}) {}
 
   /** Takes a slot for a call to `limit.id`. undefined: taken at once; else resolves once taken, or rejects. */
   acquire (limit: ConcurrencyLimit, cancel?: Cancellation): Promise<void> | undefined {
@@ -69,7 +78,7 @@ export class ConcurrencyGates {
       return undefined
     }
     if (gate.waiting.length >= limit.queue.size) {
-      this.onRefused(limit.id, 'full')
+      this.observer.refused?.(limit.id, 'full')
       return Promise.reject(new ERR_UPSTREAM_BUSY(limit.id, `${limit.maxConcurrent} calls in flight and ${limit.queue.size} waiting (maxConcurrent, queue.size)`))
     }
     const found = gate
@@ -77,7 +86,7 @@ export class ConcurrencyGates {
       const waiter = new Waiter(found, resolve, reject, cancel)
       waiter.timer = setTimeout(() => {
         found.leave(waiter)
-        this.onRefused(limit.id, 'timeout')
+        this.observer.refused?.(limit.id, 'timeout')
         reject(new ERR_UPSTREAM_BUSY(limit.id, `no call slot came free within ${limit.queue.timeoutMs} ms (queue.timeoutMs)`))
       }, limit.queue.timeoutMs)
       found.waiting.push(waiter)
@@ -96,6 +105,7 @@ export class ConcurrencyGates {
     }
     clearTimeout(next.timer)
     next.cancel?.listen(undefined)
+    this.observer.waited?.(id, performance.now() - next.since)
     next.resolve()
   }
 

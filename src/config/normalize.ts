@@ -4,6 +4,7 @@ import { ServerId } from '../../schemas/config.js'
 import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_UPSTREAM_MESSAGE } from '../json.js'
 import { normalizeAuth } from './auth.js'
 import { normalizeRateLimit } from './rate-limit.js'
+import { DEFAULT_OUTLIERS } from '../balancing/outliers.js'
 import { kResolvedConfig } from '../symbols.js'
 import type { BalancerSettings, GatewayConfig, UpstreamDefaults, UpstreamDefinition, UpstreamTransport } from './types.js'
 
@@ -13,7 +14,7 @@ export const DEFAULT_UPSTREAM: UpstreamDefaults = Object.freeze({
   timeout: 60_000,
   connectTimeout: 10_000,
   maxConnections: 16,
-  healthInterval: 15_000,
+  healthCheck: Object.freeze({ intervalMs: 30_000, timeoutMs: 5000, unhealthyThreshold: 2, healthyThreshold: 1, retryIntervalMs: 2000 }),
   reconnectMin: 500,
   reconnectMax: 30_000,
   maxSessions: 100,
@@ -69,10 +70,7 @@ export class ConfigProblems extends Error {
 
 export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
   const problems: string[] = []
-  const defaults: UpstreamDefaults = { ...DEFAULT_UPSTREAM, ...file.upstreamDefaults }
-  if (defaults.reconnectMin > defaults.reconnectMax) {
-    problems.push('upstreamDefaults.reconnectMin: must not be larger than upstreamDefaults.reconnectMax')
-  }
+  const defaults = upstreamDefaults(file.upstreamDefaults, problems)
   const servers: UpstreamDefinition[] = []
   const seen = new Map<string, string>()
   const add = (input: ServerConfig, field: string) => {
@@ -108,6 +106,9 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     }
   }
   const auth = normalizeAuth(file.auth, problems)
+  if ((file.outlierDetection?.ejectionMs ?? DEFAULT_OUTLIERS.ejectionMs) > (file.outlierDetection?.maxEjectionMs ?? DEFAULT_OUTLIERS.maxEjectionMs)) {
+    problems.push('outlierDetection.ejectionMs: must not be larger than outlierDetection.maxEjectionMs')
+  }
   if ((file.circuitBreaker?.openMs ?? 5000) > (file.circuitBreaker?.maxOpenMs ?? 60_000)) {
     problems.push('circuitBreaker.openMs: must not be larger than circuitBreaker.maxOpenMs')
   }
@@ -158,6 +159,10 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     balancer: balancerSettings(file.balancer ?? {}),
     overload: { maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSec: 10, ...file.overload },
     retryBudget: { ratio: 0.2, minPerSecond: 10, windowMs: 10_000, ...file.retryBudget },
+    outlierDetection: { ...DEFAULT_OUTLIERS, ...file.outlierDetection },
+    hedging: file.hedging?.enabled === true
+      ? { percentile: file.hedging.percentile ?? 95, minDelayMs: file.hedging.minDelayMs ?? 10, minSamples: file.hedging.minSamples ?? 20 }
+      : null,
     circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1, ...file.circuitBreaker },
     admin: { apiKey: file.admin?.apiKey ?? null },
     registryFile: file.registryFile ?? null,
@@ -170,6 +175,27 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
   }
   Object.defineProperty(config, kResolvedConfig, { value: true })
   return deepFreeze(config)
+}
+
+/** `upstreamDefaults` over the built-in ones; `healthInterval` is the old spelling of `healthCheck.intervalMs`. */
+function upstreamDefaults (input: GatewayConfigFile['upstreamDefaults'], problems: string[]): UpstreamDefaults {
+  const { healthInterval, healthCheck, ...rest } = input ?? {}
+  if (healthInterval !== undefined && healthCheck?.intervalMs !== undefined && healthInterval !== healthCheck.intervalMs) {
+    problems.push('upstreamDefaults.healthInterval: contradicts upstreamDefaults.healthCheck.intervalMs; keep healthCheck.intervalMs (healthInterval is its old spelling)')
+  }
+  const defaults: UpstreamDefaults = {
+    ...DEFAULT_UPSTREAM,
+    ...rest,
+    healthCheck: {
+      ...DEFAULT_UPSTREAM.healthCheck,
+      ...(healthInterval !== undefined ? { intervalMs: healthInterval } : {}),
+      ...healthCheck
+    }
+  }
+  if (defaults.reconnectMin > defaults.reconnectMax) {
+    problems.push('upstreamDefaults.reconnectMin: must not be larger than upstreamDefaults.reconnectMax')
+  }
+  return defaults
 }
 
 /** Normalizes one upstream (from the config file or the admin API); throws ConfigProblems. */
@@ -233,6 +259,9 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
   if (transport === 'stdio' && input.sessionMode === 'per-client') {
     problems.push(`${field}.sessionMode: a stdio server is one process, one session: it can only be "shared" (or "auto")`)
   }
+  if (input.healthCheck?.path !== undefined && (transport === 'stdio' || transport === 'websocket')) {
+    problems.push(`${field}.healthCheck.path: an HTTP GET check needs an HTTP upstream; a ${transport} server is checked with an MCP ping`)
+  }
   if (problems.length > before) return undefined
 
   const server: UpstreamDefinition = {
@@ -257,7 +286,8 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
     ...(input.prompts !== undefined ? { prompts: input.prompts } : {}),
     ...(input.balancer !== undefined ? { balancer: balancerSettings(input.balancer) } : {}),
     maxConcurrent: input.maxConcurrent ?? defaults.maxConcurrent,
-    queue: { size: input.queue?.size ?? defaults.queueSize, timeoutMs: input.queue?.timeoutMs ?? defaults.queueTimeout }
+    queue: { size: input.queue?.size ?? defaults.queueSize, timeoutMs: input.queue?.timeoutMs ?? defaults.queueTimeout },
+    healthCheck: { ...defaults.healthCheck, ...input.healthCheck }
   }
   return server
 }

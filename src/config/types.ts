@@ -17,6 +17,17 @@ export interface BalancerSettings {
   readonly hashOn: 'address' | 'principal' | 'session'
 }
 
+/** How an upstream's health is checked (see UpstreamConnection). */
+export interface HealthCheckSettings {
+  readonly intervalMs: number
+  readonly timeoutMs: number
+  readonly unhealthyThreshold: number
+  readonly healthyThreshold: number
+  readonly retryIntervalMs: number
+  /** An HTTP GET of this path on the server's origin instead of an MCP ping. */
+  readonly path?: string
+}
+
 export interface UpstreamDefinition {
   readonly id: string
   readonly transport: UpstreamTransport
@@ -44,13 +55,14 @@ export interface UpstreamDefinition {
   /** Most calls in flight to it (0: no limit); beyond, calls wait in `queue`. */
   readonly maxConcurrent: number
   readonly queue: { readonly size: number, readonly timeoutMs: number }
+  readonly healthCheck: HealthCheckSettings
 }
 
 export interface UpstreamDefaults {
   readonly timeout: number
   readonly connectTimeout: number
   readonly maxConnections: number
-  readonly healthInterval: number
+  readonly healthCheck: Omit<HealthCheckSettings, 'path'>
   readonly reconnectMin: number
   readonly reconnectMax: number
   readonly maxSessions: number
@@ -187,6 +199,18 @@ export interface GatewayConfig {
   readonly overload: { readonly maxEventLoopDelayMs: number, readonly maxHeapUsedBytes: number, readonly maxRssBytes: number, readonly retryAfterSec: number }
   /** How many retries may add to the load. */
   readonly retryBudget: { readonly ratio: number, readonly minPerSecond: number, readonly windowMs: number }
+  /** Passive health: outlier ejection (see balancing/outliers.ts). */
+  readonly outlierDetection: {
+    readonly errorRate: number
+    readonly minCalls: number
+    readonly windowMs: number
+    readonly consecutiveFailures: number
+    readonly ejectionMs: number
+    readonly maxEjectionMs: number
+    readonly maxEjectedShare: number
+  }
+  /** Hedged requests for read-only calls; null: off. */
+  readonly hedging: { readonly percentile: number, readonly minDelayMs: number, readonly minSamples: number } | null
   /** Each upstream's circuit breaker. */
   readonly circuitBreaker: {
     readonly failureThreshold: number

@@ -16,11 +16,30 @@ import { WebSocketSession } from './websocket.js'
 
 /**
  * The gateway's own, long-lived relationship with one upstream: connect and initialize it, list what it offers,
- * keep that listing fresh (list_changed, re-initialization), ping it, and reconnect with backoff when it fails.
- * Clients' calls use sessions opened from here (`openSession`) but never wait on the reconnect loop.
+ * keep that listing fresh (list_changed, re-initialization), check its health, and reconnect with backoff when it
+ * fails. Clients' calls use sessions opened from here (`openSession`) but never wait on the reconnect loop.
+ *
+ * Health (`healthCheck`): every `intervalMs` (jittered) an MCP ping on the gateway's own session, or an HTTP GET of
+ * `path`. `unhealthyThreshold` failures in a row take it down (each failure is checked again after
+ * `retryIntervalMs`, not a whole interval later); a check made because a call failed, or because the session's
+ * process, stream or socket ended, decides at once — the failure was the first sign. Down, it reconnects with
+ * backoff never longer than `intervalMs`, and sooner when a call wants it (`wake`); reconnecting is a check, and
+ * once back after a failure, `healthyThreshold` checks in a row must pass before it takes calls again.
  */
 
 export type UpstreamState = 'connecting' | 'up' | 'down' | 'disabled' | 'stopped'
+
+/** How a health check ended. */
+export interface HealthCheckResult {
+  /** When it ended (ms since the epoch). */
+  readonly at: number
+  readonly ok: boolean
+  readonly ms: number
+  readonly error?: string
+}
+
+/** What an HTTP GET check reads of a body at most: health pages are short, and nothing of it is used. */
+const CHECK_BODY_LIMIT = 64 * 1024
 
 export interface ConnectionObserver {
   state (connection: UpstreamConnection): void
@@ -63,13 +82,24 @@ const LIST_CHANGED: Record<string, ListKind> = {
   'notifications/prompts/list_changed': 'prompts'
 }
 
+/** An MCP ping on the gateway's session; a server that answers it with a JSON-RPC error still answered: it is alive. */
+async function pingCheck (control: UpstreamSession, timeout: number): Promise<void> {
+  try {
+    await control.request('ping', undefined, { timeout })
+  } catch (err) {
+    if ((err as { rpcError?: unknown }).rpcError === undefined) throw err
+  }
+}
+
 export class UpstreamConnection {
   state: UpstreamState = 'stopped'
   /** Why the upstream is not up (the last failure), for logs, /status and errors. */
   reason: string | undefined
   since = Date.now()
-  /** When its health check (a ping on the gateway's session) last ended, answered or not; undefined: never ran. */
-  lastCheck: number | undefined
+  /** The last health check (undefined: none ran yet). */
+  lastCheck: HealthCheckResult | undefined
+  /** Health checks failed in a row while up. */
+  failedChecks = 0
   listing: ServiceListing | undefined
   /** The gateway's own session, which every client without a session of its own here shares. */
   control: UpstreamSession | undefined
@@ -81,6 +111,10 @@ export class UpstreamConnection {
   #timer: NodeJS.Timeout | undefined
   #stopped = true
   #checking: Promise<void> | undefined
+  /** A failed call asked for the running check: its failure decides at once. */
+  #suspected = false
+  /** It was up since it started: coming back after a failure, it must pass `healthyThreshold` checks. */
+  #wasUp = false
   #relisting: Promise<void> = Promise.resolve()
   /** A refresh is waiting to run, for these kinds. */
   #relistQueued = false
@@ -150,7 +184,19 @@ export class UpstreamConnection {
    * so the catalog and the balancer learn it in one round trip.
    */
   suspect (): void {
-    if (this.state === 'up') this.#check()
+    if (this.state !== 'up') return
+    this.#suspected = true
+    this.#check()
+  }
+
+  /**
+   * A call wanted this upstream while it is down: reconnect now instead of at the end of the backoff ("reconnect
+   * on use"), at most once per `reconnectMin`. The call itself does not wait for it.
+   */
+  wake (): void {
+    if (this.state !== 'down' || this.#stopped || Date.now() - this.since < this.options.defaults.reconnectMin) return
+    clearTimeout(this.#timer)
+    this.#connect().catch(() => {})
   }
 
   async close (): Promise<void> {
@@ -203,10 +249,9 @@ export class UpstreamConnection {
         const ended = own instanceof StdioSession ? own.exited : (own as SseSession | WebSocketSession).ended
         ended.then((reason) => { if (this.control === own) this.#lost(reason) })
       }
-      this.#setState('up', undefined)
-      this.#log.info({ tools: listing.tools.length, resources: listing.resources.length, prompts: listing.prompts.length, server: listing.serverInfo }, 'upstream is up')
-      this.options.observer.listing(this)
-      this.#schedule(jittered(this.options.defaults.healthInterval), () => this.#check())
+      // Reconnecting was one check passed; at the first start it is all it takes (as Envoy's health checker does).
+      if (this.#wasUp && this.definition.healthCheck.healthyThreshold > 1) this.#prove(session, 1)
+      else this.#up()
     } catch (err) {
       const reason = (err as Error).message
       await session?.close(reason)
@@ -278,21 +323,47 @@ export class UpstreamConnection {
     return session
   }
 
+  #up (): void {
+    const listing = this.listing as ServiceListing
+    this.#wasUp = true
+    this.failedChecks = 0
+    this.#setState('up', undefined)
+    this.#log.info({ tools: listing.tools.length, resources: listing.resources.length, prompts: listing.prompts.length, server: listing.serverInfo }, 'upstream is up')
+    this.options.observer.listing(this)
+    this.#schedule(jittered(this.definition.healthCheck.intervalMs), () => this.#check())
+  }
+
+  /** Connected again after a failure, `passed` checks passed: it takes calls once `healthyThreshold` have. */
+  #prove (control: UpstreamSession, passed: number): void {
+    const { healthyThreshold, retryIntervalMs } = this.definition.healthCheck
+    this.#setState('connecting', `proving healthy: ${passed} of ${healthyThreshold} checks passed`)
+    this.#schedule(jittered(retryIntervalMs), () => {
+      this.#probe(control).then(() => {
+        if (this.control !== control) return
+        if (passed + 1 >= healthyThreshold) this.#up()
+        else this.#prove(control, passed + 1)
+      }, (err: unknown) => {
+        if (this.control === control) this.#lost(`health check failed while proving healthy: ${(err as Error).message}`)
+      })
+    })
+  }
+
   #fail (reason: string): void {
     this.control = undefined
     this.listing = undefined
     if (this.#stopped) return
     // Never longer than a health interval: an upstream that answers again takes calls within one interval of it,
     // whatever the backoff had grown to.
-    const { reconnectMin, reconnectMax, healthInterval } = this.options.defaults
-    const delay = backoffDelay(this.#attempts++, reconnectMin, Math.max(reconnectMin, Math.min(reconnectMax, healthInterval)))
+    const { reconnectMin, reconnectMax } = this.options.defaults
+    const delay = backoffDelay(this.#attempts++, reconnectMin, Math.max(reconnectMin, Math.min(reconnectMax, this.definition.healthCheck.intervalMs)))
     this.#setState('down', reason)
     this.#log.warn({ reason, retryInMs: delay }, 'upstream is down')
     this.#schedule(delay, () => { this.#connect().catch(() => {}) })
   }
 
+  /** The gateway's session is gone or failing (while up, or while proving healthy): down, and reconnect. */
   #lost (reason: string): void {
-    if (this.state !== 'up') return
+    if (this.control === undefined || this.#stopped) return
     const control = this.control
     this.control = undefined
     control?.retire(reason).catch(() => {})
@@ -300,25 +371,55 @@ export class UpstreamConnection {
   }
 
   #check (): void {
-    this.#checking ??= this.#ping().finally(() => { this.#checking = undefined })
+    this.#checking ??= this.#runCheck().finally(() => {
+      this.#checking = undefined
+      this.#suspected = false
+    })
   }
 
-  async #ping (): Promise<void> {
+  async #runCheck (): Promise<void> {
     const control = this.control
     if (this.state !== 'up' || control === undefined) return
-    const { connectTimeout, healthInterval } = this.options.defaults
+    const { intervalMs, retryIntervalMs, unhealthyThreshold } = this.definition.healthCheck
     try {
-      await control.request('ping', undefined, { timeout: Math.min(connectTimeout, healthInterval) })
-      this.lastCheck = Date.now()
+      await this.#probe(control)
     } catch (err) {
-      this.lastCheck = Date.now()
-      // A server that does not implement ping still answered: it is alive.
-      if ((err as { rpcError?: unknown }).rpcError === undefined && this.control === control) {
-        this.#lost(`health check failed: ${(err as Error).message}`)
+      if (this.control !== control) return
+      const failed = ++this.failedChecks
+      const reason = `health check failed${failed > 1 ? ` ${failed} times in a row` : ''}: ${(err as Error).message}`
+      if (this.#suspected || failed >= unhealthyThreshold) {
+        this.#lost(reason)
         return
       }
+      this.#log.warn({ reason, unhealthyThreshold }, 'upstream health check failed; checking again')
+      this.#schedule(jittered(retryIntervalMs), () => this.#check())
+      return
     }
-    if (this.control === control) this.#schedule(jittered(healthInterval), () => this.#check())
+    if (this.control !== control) return
+    this.failedChecks = 0
+    this.#schedule(jittered(intervalMs), () => this.#check())
+  }
+
+  /** One health check: rejects when it failed, and records how it ended in `lastCheck`. */
+  async #probe (control: UpstreamSession): Promise<void> {
+    const { timeoutMs, intervalMs, path } = this.definition.healthCheck
+    const timeout = Math.min(timeoutMs, intervalMs)
+    const started = performance.now()
+    try {
+      if (path !== undefined && this.#http !== undefined) await this.#getCheck(this.#http, path, timeout)
+      else await pingCheck(control, timeout)
+      this.lastCheck = { at: Date.now(), ok: true, ms: Math.round(performance.now() - started) }
+    } catch (err) {
+      this.lastCheck = { at: Date.now(), ok: false, ms: Math.round(performance.now() - started), error: (err as Error).message }
+      throw err
+    }
+  }
+
+  /** An HTTP GET of `path` on the upstream's pool (no socket of its own), with its configured headers: 2xx passes. */
+  async #getCheck (http: HttpUpstream, path: string, timeout: number): Promise<void> {
+    const res = await http.pool.request({ method: 'GET', path, headers: http.headers, headersTimeout: timeout, bodyTimeout: timeout })
+    await res.body.dump({ limit: CHECK_BODY_LIMIT }).catch(() => {})
+    if (res.statusCode < 200 || res.statusCode > 299) throw new Error(`GET ${path} answered HTTP ${res.statusCode}`)
   }
 
   /**

@@ -76,3 +76,18 @@ test('a cancelled probe gives its slot back and closes nothing', async (t) => {
   breakers.failed('a')
   t.match(breakers.report('a'), { state: 'open', opens: 2 }, 'failures of calls sent before it reopened do not stack')
 })
+
+test('an open circuit whose time is up reports half-open; an upstream that reconnected turns an open one half-open at once', async (t) => {
+  const { breakers, moves, at } = setup()
+  for (let i = 0; i < 3; i++) breakers.failed('a')
+  at(1000)
+  t.match(breakers.report('a'), { state: 'half-open' }, 'the next call finds it half-open: it says so')
+  t.notOk('retryAfterMs' in breakers.report('a'))
+  for (let i = 0; i < 3; i++) breakers.failed('b')
+  breakers.reconnected('b')
+  t.equal(breakers.allows('b'), true, 'a probe may go at once')
+  t.same(moves.at(-1), ['b', 'open', 'half-open'])
+  breakers.reconnected('b')
+  breakers.reconnected('c')
+  t.equal(moves.length, 3, 'only an open circuit moves')
+})

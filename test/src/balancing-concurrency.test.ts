@@ -14,7 +14,7 @@ test('no limit: nothing waits, nothing is kept', async (t) => {
 
 test('beyond maxConcurrent calls wait in order; beyond the queue they are refused at once', async (t) => {
   const refused: RefusalReason[] = []
-  const gates = new ConcurrencyGates((_id, why) => refused.push(why))
+  const gates = new ConcurrencyGates({ refused: (_id, why) => refused.push(why) })
   t.equal(gates.acquire(limit(1)), undefined, 'a free slot is taken at once')
   const order: string[] = []
   const second = gates.acquire(limit(1))?.then(() => order.push('second'))
@@ -33,7 +33,7 @@ test('beyond maxConcurrent calls wait in order; beyond the queue they are refuse
 
 test('a call that waits too long is refused; a cancelled one leaves the queue', async (t) => {
   const refused: RefusalReason[] = []
-  const gates = new ConcurrencyGates((_id, why) => refused.push(why))
+  const gates = new ConcurrencyGates({ refused: (_id, why) => refused.push(why) })
   gates.acquire(limit(1, 5, 30))
   await t.rejects(gates.acquire(limit(1, 5, 30)) as Promise<void>, { code: 'MCPGW_ERR_UPSTREAM_BUSY', message: /within 30 ms/ })
   t.same(refused, ['timeout'])

@@ -60,7 +60,8 @@ test('add validates, applies defaults, announces the change and updates services
     forwardIdentity: false,
     maxSessions: DEFAULT_UPSTREAM.maxSessions,
     maxConcurrent: 0,
-    queue: { size: 100, timeoutMs: 5000 }
+    queue: { size: 100, timeoutMs: 5000 },
+    healthCheck: { intervalMs: 30_000, timeoutMs: 5000, unhealthyThreshold: 2, healthyThreshold: 1, retryIntervalMs: 2000 }
   })
   t.same(changes, [{ type: 'added', server: added }])
   t.equal(r.get('b'), added)

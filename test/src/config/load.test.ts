@@ -57,7 +57,7 @@ test('an empty configuration gets every default', async (t) => {
       timeout: 60_000,
       connectTimeout: 10_000,
       maxConnections: 16,
-      healthInterval: 15_000,
+      healthCheck: { intervalMs: 30_000, timeoutMs: 5000, unhealthyThreshold: 2, healthyThreshold: 1, retryIntervalMs: 2000 },
       reconnectMin: 500,
       reconnectMax: 30_000,
       maxSessions: 100,
@@ -75,6 +75,8 @@ test('an empty configuration gets every default', async (t) => {
     balancer: { strategy: 'peak-ewma', hashOn: 'address' },
     overload: { maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSec: 10 },
     retryBudget: { ratio: 0.2, minPerSecond: 10, windowMs: 10_000 },
+    outlierDetection: { errorRate: 0.5, minCalls: 10, windowMs: 10_000, consecutiveFailures: 0, ejectionMs: 30_000, maxEjectionMs: 300_000, maxEjectedShare: 0.5 },
+    hedging: null,
     circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1 },
     admin: { apiKey: null },
     registryFile: null,
@@ -158,7 +160,8 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       forwardIdentity: false,
       maxSessions: DEFAULT_UPSTREAM.maxSessions,
       maxConcurrent: 0,
-      queue: { size: 100, timeoutMs: 5000 }
+      queue: { size: 100, timeoutMs: 5000 },
+      healthCheck: { intervalMs: 30_000, timeoutMs: 5000, unhealthyThreshold: 2, healthyThreshold: 1, retryIntervalMs: 2000 }
     },
     {
       id: 'local',
@@ -178,7 +181,8 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       forwardIdentity: false,
       maxSessions: DEFAULT_UPSTREAM.maxSessions,
       maxConcurrent: 0,
-      queue: { size: 100, timeoutMs: 5000 }
+      queue: { size: 100, timeoutMs: 5000 },
+      healthCheck: { intervalMs: 30_000, timeoutMs: 5000, unhealthyThreshold: 2, healthyThreshold: 1, retryIntervalMs: 2000 }
     },
     {
       id: 'tuned',
@@ -197,7 +201,8 @@ test('servers[] entries get their defaults and an inferred transport', async (t)
       forwardIdentity: false,
       maxSessions: DEFAULT_UPSTREAM.maxSessions,
       maxConcurrent: 0,
-      queue: { size: 100, timeoutMs: 5000 }
+      queue: { size: 100, timeoutMs: 5000 },
+      healthCheck: { intervalMs: 30_000, timeoutMs: 5000, unhealthyThreshold: 2, healthyThreshold: 1, retryIntervalMs: 2000 }
     }
   ])
 })
