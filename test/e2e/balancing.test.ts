@@ -5,7 +5,8 @@ import { type Gateway, startGateway } from '../helper.js'
 /**
  * Balancing strategies against real replicas (SDK servers over Streamable HTTP, fixtures of this repo that answer
  * after a set delay), calls made through the gateway's programmatic API several at a time: the default (peak EWMA,
- * power of two choices) starves a slow replica, least-connections too, weighted keeps 3:1.
+ * power of two choices) starves a slow replica, least-connections too, weighted keeps 3:1, consistent-hash keeps each
+ * caller (API-key principals over REST) on its replica and moves only the callers of a replica that leaves.
  */
 
 async function replicas (t: Test, delays: number[]): Promise<HttpFixture[]> {
@@ -52,4 +53,38 @@ test('weighted: 3:1 within a few percent', async (t) => {
   const gateway = await gatewayOver(t, fixtures, { balancer: { strategy: 'weighted' } }, [3, 1])
   const shares = await load(gateway, fixtures, 400, 4)
   t.ok(Math.abs((shares[0] as number) - 0.75) < 0.03, `shares ${shares.map(s => s.toFixed(3)).join(' ')}`)
+})
+
+test('consistent-hash on the principal: each caller keeps its replica; a replica that leaves moves only its callers', async (t) => {
+  const fixtures = await replicas(t, [1, 1, 1])
+  const keys = Array.from({ length: 24 }, (_, i) => ({ name: `caller-${i}`, key: `key-of-caller-number-${i}` }))
+  const gateway = await gatewayOver(t, fixtures, { balancer: { strategy: 'consistent-hash', hashOn: 'principal' }, auth: { apiKeys: keys } })
+  /** The replica that served each caller's calls (all of them the same one, or 'mixed'). */
+  const placement = async () => {
+    const served: string[] = []
+    for (const { key } of keys) {
+      const seen = new Set<string>()
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(gateway.base + '/mcp/tools/call', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-api-key': key },
+          body: JSON.stringify({ name: 'svc__work', arguments: {} })
+        })
+        seen.add(((await res.json()) as { content: Array<{ text: string }> }).content[0]?.text ?? '?')
+      }
+      served.push(seen.size === 1 ? [...seen][0] as string : 'mixed')
+    }
+    return served
+  }
+  const before = await placement()
+  t.notOk(before.includes('mixed'), 'every caller\'s calls went to one replica')
+  const counts = ['r0', 'r1', 'r2'].map(r => before.filter(s => s === r).length)
+  t.ok(counts.every(c => c >= 3), `callers spread over the replicas: ${counts.join(' ')}`)
+  gateway.app.mcpRegistry.remove('r2')
+  const after = await placement()
+  t.notOk(after.includes('mixed'))
+  before.forEach((replica, i) => {
+    if (replica !== 'r2') t.equal(after[i], replica, `caller-${i} stays on ${replica}`)
+    else t.not(after[i], 'r2', `caller-${i} moves off the replica that left`)
+  })
 })
