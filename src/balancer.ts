@@ -94,14 +94,15 @@ export class ServiceBalancer implements Balancer {
     this.outliers = new OutlierDetector(options.outliers ?? DEFAULT_OUTLIERS, (id) => {
       const service = registry.get(id)?.service
       return service === undefined ? [id] : registry.replicas(service).map(r => r.id)
-    }, options.onEjection)
+    }, options.onEjection, Date.now, (id) => (registry.get(id)?.weight ?? 0) > 0 && health.isUp(id) && this.circuits.report(id).state !== 'open')
     this.attempts = {
       started: (id) => {
         this.load.started(id)
         this.circuits.started(id)
       },
       finished: (id, ms, failed) => {
-        this.load.finished(id, ms, failed)
+        // Removed while the call ran: nothing is kept for it (its records are gone and stay gone).
+        if (!this.load.finished(id, ms, failed)) return
         this.outliers.record(id, failed)
         if (failed) {
           this.circuits.failed(id)
@@ -140,7 +141,10 @@ export class ServiceBalancer implements Balancer {
       const only = replicas[0] as UpstreamDefinition
       return this.#eligible(only, exclude) ? only : undefined
     }
-    const eligible = replicas.filter(r => this.#eligible(r, exclude))
+    let eligible = replicas.filter(r => this.#eligible(r, exclude))
+    // Panic mode (Envoy's name): with every usable replica ejected — the others went down after the ejections —
+    // ejection is ignored rather than the service emptied.
+    if (eligible.length === 0) eligible = replicas.filter(r => this.#eligible(r, exclude, true))
     if (eligible.length <= 1) return eligible[0]
     const chosen = this.#strategyOf(service)
     return chosen.strategy.pick({ replicas: eligible, context, load: this.#figures, hashOn: chosen.hashOn, random: this.#random })
@@ -186,8 +190,8 @@ export class ServiceBalancer implements Balancer {
     return chosen
   }
 
-  #eligible (replica: UpstreamDefinition, exclude: ReadonlySet<string> | undefined): boolean {
-    return replica.weight > 0 && this.health.isUp(replica.id) && exclude?.has(replica.id) !== true && !this.outliers.ejected(replica.id) &&
+  #eligible (replica: UpstreamDefinition, exclude: ReadonlySet<string> | undefined, panic = false): boolean {
+    return replica.weight > 0 && this.health.isUp(replica.id) && exclude?.has(replica.id) !== true && (panic || !this.outliers.ejected(replica.id)) &&
       this.circuits.allows(replica.id)
   }
 }

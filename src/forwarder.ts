@@ -78,6 +78,8 @@ export interface ForwardedCall extends ForwardTarget {
   refused?: UpstreamFailure | undefined
   /** An attempt of a hedged call (the first or the hedge): not hedged again. */
   hedged?: boolean
+  /** The replica its current attempt is on (what a hedge must avoid). */
+  on?: string
 }
 
 /**
@@ -117,8 +119,12 @@ export interface HedgingSettings {
 export class Forwarder {
   /** Each upstream's calls in flight and queue (maxConcurrent, queue). */
   readonly gates: ConcurrencyGates
-  /** Per service: retries one service's failures cause are paid for by its own calls. */
+  /**
+   * Per service: retries one service's failures cause are paid for by its own calls; and all of them together by
+   * all calls, so a thousand quiet services do not add up to a thousand floors (minPerSecond) of retries.
+   */
   readonly #budgets = new Map<string, RetryBudget>()
+  readonly #budget: RetryBudget
   readonly #preCall: Array<NonNullable<CallHooks['preCall']>> = []
   readonly #onResult: Array<NonNullable<CallHooks['onResult']>> = []
 
@@ -127,6 +133,7 @@ export class Forwarder {
       refused: (_upstream, reason) => options.observer?.upstreamBusy?.(reason),
       waited: (_upstream, ms) => options.observer?.queueWait?.(ms / 1000)
     })
+    this.#budget = new RetryBudget(options.retryBudget)
     options.registry.onChange((change) => {
       // A queue belongs to one configuration of an upstream: its waiters are refused (never sent) when it changes.
       if (change.type !== 'added') this.gates.forget(change.server.id)
@@ -209,7 +216,10 @@ export class Forwarder {
         call.tried === undefined ? pool.whyUnavailable(call.service) : 'every replica failed this call'))
     }
     // The budget grows with calls that go somewhere (not those refused by hooks, nor a call's later tries).
-    if (call.tried === undefined && call.refused === undefined && call.hedged !== true) this.#budget(call.service).called()
+    if (call.tried === undefined && call.refused === undefined && call.hedged !== true) {
+      this.#budget.called()
+      this.#serviceBudget(call.service).called()
+    }
     if (this.options.hedging !== undefined && call.hedged !== true && call.tried === undefined) {
       const delay = this.#hedgeDelay(call, replica, this.options.hedging)
       if (delay !== undefined) return this.#hedge(call, replica, delay)
@@ -253,14 +263,18 @@ export class Forwarder {
    * with another replica, once the replica's percentile rests on enough calls.
    */
   #hedgeDelay (call: ForwardedCall, replica: UpstreamDefinition, hedging: HedgingSettings): number | undefined {
-    if (call.readOnly !== true || call.upstream !== undefined || call.onProgress !== undefined) return undefined
+    if (call.readOnly !== true || call.upstream !== undefined || call.onProgress !== undefined || call.cancel?.requested === true) return undefined
+    // A client the upstream may ask things (sampling, elicitation, roots) would be asked by both replicas.
+    const client = call.context
+    if (client instanceof ClientSession && (client.declared('sampling') || client.declared('elicitation') || client.declared('roots'))) return undefined
     const { registry, pool, broker, balancer } = this.options
     if (registry.replicas(call.service).length < 2 || balancer?.latencyQuantile === undefined) return undefined
     const connection = pool.get(replica.id)
     if (connection === undefined || !broker.sharesSession(call.context, connection)) return undefined
     const { ms, samples } = balancer.latencyQuantile(replica.id, hedging.percentile / 100)
-    if (samples < hedging.minSamples) return undefined
-    return Math.min(replica.timeout, Math.max(hedging.minDelayMs, ms))
+    const delay = Math.max(hedging.minDelayMs, ms)
+    // Past its deadline the first attempt times out anyway: a hedge then is only a retry, which a timeout never gets.
+    return samples < hedging.minSamples || delay >= replica.timeout ? undefined : delay
   }
 
   /**
@@ -302,13 +316,17 @@ export class Forwarder {
         }
       }
       const timer = setTimeout(() => {
-        if (done || parent?.requested === true || !this.#anotherReplica(call, replica)) return
-        if (!this.#budget(call.service).tryRetry()) {
+        // Not where the first attempt is now, nor where it was refused or failed.
+        const tried = new Set(first.tried)
+        tried.add(replica.id)
+        if (first.on !== undefined) tried.add(first.on)
+        if (done || parent?.requested === true || !this.#anotherReplica({ ...call, tried }, replica)) return
+        if (!this.#tryRetry(call.service)) {
           observer?.hedge?.('refused')
           return
         }
         observer?.hedge?.('sent')
-        second = { ...call, cancel: new Cancellation(), hedged: true, tried: new Set([replica.id]) }
+        second = { ...call, cancel: new Cancellation(), hedged: true, tried }
         running++
         this.#attempt(second).then(answered(second), failed(second))
       }, delay)
@@ -318,6 +336,7 @@ export class Forwarder {
           second?.cancel?.cancel(reason)
         }
       })
+      if (parent?.requested === true) first.cancel?.cancel(parent.reason ?? 'cancelled')
       this.#onReplica(first, replica).then(answered(first), failed(first))
     })
   }
@@ -334,6 +353,7 @@ export class Forwarder {
       // Replaced or removed while the call waited for its slot: never sent.
       if (connection === undefined) throw new ERR_UPSTREAM_UNAVAILABLE(call.service, `upstream ${replica.id} was reconfigured or removed`)
       load?.started(replica.id)
+      call.on = replica.id
       const principal = call.context.principal
       const options = {
         timeout: replica.timeout,
@@ -392,7 +412,7 @@ export class Forwarder {
    * 100 ms: replicas failing together are not hit in step) — if the retry budget allows; if not, the failure stands.
    */
   #retry (call: ForwardedCall, replica: UpstreamDefinition, failure: UpstreamFailure): Promise<unknown> {
-    if (!this.#budget(call.service).tryRetry()) {
+    if (!this.#tryRetry(call.service)) {
       this.options.observer?.retry?.('refused')
       throw asAnswered(failure, call.service)
     }
@@ -406,7 +426,16 @@ export class Forwarder {
     })
   }
 
-  #budget (service: string): RetryBudget {
+  /** Whether the service's budget and the gateway's both allow one more retry; if so it is counted in both. */
+  #tryRetry (service: string): boolean {
+    const own = this.#serviceBudget(service)
+    if (!own.allows() || !this.#budget.allows()) return false
+    own.spend()
+    this.#budget.spend()
+    return true
+  }
+
+  #serviceBudget (service: string): RetryBudget {
     let budget = this.#budgets.get(service)
     if (budget === undefined) this.#budgets.set(service, budget = new RetryBudget(this.options.retryBudget))
     return budget

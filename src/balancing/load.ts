@@ -33,10 +33,13 @@ export class UpstreamLoad {
     this.#load(id).inFlight++
   }
 
-  /** The call ended after `ms`; `failed`: it did not get an answer from the upstream (timeouts, errors, drops). */
-  finished (id: string, ms: number, failed: boolean, now = performance.now()): void {
+  /**
+   * The call ended after `ms`; `failed`: it did not get an answer from the upstream (timeouts, errors, drops).
+   * false: the upstream is not known (it was removed while the call ran).
+   */
+  finished (id: string, ms: number, failed: boolean, now = performance.now()): boolean {
     const load = this.#loads.get(id)
-    if (load === undefined) return
+    if (load === undefined) return false
     load.inFlight = Math.max(0, load.inFlight - 1)
     const weight = load.samples === 0 ? 0 : Math.exp(-(now - load.stamp) / DECAY_MS)
     load.latencyMs = ms > load.latencyMs ? ms : load.latencyMs * weight + ms * (1 - weight)
@@ -45,6 +48,7 @@ export class UpstreamLoad {
     load.errorRate = load.errorRate * errorWeight + (failed ? 1 : 0) * (1 - errorWeight)
     load.samples++
     load.stamp = now
+    return true
   }
 
   /** A call ended without a sample (cancelled, or it never left). */

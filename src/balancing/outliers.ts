@@ -4,8 +4,8 @@
  * its service's rotation for `ejectionMs` × the times it was ejected recently (at most `maxEjectionMs`), then comes
  * back on its own. Unlike a circuit breaker, which judges an upstream alone and fails fast when every replica is
  * open, ejection is relative to the replicas beside it: at most `maxEjectedShare` of a service's replicas are out at
- * once (rounded down, so the only replica of a service is never ejected: its breaker covers it), and a service is
- * never emptied by it. Failures are what the circuit breakers count: the upstream did not answer (timeouts, dropped
+ * once (rounded down, so the only replica of a service is never ejected: its breaker covers it) — counting those
+ * that cannot take calls anyway (down, drained, circuit open) — so ejection never empties a service. Failures are what the circuit breakers count: the upstream did not answer (timeouts, dropped
  * connections, HTTP errors), not tool errors or JSON-RPC errors.
  */
 
@@ -58,6 +58,8 @@ class Outlier {
   readonly failures = new Uint32Array(BUCKETS)
   readonly periods = new Float64Array(BUCKETS).fill(-1)
   inARow = 0
+  /** The window bucket in which an ejection was last refused by the share cap: not tried again within it. */
+  capped = -1
   ejected = false
   until = 0
   ejections = 0
@@ -71,14 +73,16 @@ export class OutlierDetector {
   readonly #bucketMs: number
 
   /**
-   * `replicas(id)`: the ids of the replicas of `id`'s service, `id` included. `onEject`: told of each ejection
-   * (logs, metrics).
+   * `replicas(id)`: the ids of the replicas of `id`'s service, `id` included; `usable(id)`: whether a replica could
+   * take calls if it were not ejected (up, not drained, circuit not open). `onEject`: told of each ejection (logs,
+   * metrics).
    */
   constructor (
     private readonly settings: OutlierSettings,
     private readonly replicas: (id: string) => readonly string[],
     private readonly onEject: (id: string, ejection: Ejection) => void = () => {},
-    private readonly now: () => number = Date.now
+    private readonly now: () => number = Date.now,
+    private readonly usable: (id: string) => boolean = () => true
   ) {
     this.#bucketMs = Math.max(1, settings.windowMs / BUCKETS)
   }
@@ -105,8 +109,11 @@ export class OutlierDetector {
     }
     ;(outlier.failures[bucket] as number)++
     outlier.inARow++
+    // Held by the share cap: judged again in the next bucket, not on every failure (which would walk the
+    // service's replicas on each one, just when many fail).
+    if (outlier.capped === period) return
     if (consecutiveFailures > 0 && outlier.inARow >= consecutiveFailures) {
-      this.#eject(id, outlier, 'consecutive', `${outlier.inARow} calls failed in a row`)
+      this.#eject(id, outlier, period, 'consecutive', `${outlier.inARow} calls failed in a row`)
       return
     }
     if (errorRate > 0) {
@@ -119,7 +126,7 @@ export class OutlierDetector {
         failures += outlier.failures[b] as number
       }
       if (calls >= this.settings.minCalls && failures >= errorRate * calls) {
-        this.#eject(id, outlier, 'error_rate', `${failures} of its last ${calls} calls failed (errorRate ${errorRate})`)
+        this.#eject(id, outlier, period, 'error_rate', `${failures} of its last ${calls} calls failed (errorRate ${errorRate})`)
       }
     }
   }
@@ -156,13 +163,16 @@ export class OutlierDetector {
     this.#outliers.delete(id)
   }
 
-  #eject (id: string, outlier: Outlier, kind: Ejection['kind'], reason: string): void {
+  #eject (id: string, outlier: Outlier, period: number, kind: Ejection['kind'], reason: string): void {
     const replicas = this.replicas(id)
     const allowed = Math.floor(replicas.length * this.settings.maxEjectedShare)
     let out = 0
-    for (const replica of replicas) if (replica !== id && this.ejected(replica)) out++
-    // The share is reached: it stays, and keeps being judged.
-    if (out + 1 > allowed) return
+    for (const replica of replicas) if (replica !== id && (this.ejected(replica) || !this.usable(replica))) out++
+    // The share is reached: it stays, and is judged again later.
+    if (out + 1 > allowed) {
+      outlier.capped = period
+      return
+    }
     outlier.ejections = this.#recentEjections(outlier) + 1
     const ms = Math.min(this.settings.maxEjectionMs, this.settings.ejectionMs * outlier.ejections)
     outlier.ejected = true

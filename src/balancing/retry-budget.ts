@@ -34,7 +34,14 @@ export class RetryBudget {
 
   /** Whether a retry may go; if so it is counted. */
   tryRetry (): boolean {
-    const at = this.#bucket()
+    if (!this.allows()) return false
+    this.spend()
+    return true
+  }
+
+  /** Whether a retry may go now (nothing counted: see `spend`). */
+  allows (): boolean {
+    this.#bucket()
     let calls = 0
     let retries = 0
     for (let i = 0; i < this.#calls.length; i++) {
@@ -42,9 +49,12 @@ export class RetryBudget {
       retries += this.#retries[i] as number
     }
     const allowed = this.settings.ratio * calls + this.settings.minPerSecond * (this.settings.windowMs / 1000)
-    if (retries + 1 > allowed) return false
-    this.#retries[at]++
-    return true
+    return retries + 1 <= allowed
+  }
+
+  /** A retry went. */
+  spend (): void {
+    this.#retries[this.#bucket()]++
   }
 
   /** The current one-second bucket, clearing the ones the clock passed over since the last call. */

@@ -6,7 +6,7 @@ import { normalizeAuth } from './auth.js'
 import { normalizeRateLimit } from './rate-limit.js'
 import { DEFAULT_OUTLIERS } from '../balancing/outliers.js'
 import { kResolvedConfig } from '../symbols.js'
-import type { BalancerSettings, GatewayConfig, UpstreamDefaults, UpstreamDefinition, UpstreamTransport } from './types.js'
+import type { BalancerSettings, GatewayConfig, HealthCheckSettings, UpstreamDefaults, UpstreamDefinition, UpstreamTransport } from './types.js'
 
 /** Defaults and cross-field rules the JSON schema cannot express; every problem names its field. */
 
@@ -186,16 +186,25 @@ function upstreamDefaults (input: GatewayConfigFile['upstreamDefaults'], problem
   const defaults: UpstreamDefaults = {
     ...DEFAULT_UPSTREAM,
     ...rest,
-    healthCheck: {
-      ...DEFAULT_UPSTREAM.healthCheck,
-      ...(healthInterval !== undefined ? { intervalMs: healthInterval } : {}),
-      ...healthCheck
-    }
+    healthCheck: healthCheckSettings(DEFAULT_UPSTREAM.healthCheck, { ...(healthInterval !== undefined ? { intervalMs: healthInterval } : {}), ...healthCheck })
   }
   if (defaults.reconnectMin > defaults.reconnectMax) {
     problems.push('upstreamDefaults.reconnectMin: must not be larger than upstreamDefaults.reconnectMax')
   }
   return defaults
+}
+
+/**
+ * `input` over `base`; a check deadline or retry interval not set is never longer than the interval (an upstream
+ * checked every 500 ms is rechecked within 500 ms after a failure, not 2 s).
+ */
+function healthCheckSettings (base: HealthCheckSettings, input: Partial<HealthCheckSettings>): HealthCheckSettings {
+  const merged = { ...base, ...input }
+  return {
+    ...merged,
+    timeoutMs: input.timeoutMs ?? Math.min(merged.timeoutMs, merged.intervalMs),
+    retryIntervalMs: input.retryIntervalMs ?? Math.min(merged.retryIntervalMs, merged.intervalMs)
+  }
 }
 
 /** Normalizes one upstream (from the config file or the admin API); throws ConfigProblems. */
@@ -287,7 +296,7 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
     ...(input.balancer !== undefined ? { balancer: balancerSettings(input.balancer) } : {}),
     maxConcurrent: input.maxConcurrent ?? defaults.maxConcurrent,
     queue: { size: input.queue?.size ?? defaults.queueSize, timeoutMs: input.queue?.timeoutMs ?? defaults.queueTimeout },
-    healthCheck: { ...defaults.healthCheck, ...input.healthCheck }
+    healthCheck: healthCheckSettings(defaults.healthCheck, input.healthCheck ?? {})
   }
   return server
 }

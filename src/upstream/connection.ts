@@ -85,7 +85,7 @@ const LIST_CHANGED: Record<string, ListKind> = {
 /** An MCP ping on the gateway's session; a server that answers it with a JSON-RPC error still answered: it is alive. */
 async function pingCheck (control: UpstreamSession, timeout: number): Promise<void> {
   try {
-    await control.request('ping', undefined, { timeout })
+    await control.request('ping', undefined, { timeout, check: true })
   } catch (err) {
     if ((err as { rpcError?: unknown }).rpcError === undefined) throw err
   }
@@ -235,9 +235,12 @@ export class UpstreamConnection {
         await session.close('the gateway is stopping this upstream')
         return
       }
+      // A health page that fails keeps it out, reconnected or not.
+      if (this.definition.healthCheck.path !== undefined) {
+        await this.#probe(session).catch((err: unknown) => { throw new Error(`health check failed: ${(err as Error).message}`) })
+      }
       this.control = session
       this.listing = listing
-      this.#attempts = 0
       if (session instanceof HttpSession) {
         session.onReinitialized = () => this.#relist(['tools', 'resources', 'prompts'])
         // Its GET stream dropping is the first sign of an upstream going away: check at once, not at the next ping.
@@ -326,6 +329,8 @@ export class UpstreamConnection {
   #up (): void {
     const listing = this.listing as ServiceListing
     this.#wasUp = true
+    // Only now: an upstream that reconnects but fails to prove itself healthy keeps backing off.
+    this.#attempts = 0
     this.failedChecks = 0
     this.#setState('up', undefined)
     this.#log.info({ tools: listing.tools.length, resources: listing.resources.length, prompts: listing.prompts.length, server: listing.serverInfo }, 'upstream is up')
@@ -415,9 +420,11 @@ export class UpstreamConnection {
     }
   }
 
-  /** An HTTP GET of `path` on the upstream's pool (no socket of its own), with its configured headers: 2xx passes. */
+  /** An HTTP GET of `path` on the checks' own connection, with the upstream's configured headers: 2xx passes. */
   async #getCheck (http: HttpUpstream, path: string, timeout: number): Promise<void> {
-    const res = await http.pool.request({ method: 'GET', path, headers: http.headers, headersTimeout: timeout, bodyTimeout: timeout })
+    const res = await http.checks().request({
+      method: 'GET', path, headers: http.headers, headersTimeout: timeout, bodyTimeout: timeout, signal: AbortSignal.timeout(timeout)
+    })
     await res.body.dump({ limit: CHECK_BODY_LIMIT }).catch(() => {})
     if (res.statusCode < 200 || res.statusCode > 299) throw new Error(`GET ${path} answered HTTP ${res.statusCode}`)
   }

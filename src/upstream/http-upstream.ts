@@ -35,6 +35,8 @@ export class HttpUpstream {
   readonly headers: Readonly<Record<string, string>>
   /** What a Streamable HTTP POST carries. */
   readonly baseHeaders: Readonly<Record<string, string>>
+  /** Health checks' own connection (see `checks`), made on first use. */
+  #checks: Client | undefined
   readonly #courtesyBacklog: Array<() => Promise<void>> = []
   #courtesyRunning = 0
 
@@ -84,6 +86,18 @@ export class HttpUpstream {
   }
 
   /**
+   * The connection health checks use (pings, the GET of healthCheck.path): never queued behind calls holding every
+   * pooled connection. Undici's default keep-alive (4 s) closes it between checks, so an idle upstream keeps no
+   * extra socket.
+   */
+  checks (): Client {
+    if (this.#checks === undefined || this.#checks.destroyed || this.#checks.closed) {
+      this.#checks = new Client(this.#origin, { pipelining: 1, connect: this.#connect })
+    }
+    return this.#checks
+  }
+
+  /**
    * A long-lived GET (an event stream) on a connection of its own, closed when its body ends: streams never take
    * the request connections, and an upstream with no stream open holds nothing for them (a Pool would hold a
    * 2048-slot queue per upstream, 16 KB each at a thousand upstreams).
@@ -109,7 +123,9 @@ export class HttpUpstream {
   async close (): Promise<void> {
     const streams = [...this.#streams]
     this.#streams.clear()
-    await Promise.all([this.pool.destroy(), ...streams.map(c => c.destroy())])
+    const checks = this.#checks
+    this.#checks = undefined
+    await Promise.all([this.pool.destroy(), ...streams.map(c => c.destroy()), checks?.destroy()])
   }
 }
 

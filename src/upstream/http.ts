@@ -77,7 +77,8 @@ export class HttpSession extends UpstreamSession {
       const exchange = new PostExchange(this, pending, this.sessionId, resolve, reject)
       if (pending !== undefined) pending.handle = exchange
       const timeout = this.upstream.definition.timeout
-      this.upstream.pool.dispatch({
+      const dispatcher = pending?.check === true ? this.upstream.checks() : this.upstream.pool
+      dispatcher.dispatch({
         path: this.upstream.path,
         method: 'POST',
         headers: pending?.headers === undefined ? this.#headers : { ...this.#headers, ...pending.headers },

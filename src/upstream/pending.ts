@@ -36,6 +36,8 @@ export class Pending implements CancellationListener {
   handle: TransportHandle | undefined
   /** HTTP headers for this request alone (see RequestOptions.headers). */
   headers: Readonly<Record<string, string>> | undefined
+  /** A health check (see RequestOptions.check). */
+  check = false
 
   constructor (
     readonly session: PendingOwner,

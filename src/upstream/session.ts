@@ -42,6 +42,11 @@ export interface RequestOptions {
   origin?: RequestOrigin | undefined
   /** HTTP headers for this request alone (the caller's identity, for upstreams with forwardIdentity); HTTP only. */
   headers?: Readonly<Record<string, string>> | undefined
+  /**
+   * A health check: over HTTP it goes on a connection of its own, never queued behind calls that hold every pooled
+   * connection (a busy upstream is not a dead one).
+   */
+  check?: boolean | undefined
 }
 
 /** A request the server sends us (sampling, elicitation, roots, ping). */
@@ -188,6 +193,7 @@ export abstract class UpstreamSession implements PendingOwner {
       const pending = new Pending(this, id, method, options.onProgress, options.raw === true, options.origin, cancellation, resolve, reject)
       pending.timer = setTimeout(onDeadline, options.timeout, pending, options.timeout)
       pending.headers = options.headers
+      pending.check = options.check === true
       cancellation?.listen(pending)
       this.pending.set(id, pending)
       this.transmit(message, pending).catch((err: unknown) => pending.reject(upstreamFailure(err, this.serverId)))

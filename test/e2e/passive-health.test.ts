@@ -126,10 +126,33 @@ test('hedging: a read-only call slower than the replica\'s percentile goes to a 
   for (let i = 0; i < 2; i++) writes.push(await callTool(gateway.base, 'svc__write'))
   t.equal(slow.controls.calls.length, writeStarted + 1, 'a write goes to one replica only')
   t.ok(writes.some(w => textOf(w.body) === 'slow' && w.ms >= 2900), 'and waits for it')
+  const sentBefore = slow.controls.calls.length + fast.controls.calls.length
+  const aborted = await gateway.app.mcpProxy.callTool('svc__read', {}, { signal: AbortSignal.abort() }).then(() => 'answered', (err: Error) => err.message)
+  t.match(aborted, /cancel/i, 'a call cancelled before it left is not hedged into being sent')
+  t.equal(slow.controls.calls.length + fast.controls.calls.length, sentBefore)
   const metrics = await (await fetch(gateway.base + '/metrics')).text()
   t.match(metrics, /mcp_gateway_hedges_total\{outcome="sent"\} [2-9]/)
   t.match(metrics, /mcp_gateway_hedges_total\{outcome="won"\} [2-9]/)
   const health = await upstreamHealth(gateway.base)
   t.match(health.fast, { latency: { p50Ms: Number, p95Ms: Number, p99Ms: Number, samples: Number, windowMs: 60_000 } })
   t.ok((health.fast?.latency as { samples: number }).samples >= 8)
+})
+
+test('with one replica down, ejection does not take the last one that answers', async (t) => {
+  const gone = await startPlainServer(t, 'gone')
+  const flaky = await startPlainServer(t, 'flaky')
+  flaky.controls.failCalls = 2
+  const gateway = await startGateway(t, {
+    upstreamDefaults: { reconnectMin: 60_000, reconnectMax: 60_000 },
+    circuitBreaker: { failureThreshold: 0 },
+    outlierDetection: { minCalls: 4 },
+    servers: [{ id: 'gone', service: 'svc', url: gone.url }, { id: 'flaky', service: 'svc', url: flaky.url }]
+  })
+  await gone.stop()
+  gateway.app.mcpProxy.connections.get('gone')?.suspect()
+  await waitFor('gone down', () => gateway.app.mcpProxy.connections.get('gone')?.state === 'down')
+  const statuses = []
+  for (let i = 0; i < 20; i++) statuses.push((await callTool(gateway.base, 'svc__write')).status)
+  t.equal(statuses.filter(s => s === 200).length, 10, `half the calls still answered: ${statuses.join(' ')}`)
+  t.match((await upstreamHealth(gateway.base)).flaky, { ejection: { ejected: false } })
 })

@@ -2,6 +2,7 @@ import { type Test, test } from 'tap'
 import { McpError } from '@modelcontextprotocol/sdk/types.js'
 import { startGateway, waitFor } from '../helper.js'
 import { startHttpFixture } from '../fixtures/mcp-server.js'
+import { startPlainServer } from '../fixtures/plain-mcp-server.js'
 
 /**
  * The plain-HTTP endpoints for clients without an MCP SDK: JSON in, JSON out, Fastify's error shape with a status
@@ -81,18 +82,30 @@ test('POST /mcp/tools/call returns the tool result, or an error with the right s
   t.match(crashed.body.message, /Upstream fx answered tools\/call with an error: disk on fire/)
 })
 
-test('POST /mcp/resources/list, and upstream outages as 503', async (t) => {
-  const { post, fixture, gateway } = await setup(t)
+test('POST /mcp/resources/list', async (t) => {
+  const { post } = await setup(t)
   const list = await post('/mcp/resources/list', {})
   t.same(list.body, { resources: [{ uri: 'fx://a', name: 'a', mimeType: 'text/plain' }, { uri: 'fx://b', name: 'b', mimeType: 'text/plain' }] })
+})
 
+test('upstream outages as 503', async (t) => {
+  // The plain fixture offers no GET stream (405), so once the gateway has asked for one, nothing tells it the
+  // server stopped before a call fails on it.
+  const fixture = await startPlainServer(t, 'fx')
+  const gateway = await startGateway(t, { servers: [{ id: 'fx', url: fixture.url }] })
+  await waitFor('the gateway to learn there is no GET stream', () => fixture.controls.streamGets > 0)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  const post = async (path: string, body: unknown) => {
+    const res = await fetch(gateway.base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    return { status: res.status, body: await res.json() as Record<string, unknown> }
+  }
   await fixture.stop()
-  const down = await post('/mcp/tools/call', { name: 'fx__echo', arguments: { text: 'x' } })
+  const down = await post('/mcp/tools/call', { name: 'fx__write', arguments: {} })
   t.equal(down.status, 503, 'a call to an upstream that just stopped fails at once with 503')
   t.equal(down.body.code, 'MCPGW_ERR_UPSTREAM_UNAVAILABLE')
   t.match(down.body.message, /ECONNREFUSED/, 'and says why')
   await waitFor('the failed call to take fx out of the catalog', () => gateway.app.mcpProxy.catalog.tools.length === 0)
-  const gone = await post('/mcp/tools/call', { name: 'fx__echo', arguments: { text: 'x' } })
+  const gone = await post('/mcp/tools/call', { name: 'fx__write', arguments: {} })
   t.equal(gone.status, 404, 'once it is known to be down, its tools are unknown')
 })
 

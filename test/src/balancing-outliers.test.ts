@@ -98,3 +98,17 @@ test('reconnected un-ejects at once; forget drops the record; both checks off re
   t.equal(off.detector.ejected('a'), false)
   t.same(off.detector.report('a'), { ejected: false, ejections: 0 })
 })
+
+test('replicas that cannot take calls anyway count towards the share: ejection never empties a service', async (t) => {
+  let now = 0
+  const down = new Set(['a'])
+  const detector = new OutlierDetector({ ...DEFAULT_OUTLIERS, minCalls: 4, windowMs: 1000 }, () => ['a', 'b'], () => {}, () => now, (id) => !down.has(id))
+  for (let i = 0; i < 20; i++) detector.record('b', i % 2 === 0)
+  t.equal(detector.ejected('b'), false, 'a is down: ejecting b would leave nothing')
+  down.clear()
+  for (let i = 0; i < 20; i++) detector.record('b', i % 2 === 0)
+  t.equal(detector.ejected('b'), false, 'held by the cap within the same bucket: judged again in the next one')
+  now = 300
+  for (let i = 0; i < 4; i++) detector.record('b', true)
+  t.equal(detector.ejected('b'), true, 'a is back: b may go')
+})

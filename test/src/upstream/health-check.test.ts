@@ -40,7 +40,7 @@ const quick = { intervalMs: 100, retryIntervalMs: 40, timeoutMs: 200 }
 
 test('one failed check is checked again soon; unhealthyThreshold in a row take it down, with the reason', async (t) => {
   const { url, controls } = await startPlainServer(t)
-  const { conn, observer } = connection(t, url, { healthCheck: { ...quick, unhealthyThreshold: 3 } })
+  const { conn, observer } = connection(t, url, { healthCheck: { ...quick, retryIntervalMs: 300, unhealthyThreshold: 3 } })
   await conn.start()
   t.equal(conn.state, 'up')
   await waitFor('a check', () => conn.lastCheck !== undefined)
@@ -128,4 +128,50 @@ test('a call wanting an upstream that is down reconnects it now, not at the end 
   t.ok(Date.now() - woken < 1000)
   conn.wake()
   t.equal(conn.state, 'up', 'wake does nothing to an upstream that is up')
+})
+
+test('a reconnected upstream that keeps failing to prove itself healthy keeps backing off', async (t) => {
+  const { url, controls } = await startPlainServer(t)
+  const { conn } = connection(t, url, { healthCheck: { intervalMs: 5000, retryIntervalMs: 20, healthyThreshold: 2, unhealthyThreshold: 1 } },
+    { reconnectMin: 100, reconnectMax: 5000 })
+  await conn.start()
+  controls.ping = 'fail'
+  conn.suspect()
+  await waitFor('the upstream down', () => conn.state !== 'up')
+  const before = controls.initializations
+  await new Promise(resolve => setTimeout(resolve, 2000))
+  const reconnects = controls.initializations - before
+  // 100, 200, 400, 800 ms (±20%) and the proving checks: about 4 in 2 s; without backoff it would be ~15.
+  t.ok(reconnects >= 2 && reconnects <= 7, `reconnected ${reconnects} times in 2 s`)
+})
+
+test('healthCheck.path is checked when it reconnects too: a failing health page keeps it down', async (t) => {
+  const { url, controls } = await startPlainServer(t)
+  controls.health = 503
+  const { conn, observer } = connection(t, url, { healthCheck: { intervalMs: 200, path: '/healthz' } }, { reconnectMin: 50, reconnectMax: 100 })
+  await conn.start()
+  t.equal(conn.state, 'down')
+  t.match(conn.reason, 'health check failed: GET /healthz answered HTTP 503')
+  await new Promise(resolve => setTimeout(resolve, 600))
+  t.ok(controls.initializations >= 3, 'it kept trying')
+  t.notOk(observer.states.some(([state]) => state === 'up'), 'and was never up')
+  controls.health = 204
+  await waitFor('up once the page passes', () => conn.state === 'up')
+})
+
+test('checks go on a connection of their own: a busy pool does not delay them', async (t) => {
+  const { url, controls } = await startPlainServer(t)
+  controls.delayMs = 1500
+  for (const path of [undefined, '/healthz']) {
+    const { conn } = connection(t, url, { maxConnections: 1, healthCheck: { intervalMs: 100, timeoutMs: 500, unhealthyThreshold: 1, ...(path !== undefined ? { path } : {}) } })
+    await conn.start()
+    const call = (conn.control as { request: (m: string, p: unknown, o: unknown) => Promise<unknown> }).request('tools/call', { name: 'read', arguments: {} }, { timeout: 5000 })
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const checkedFrom = Date.now()
+    await waitFor('a check while the only pooled connection is busy', () => (conn.lastCheck?.at ?? 0) > checkedFrom, 1000)
+    t.match(conn.lastCheck, { ok: true }, `${path ?? 'ping'}: answered`)
+    t.ok((conn.lastCheck?.ms ?? Infinity) < 400, `${path ?? 'ping'}: in ${conn.lastCheck?.ms} ms, not after the call`)
+    t.equal(conn.state, 'up')
+    await call
+  }
 })
