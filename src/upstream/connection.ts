@@ -335,7 +335,9 @@ export class UpstreamConnection {
     this.#setState('up', undefined)
     this.#log.info({ tools: listing.tools.length, resources: listing.resources.length, prompts: listing.prompts.length, server: listing.serverInfo }, 'upstream is up')
     this.options.observer.listing(this)
-    this.#schedule(jittered(this.definition.healthCheck.intervalMs), () => this.#check())
+    // The first check anywhere in half to one and a half intervals: upstreams that came up together (start-up, a
+    // network blip) are not checked together ever after; the ±10% of the next ones keeps them spread.
+    this.#schedule(Math.round(this.definition.healthCheck.intervalMs * (0.5 + Math.random())), () => this.#check())
   }
 
   /** Connected again after a failure, `passed` checks passed: it takes calls once `healthyThreshold` have. */
@@ -420,13 +422,18 @@ export class UpstreamConnection {
     }
   }
 
-  /** An HTTP GET of `path` on the checks' own connection, with the upstream's configured headers: 2xx passes. */
+  /** An HTTP GET of `path` on a connection of its own, with the upstream's configured headers: 2xx passes. */
   async #getCheck (http: HttpUpstream, path: string, timeout: number): Promise<void> {
-    const res = await http.checks().request({
-      method: 'GET', path, headers: http.headers, headersTimeout: timeout, bodyTimeout: timeout, signal: AbortSignal.timeout(timeout)
-    })
-    await res.body.dump({ limit: CHECK_BODY_LIMIT }).catch(() => {})
-    if (res.statusCode < 200 || res.statusCode > 299) throw new Error(`GET ${path} answered HTTP ${res.statusCode}`)
+    const client = http.checkClient()
+    try {
+      const res = await client.request({
+        method: 'GET', path, headers: http.headers, headersTimeout: timeout, bodyTimeout: timeout, signal: AbortSignal.timeout(timeout), reset: true
+      })
+      await res.body.dump({ limit: CHECK_BODY_LIMIT }).catch(() => {})
+      if (res.statusCode < 200 || res.statusCode > 299) throw new Error(`GET ${path} answered HTTP ${res.statusCode}`)
+    } finally {
+      client.destroy().catch(() => {})
+    }
   }
 
   /**

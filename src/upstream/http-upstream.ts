@@ -35,8 +35,6 @@ export class HttpUpstream {
   readonly headers: Readonly<Record<string, string>>
   /** What a Streamable HTTP POST carries. */
   readonly baseHeaders: Readonly<Record<string, string>>
-  /** Health checks' own connection (see `checks`), made on first use. */
-  #checks: Client | undefined
   readonly #courtesyBacklog: Array<() => Promise<void>> = []
   #courtesyRunning = 0
 
@@ -86,15 +84,12 @@ export class HttpUpstream {
   }
 
   /**
-   * The connection health checks use (pings, the GET of healthCheck.path): never queued behind calls holding every
-   * pooled connection. Undici's default keep-alive (4 s) closes it between checks, so an idle upstream keeps no
-   * extra socket.
+   * A connection for one health check (a ping, the GET of healthCheck.path), never queued behind calls holding
+   * every pooled connection: it closes once its request is answered (the caller closes it right after dispatching),
+   * so an upstream keeps neither a socket nor a client object for its checks between them.
    */
-  checks (): Client {
-    if (this.#checks === undefined || this.#checks.destroyed || this.#checks.closed) {
-      this.#checks = new Client(this.#origin, { pipelining: 1, connect: this.#connect })
-    }
-    return this.#checks
+  checkClient (): Client {
+    return new Client(this.#origin, { pipelining: 1, connect: this.#connect })
   }
 
   /**
@@ -123,9 +118,7 @@ export class HttpUpstream {
   async close (): Promise<void> {
     const streams = [...this.#streams]
     this.#streams.clear()
-    const checks = this.#checks
-    this.#checks = undefined
-    await Promise.all([this.pool.destroy(), ...streams.map(c => c.destroy()), checks?.destroy()])
+    await Promise.all([this.pool.destroy(), ...streams.map(c => c.destroy())])
   }
 }
 

@@ -1,5 +1,5 @@
 import { StringDecoder } from 'node:string_decoder'
-import type { Dispatcher } from 'undici'
+import type { Client, Dispatcher } from 'undici'
 import type { Params } from '../../schemas/jsonrpc.js'
 import { backoffDelay } from '../backoff.js'
 import { ERR_UPSTREAM_PROTOCOL, ERR_UPSTREAM_SESSION_EXPIRED } from '../errors.js'
@@ -77,15 +77,20 @@ export class HttpSession extends UpstreamSession {
       const exchange = new PostExchange(this, pending, this.sessionId, resolve, reject)
       if (pending !== undefined) pending.handle = exchange
       const timeout = this.upstream.definition.timeout
-      const dispatcher = pending?.check === true ? this.upstream.checks() : this.upstream.pool
+      const check = pending?.check === true
+      const dispatcher = check ? this.upstream.checkClient() : this.upstream.pool
       dispatcher.dispatch({
         path: this.upstream.path,
         method: 'POST',
         headers: pending?.headers === undefined ? this.#headers : { ...this.#headers, ...pending.headers },
         body: message,
         headersTimeout: timeout,
-        bodyTimeout: timeout
+        bodyTimeout: timeout,
+        // A check's connection closes after it: a thousand upstreams checked every 30 s keep no socket open for it.
+        reset: check
       }, exchange)
+      // close() lets the request in flight finish first.
+      if (check) (dispatcher as Client).close().catch(() => {})
     })
   }
 
