@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { McpProxy } from '../src/proxy.js'
+import { McpProxy, type ProxyObserver } from '../src/proxy.js'
 import { PACKAGE } from '../src/version.js'
 
 /**
@@ -17,6 +17,15 @@ declare module 'fastify' {
 
 export default fp(async function mcpGatewayProxy (app) {
   const metrics = app.mcpMetrics
+  const stats = app.mcpStats
+  // Every attempt on an upstream goes to the metrics and to the statistics.
+  const observer: ProxyObserver = {
+    ...metrics,
+    upstreamCall (server, method, outcome, seconds, service, tool, message) {
+      metrics.upstreamCall(server, method, outcome, seconds)
+      stats.record(server, service, tool, method, outcome, seconds * 1000, message)
+    }
+  }
   const proxy = new McpProxy({
     config: app.mcpConfig,
     registry: app.mcpRegistry,
@@ -24,7 +33,7 @@ export default fp(async function mcpGatewayProxy (app) {
     balancer: app.mcpBalancer,
     log: app.log,
     version: PACKAGE.version,
-    observer: metrics,
+    observer,
     limiter: app.mcpRateLimit
   })
   app.decorate('mcpProxy', proxy)
@@ -38,5 +47,8 @@ export default fp(async function mcpGatewayProxy (app) {
 }, {
   name: 'mcp-gateway-proxy',
   fastify: '5.x',
-  dependencies: ['mcp-gateway-config', 'mcp-gateway-registry', 'mcp-gateway-balancer', 'mcp-gateway-health', 'mcp-gateway-metrics', 'mcp-gateway-rate-limit']
+  dependencies: [
+    'mcp-gateway-config', 'mcp-gateway-registry', 'mcp-gateway-balancer', 'mcp-gateway-health', 'mcp-gateway-metrics',
+    'mcp-gateway-rate-limit', 'mcp-gateway-stats'
+  ]
 })

@@ -79,6 +79,8 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
         resourcesList: base + '/mcp/resources/list',
         health: base + '/health',
         status: base + '/status',
+        upstreamHealth: base + '/upstream/health',
+        stats: base + '/stats',
         metrics: base + '/metrics'
       }
     }

@@ -11,6 +11,7 @@ import metricsPlugin from '../plugins/metrics.js'
 import overloadPlugin from '../plugins/overload.js'
 import proxyPlugin from '../plugins/proxy.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
+import statsPlugin from '../plugins/stats.js'
 import registryPlugin from '../plugins/registry.js'
 import securityPlugin from '../plugins/security.js'
 import transportsPlugin from '../plugins/transports.js'
@@ -20,6 +21,7 @@ import mcpRoutes from '../routes/mcp.js'
 import metricsRoutes from '../routes/metrics.js'
 import oauthMetadataRoutes from '../routes/oauth-metadata.js'
 import restRoutes from '../routes/rest.js'
+import statsRoutes from '../routes/stats.js'
 import statusRoutes from '../routes/status.js'
 import websocketRoutes from '../routes/websocket.js'
 import type { GatewayConfig } from './config/types.js'
@@ -65,6 +67,7 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   await app.register(healthPlugin)
   await app.register(balancerPlugin)
   await app.register(rateLimitPlugin)
+  await app.register(statsPlugin)
   await app.register(proxyPlugin)
   if (opts.routes === false) return
   // A host app that already has @fastify/websocket keeps its own; registering it twice would handle upgrades twice.
@@ -85,6 +88,7 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   await app.register(websocketRoutes)
   await app.register(restRoutes)
   await app.register(statusRoutes, { version: PACKAGE.version, startedAt: new Date(), protocolVersions: SUPPORTED_PROTOCOL_VERSIONS })
+  await app.register(statsRoutes)
   if (app.mcpConfig.metrics.enabled) await app.register(metricsRoutes)
   if (app.mcpAuth.adminEnabled) await app.register(adminRoutes)
   await app.register(oauthMetadataRoutes)

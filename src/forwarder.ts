@@ -27,7 +27,11 @@ import type { UpstreamPool } from './upstream-pool.js'
 export type CallOutcome = 'success' | 'tool_error' | 'rpc_error' | 'timeout' | 'cancelled' | 'unavailable' | 'failure'
 
 export interface CallObserver {
-  upstreamCall (server: string, method: string, outcome: CallOutcome, seconds: number): void
+  /**
+   * An attempt on an upstream ended: its service, the tool's client-visible name (tools/call), and why it failed
+   * (failures), beside what the metrics need. Positional, so the forwarding path allocates nothing for it.
+   */
+  upstreamCall (server: string, method: string, outcome: CallOutcome, seconds: number, service: string, tool: string | undefined, message: string | undefined): void
   /** A failed call was tried again elsewhere (`retried`), or not, the retry budget being spent (`refused`). */
   retry? (outcome: 'retried' | 'refused'): void
   /** A call refused by an upstream's concurrency limit: its queue was full, or it waited too long. */
@@ -379,7 +383,7 @@ export class Forwarder {
       this.gates.release(replica.id)
       const toolError = result instanceof RawResult ? result.isToolError : (result as { isError?: unknown } | undefined)?.isError === true
       load?.finished(replica.id, performance.now() - started, false)
-      this.#observe(replica.id, call.method, toolError ? 'tool_error' : 'success', started)
+      this.#observe(replica.id, call, toolError ? 'tool_error' : 'success', started, undefined)
       return result
     }, (err: unknown) => {
       this.gates.release(replica.id)
@@ -387,7 +391,7 @@ export class Forwarder {
       // A cancellation says nothing of the upstream; an answer (a JSON-RPC error) is not the upstream failing.
       if (call.cancel?.requested === true && !(failure instanceof UpstreamFailure)) load?.abandoned(replica.id)
       else load?.finished(replica.id, performance.now() - started, failure instanceof UpstreamFailure)
-      this.#observe(replica.id, call.method, outcomeOf(failure), started)
+      this.#observe(replica.id, call, outcomeOf(failure), started, failure.message)
       if (!(failure instanceof UpstreamFailure)) throw failure // an answer (a JSON-RPC error) or a cancellation
       if (failure.suspect) connection.suspect()
       broker.dropClosed(call.context, connection)
@@ -449,8 +453,9 @@ export class Forwarder {
     return this.forward(context, { service: connection.definition.service, method, params: params ?? {}, idempotent: false, upstream: connection.id }, {})
   }
 
-  #observe (server: string, method: string, outcome: CallOutcome, started: number): void {
-    this.options.observer?.upstreamCall(server, method, outcome, (performance.now() - started) / 1000)
+  #observe (server: string, call: ForwardedCall, outcome: CallOutcome, started: number, message: string | undefined): void {
+    this.options.observer?.upstreamCall(server, call.method, outcome, (performance.now() - started) / 1000,
+      call.service, call.method === 'tools/call' ? call.name : undefined, message)
   }
 }
 

@@ -68,4 +68,6 @@ test('/info describes the endpoints under the prefix the gateway is mounted at',
   t.equal(info.endpoints.websocket, '/ws')
   t.equal(info.endpoints.mcp, '/mcp')
   t.equal(info.endpoints.toolsCall, '/mcp/tools/call')
+  t.equal(info.endpoints.upstreamHealth, '/upstream/health')
+  t.equal(info.endpoints.stats, '/stats')
 })

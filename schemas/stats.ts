@@ -1,0 +1,62 @@
+import Type from 'typebox'
+
+/** GET /stats: what the gateway's calls did recently, in total, per upstream and per tool. */
+
+export const WindowFigures = Type.Object({
+  calls: Type.Integer(),
+  errors: Type.Integer({ description: 'Calls that did not succeed (tool errors, JSON-RPC errors, timeouts, failures); cancelled ones are not errors' }),
+  errorRate: Type.Number({ description: 'errors / calls, 0..1' }),
+  callsPerSec: Type.Number({ description: 'Calls per second over the window' }),
+  p50Ms: Type.Number(),
+  p95Ms: Type.Number(),
+  p99Ms: Type.Number()
+}, { description: 'Over the window: calls, errors and latency percentiles (within ~12%; 0 without calls)' })
+
+const Windows = {
+  minute: WindowFigures,
+  quarter: WindowFigures
+}
+
+export const StatsQuery = Type.Object({
+  tools: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'How many of the most called tools to list (default 20)' })),
+  errors: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'How many of the latest errors to list (default 20)' }))
+}, { additionalProperties: false })
+
+export const StatsReply = Type.Object({
+  at: Type.String({ format: 'date-time' }),
+  uptimeSec: Type.Number(),
+  totals: Type.Object({
+    ...Windows,
+    inFlight: Type.Integer({ description: 'Calls in flight to upstreams now' }),
+    sessions: Type.Integer({ description: 'Client sessions open' }),
+    upstreams: Type.Object({
+      total: Type.Integer(),
+      active: Type.Integer(),
+      inactive: Type.Integer(),
+      error: Type.Integer()
+    })
+  }),
+  upstreams: Type.Array(Type.Object({
+    id: Type.String(),
+    service: Type.String(),
+    status: Type.Union([Type.Literal('active'), Type.Literal('inactive'), Type.Literal('error')]),
+    state: Type.String(),
+    reason: Type.Optional(Type.String()),
+    inFlight: Type.Integer(),
+    ...Windows
+  }), { description: 'Every upstream, in configuration order' }),
+  tools: Type.Array(Type.Object({
+    name: Type.String({ description: 'As clients see it' }),
+    service: Type.String(),
+    ...Windows
+  }), { description: 'The tools called most over the last 15 minutes' }),
+  recentErrors: Type.Array(Type.Object({
+    at: Type.String({ format: 'date-time' }),
+    upstream: Type.String(),
+    service: Type.String(),
+    tool: Type.Optional(Type.String()),
+    method: Type.String(),
+    outcome: Type.String(),
+    message: Type.String()
+  }), { description: 'The latest failed calls, newest first' })
+}, { description: '"minute" is the last 60 s, "quarter" the last 15 minutes' })
