@@ -53,7 +53,7 @@ class Windows {
 }
 
 export interface CallStatsOptions {
-  /** Tools tracked at most (default 5000). */
+  /** Tools tracked at most (default 1000). */
   maxTools?: number
   /** Latest errors kept (default 100). */
   recentErrors?: number
@@ -72,7 +72,7 @@ export class CallStats {
   readonly #now: () => number
 
   constructor (options: CallStatsOptions = {}) {
-    this.#maxTools = options.maxTools ?? 5000
+    this.#maxTools = options.maxTools ?? 1000
     this.#maxErrors = options.recentErrors ?? 100
     this.#now = options.now ?? Date.now
   }

@@ -83,7 +83,7 @@ export interface ForwardedCall extends ForwardTarget {
   /** An attempt of a hedged call (the first or the hedge): not hedged again. */
   hedged?: boolean
   /** The replica its current attempt is on (what a hedge must avoid). */
-  on?: string
+  on?: string | undefined
 }
 
 /**
@@ -186,7 +186,11 @@ export class Forwarder {
       origin,
       cancel,
       onProgress,
-      tried: undefined
+      tried: undefined,
+      // Every field from the start: one object shape for every call, however far it goes.
+      refused: undefined,
+      hedged: false,
+      on: undefined
     }
     if (this.#preCall.length === 0 && this.#onResult.length === 0) return this.#attempt(call)
     return this.#withHooks(call)
