@@ -1,11 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
-import { AdminServer, AdminServerList, RegisterServerBody, ServerIdParams, UpdateServerBody } from '../schemas/admin.js'
+import { AdminServer, AdminServerList, PatchServerBody, RegisterServerBody, ServerIdParams, UpdateServerBody } from '../schemas/admin.js'
 import { ErrorReply } from '../schemas/rest.js'
 import type { UpstreamDefinition } from '../src/config/types.js'
 
 /**
- * The admin API: list, register, replace and remove upstream servers at run time. The gateway only registers these
+ * The admin API: list, register, replace, switch (enable, disable, drain) and remove upstream servers at run time. The gateway only registers these
  * routes when an admin key is configured, and every request must present it. Changes reach the catalog (and
  * clients, via list_changed) without a restart. Header and env values are redacted in answers.
  */
@@ -55,6 +55,10 @@ export default async function adminRoutes (fastify: FastifyInstance) {
     }
     return describe(registry.update(id, request.body))
   })
+
+  app.patch('/admin/servers/:id', {
+    schema: { params: ServerIdParams, body: PatchServerBody, response: { 200: AdminServer, ...errors } }
+  }, async (request) => describe(registry.patch(request.params.id, request.body)))
 
   app.delete('/admin/servers/:id', {
     schema: { params: ServerIdParams, response: { 200: AdminServer, ...errors } }

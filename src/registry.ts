@@ -36,11 +36,21 @@ export interface RegistryOptions {
 /** Id → the definition as it was given (defaults are applied when it is loaded), or null for a removal. */
 type Overlay = Record<string, Record<string, unknown> | null>
 
+/**
+ * Id → what an operator switched on a server without replacing it (the dashboard's enable, disable and drain): kept
+ * apart from the definitions, so the file never holds a configured server's expanded secrets.
+ */
+export interface ServerSwitches {
+  enabled?: boolean
+  weight?: number
+}
+
 export class Registry {
   readonly #servers = new Map<string, UpstreamDefinition>()
   readonly #listeners = new Set<(change: RegistryChange) => void>()
   #replicas = new Map<string, UpstreamDefinition[]>()
   #overlay: Overlay = {}
+  #switches: Record<string, ServerSwitches> = {}
   #writing: Promise<void> = Promise.resolve()
 
   constructor (servers: readonly UpstreamDefinition[], private readonly options: RegistryOptions) {
@@ -60,8 +70,11 @@ export class Registry {
       throw err
     }
     let overlay: Overlay
+    let switches: Record<string, ServerSwitches>
     try {
-      overlay = (JSON.parse(text) as { servers?: Overlay }).servers ?? {}
+      const parsed = JSON.parse(text) as { servers?: Overlay, switches?: Record<string, ServerSwitches> }
+      overlay = parsed.servers ?? {}
+      switches = parsed.switches ?? {}
     } catch (err) {
       throw new ERR_CONFIG_INVALID(` in the registry file ${file}: it is not valid JSON (${(err as Error).message}); ` +
         'fix or delete it (it holds only the changes made through the admin API)')
@@ -70,9 +83,14 @@ export class Registry {
       if (server === null) this.#servers.delete(id)
       else this.#servers.set(id, this.#validate({ ...server, id }, `${file}: servers.${id}`))
     }
+    for (const [id, change] of Object.entries(switches)) {
+      const server = this.#servers.get(id)
+      if (server !== undefined) this.#servers.set(id, switched(server, change))
+    }
     const conflicts = serviceConflicts(this.list())
     if (conflicts.length > 0) throw new ERR_CONFIG_INVALID(` in the registry file ${file}:\n  - ${conflicts.join('\n  - ')}`)
     this.#overlay = overlay
+    this.#switches = switches
     this.#index()
   }
 
@@ -129,6 +147,22 @@ export class Registry {
     return server
   }
 
+  /**
+   * Switches a server on or off (`enabled`) or drains it (`weight: 0`) without replacing its definition: what the
+   * dashboard's actions do. Persisted beside the overlay; a later replacement or removal drops it.
+   */
+  patch (id: string, change: ServerSwitches): UpstreamDefinition {
+    const previous = this.#servers.get(id)
+    if (previous === undefined) throw new ERR_SERVER_NOT_FOUND(id)
+    const server = switched(previous, change)
+    this.#servers.set(id, server)
+    this.#switches[id] = { ...this.#switches[id], ...change }
+    this.#index()
+    this.#persist()
+    for (const listener of this.#listeners) listener({ type: 'updated', server, previous })
+    return server
+  }
+
   remove (id: string): UpstreamDefinition {
     const server = this.#servers.get(id)
     if (server === undefined) throw new ERR_SERVER_NOT_FOUND(id)
@@ -166,6 +200,7 @@ export class Registry {
   #changed (change: RegistryChange, given: Record<string, unknown> | null): void {
     this.#index()
     this.#overlay[change.server.id] = given
+    delete this.#switches[change.server.id]
     this.#persist()
     for (const listener of this.#listeners) listener(change)
   }
@@ -184,7 +219,7 @@ export class Registry {
   #persist (): void {
     const file = this.options.file
     if (file === null) return
-    const text = JSON.stringify({ servers: this.#overlay }, null, 2) + '\n'
+    const text = JSON.stringify({ servers: this.#overlay, switches: this.#switches }, null, 2) + '\n'
     this.#writing = this.#writing.then(async () => {
       await mkdir(dirname(file), { recursive: true })
       const temporary = `${file}.${process.pid}.tmp`
@@ -194,4 +229,9 @@ export class Registry {
       this.options.log.error({ err, file }, 'could not persist the registry: runtime changes will be lost on restart')
     })
   }
+}
+
+/** `server` with `change` applied (definitions are frozen: a new one). */
+function switched (server: UpstreamDefinition, change: ServerSwitches): UpstreamDefinition {
+  return Object.freeze({ ...server, ...(change.enabled !== undefined ? { enabled: change.enabled } : {}), ...(change.weight !== undefined ? { weight: change.weight } : {}) })
 }

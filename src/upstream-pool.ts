@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util'
 import type { GatewayConfig, UpstreamDefinition } from './config/types.js'
 import type { HealthMonitor } from './health.js'
 import type { Logger } from './logger.js'
@@ -213,9 +214,10 @@ export class UpstreamPool {
       this.#connect(change.server).catch(() => {})
     } else if (change.type === 'removed') {
       this.#disconnect(id).catch(() => {})
-    } else {
+    } else if (!onlyWeightChanged(change.previous, change.server)) {
       this.#disconnect(id).then(() => this.#connect(change.server)).catch(() => {})
     }
+    // A new weight alone (a drain) keeps the connection and its sessions: the balancer reads weights from the registry.
   }
 }
 
@@ -230,4 +232,9 @@ function publicTarget (definition: UpstreamDefinition): string {
   }
   const count = definition.args.length
   return count === 0 ? definition.command as string : `${definition.command as string} (+${count} argument${count === 1 ? '' : 's'})`
+}
+
+/** Whether two definitions of one upstream differ in their weight at most. */
+function onlyWeightChanged (previous: UpstreamDefinition, next: UpstreamDefinition): boolean {
+  return isDeepStrictEqual({ ...previous, weight: 0 }, { ...next, weight: 0 })
 }

@@ -241,7 +241,8 @@ test('changes are persisted atomically as an overlay of ids to definitions or nu
       new: { id: 'new', url: 'http://127.0.0.1:1/new' },
       swap: { url: 'http://127.0.0.1:2/swap', weight: 3, id: 'swap' },
       gone: null
-    }
+    },
+    switches: {}
   }, 'only runtime changes are written, as they were given: defaults apply when the file is loaded')
   t.notOk('keep' in overlay.servers)
   t.same(await readdir(join(dir, 'nested')), ['registry.json'], 'no temporary file is left behind')
@@ -256,7 +257,32 @@ test('an id added then removed at run time is persisted as a removal', async (t)
   r.add({ id: 'temp', url: 'http://127.0.0.1:1/' })
   r.remove('temp')
   await r.flush()
-  t.same(JSON.parse(await readFile(file, 'utf8')), { servers: { temp: null } })
+  t.same(JSON.parse(await readFile(file, 'utf8')), { servers: { temp: null }, switches: {} })
+})
+
+test('patch switches a server on, off or drains it without its definition in the file; a restart keeps the switch', async (t) => {
+  const dir = await tempDir(t)
+  const file = join(dir, 'registry.json')
+  const secret = configured('secret', { headers: { authorization: 'Bearer expanded-secret' } })
+  const { r, changes } = registry([secret, configured('other')], file)
+  const drained = r.patch('secret', { weight: 0 })
+  t.match(drained, { id: 'secret', weight: 0, enabled: true, headers: { authorization: 'Bearer expanded-secret' } })
+  t.ok(Object.isFrozen(drained))
+  t.match(changes, [{ type: 'updated', server: { weight: 0 }, previous: { weight: 1 } }])
+  r.patch('secret', { enabled: false })
+  t.match(r.get('secret'), { weight: 0, enabled: false })
+  await r.flush()
+  const text = await readFile(file, 'utf8')
+  t.same(JSON.parse(text), { servers: {}, switches: { secret: { weight: 0, enabled: false } } })
+  t.notOk(text.includes('expanded-secret'), 'the configured secret never reaches the file')
+
+  const again = registry([secret, configured('other')], file)
+  await again.r.load()
+  t.match(again.r.get('secret'), { weight: 0, enabled: false, headers: { authorization: 'Bearer expanded-secret' } }, 'the switch survives a restart')
+  again.r.update('secret', { url: 'http://127.0.0.1:9/secret' })
+  await again.r.flush()
+  t.same(JSON.parse(await readFile(file, 'utf8')).switches, {}, 'a replacement drops the switch')
+  t.throws(() => r.patch('nope', { enabled: true }), { code: 'MCPGW_ERR_SERVER_NOT_FOUND' })
 })
 
 test('reloading the overlay into a new Registry applies adds, replacements and removals', async (t) => {
