@@ -1,4 +1,5 @@
 import neostandard from 'neostandard'
+import globals from 'globals'
 import importX from 'eslint-plugin-import-x'
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript'
 
@@ -18,6 +19,11 @@ export default [
       'import-x/resolver-next': [createTypeScriptImportResolver({ project: 'tsconfig.json' })]
     },
     rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] }
+  },
+  {
+    // The dashboard's script runs in the browser (no build step): browser globals, and uPlot from its own script tag.
+    files: ['dashboard/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser, uPlot: 'readonly' } }
   },
   {
     // The engine never reaches back into Fastify's layers.

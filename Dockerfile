@@ -35,6 +35,7 @@ RUN npm ci --omit=dev --no-audit --no-fund \
  && chown node:node /data
 COPY --from=build /app/dist ./dist
 COPY config ./config
+COPY dashboard ./dashboard
 
 # GATEWAY_CONFIG rather than --config in CMD: the --config flag would win over a GATEWAY_CONFIG set at `docker run`.
 ENV HOST=0.0.0.0 \

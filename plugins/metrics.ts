@@ -30,6 +30,14 @@ export interface GatewayMetrics {
   queueWait (seconds: number): void
   /** A read-only call was hedged (`sent`), the hedge answered first (`won`), or it was not sent for want of budget (`refused`). */
   hedge (outcome: string): void
+  /** An alert fired or resolved. */
+  alertTransition (to: string): void
+  /** An alert message to a webhook was delivered (`sent`), will be tried again (`retried`), or given up (`dropped`). */
+  alertNotification (outcome: string): void
+  /** How many alerts are firing now. */
+  alertsFiring (count: number): void
+  /** An upstream's anomaly scores (a series only while one is above 0). */
+  anomalyScore (server: string, latency: number, errors: number): void
 }
 
 declare module 'fastify' {
@@ -92,6 +100,16 @@ export default fp(async function mcpGatewayMetrics (app) {
     'Upstream connection state changes, by the state entered (up, down, connecting, disabled, stopped)', 'to')
   const hedges = eventCounter('hedges_total',
     'Hedged read-only calls: second attempts sent, those whose answer came first (won), and hedges not sent for want of retry budget (refused)', 'outcome')
+  const alertTransitions = eventCounter('alert_transitions_total', 'Alerts that fired or resolved, by the state entered (firing, resolved)', 'to')
+  const alertNotifications = eventCounter('alert_notifications_total',
+    'Alert messages to webhooks: delivered (sent), to be tried again (retried), given up (dropped)', 'outcome')
+  const firing = new Gauge({ name: prefix + 'alerts_firing', help: 'Alerts firing now', registers: [registry] })
+  const anomaly = new Gauge({
+    name: prefix + 'upstream_anomaly_score',
+    help: 'How far an upstream\'s latency or error rate is above its own baseline (a robust z-score); present only while above 0',
+    labelNames: ['server', 'kind'] as const,
+    registers: [registry]
+  })
   const queueWaits = new LatencyRecorder([], DURATION_BUCKETS)
   const queueWait = queueWaits.series()
   registry.registerMetric(histogramOf(queueWaits, prefix + 'upstream_queue_wait_seconds',
@@ -152,6 +170,22 @@ export default fp(async function mcpGatewayMetrics (app) {
     },
     hedge (outcome) {
       if (enabled) hedges.labels(outcome).inc()
+    },
+    alertTransition (to) {
+      if (enabled) alertTransitions.labels(to).inc()
+    },
+    alertNotification (outcome) {
+      if (enabled) alertNotifications.labels(outcome).inc()
+    },
+    alertsFiring (count) {
+      if (enabled) firing.set(count)
+    },
+    anomalyScore (server, latency, errors) {
+      if (!enabled) return
+      for (const [kind, score] of [['latency', latency], ['errors', errors]] as const) {
+        if (score > 0) anomaly.labels(server, kind).set(score)
+        else anomaly.remove(server, kind)
+      }
     }
   }
   app.decorate('mcpMetrics', metrics)

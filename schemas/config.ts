@@ -332,6 +332,32 @@ export const GatewayConfigFile = Type.Object({
     minPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Retries allowed per second whatever the calls (default 10)' })),
     windowMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 600_000, description: 'The window the budget is counted over (default 10000)' }))
   }, { additionalProperties: false, description: 'How many retries of safe calls on another replica may add to the load' })),
+  webhooks: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), Type.Object({
+    url: Type.String({ pattern: '^https?://', maxLength: 4096, description: 'Where alerts are POSTed (a secret in it can be written as an env reference)' }),
+    format: Type.Optional(Type.Union([Type.Literal('slack'), Type.Literal('discord'), Type.Literal('json')], { description: 'The body: a Slack incoming webhook, a Discord webhook, or generic JSON (default json)' })),
+    headers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }), Type.String(), { additionalProperties: false }))
+  }, { additionalProperties: false }), { description: 'Webhooks alerts are sent to, by id' })),
+  alerts: Type.Optional(Type.Array(Type.Object({
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'What the alert is called in messages (default: from when and over)' })),
+    when: Type.Union([Type.Literal('upstream_down'), Type.Literal('error_rate'), Type.Literal('latency_p99'), Type.Literal('anomaly')], {
+      description: 'upstream_down: not taking calls; error_rate / latency_p99: the last minute\'s, over `over`; anomaly: a latency or error-rate score over `over` (default 4)'
+    }),
+    over: Type.Optional(Type.Number({ minimum: 0, description: 'The threshold: an error rate (0..1), milliseconds, or an anomaly score' })),
+    for: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000, description: 'How long the condition must hold before the alert fires (ms, default 0)' })),
+    notify: Type.Optional(Type.Array(Type.String(), { description: 'Ids of webhooks told when it fires and when it resolves' })),
+    upstreams: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Globs on upstream ids (default: every upstream)' })),
+    minCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Calls in the minute error_rate and latency_p99 need (default 10)' }))
+  }, { additionalProperties: false }), { description: 'Alert rules, judged per upstream every alertIntervalMs' })),
+  anomaly: Type.Optional(Type.Object({
+    baselineMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 86_400_000, description: 'How fast an upstream\'s baselines follow a change: after this long it weighs 63% (default 300000)' })),
+    warmup: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'Observations before an upstream is scored (default 10)' })),
+    minCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'Calls an upstream\'s last 10–20 s need to count as an observation (default 5)' }))
+  }, { additionalProperties: false, description: 'Anomaly detection on each upstream\'s latency and error rate' })),
+  alertIntervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: 'How often alert rules and anomaly scores are evaluated (default 10000)' })),
+  dashboard: Type.Optional(Type.Object({
+    enabled: Type.Optional(Type.Boolean({ description: 'Serve the live dashboard at /dashboard (default true)' })),
+    intervalMs: Type.Optional(Type.Integer({ minimum: 500, maximum: 60_000, description: 'How often the dashboard\'s feed sends the figures (default 2000)' }))
+  }, { additionalProperties: false, description: 'The live dashboard at /dashboard: behind the admin role (or the admin key) when auth is configured' })),
   admin: Type.Optional(Type.Object({
     apiKey: Type.Optional(Type.String({ minLength: 16, description: 'Enables /admin/*; at least 16 characters' }))
   }, { additionalProperties: false })),

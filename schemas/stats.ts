@@ -43,6 +43,10 @@ export const StatsReply = Type.Object({
     state: Type.String(),
     reason: Type.Optional(Type.String()),
     inFlight: Type.Integer(),
+    anomaly: Type.Object({
+      latency: Type.Number({ description: 'How far its recent median latency is above its own baseline (a robust z-score; 0: not above, or not scored yet)' }),
+      errors: Type.Number({ description: 'The same for its error rate' })
+    }),
     ...Windows
   }), { description: 'Every upstream, in configuration order' }),
   tools: Type.Array(Type.Object({
@@ -58,5 +62,18 @@ export const StatsReply = Type.Object({
     method: Type.String(),
     outcome: Type.String(),
     message: Type.String()
-  }), { description: 'The latest failed calls, newest first' })
+  }), { description: 'The latest failed calls, newest first' }),
+  alerts: Type.Array(Type.Object({
+    rule: Type.String(),
+    when: Type.String(),
+    upstream: Type.String(),
+    service: Type.String(),
+    state: Type.Union([Type.Literal('pending'), Type.Literal('firing'), Type.Literal('resolved')]),
+    since: Type.String({ format: 'date-time', description: 'When its condition started holding' }),
+    firedAt: Type.Optional(Type.String({ format: 'date-time' })),
+    resolvedAt: Type.Optional(Type.String({ format: 'date-time' })),
+    value: Type.Number(),
+    threshold: Type.Number(),
+    message: Type.String()
+  }), { description: 'Alerts pending or firing, then the latest resolved ones' })
 }, { description: '"minute" is the last 60 s, "quarter" the last 15 minutes' })

@@ -3,6 +3,7 @@ import websocket from '@fastify/websocket'
 import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Server } from 'node:http'
+import alertsPlugin from '../plugins/alerts.js'
 import balancerPlugin from '../plugins/balancer.js'
 import configPlugin from '../plugins/config.js'
 import edgePlugin from '../plugins/edge.js'
@@ -21,6 +22,7 @@ import mcpRoutes from '../routes/mcp.js'
 import metricsRoutes from '../routes/metrics.js'
 import oauthMetadataRoutes from '../routes/oauth-metadata.js'
 import restRoutes from '../routes/rest.js'
+import dashboardRoutes from '../routes/dashboard.js'
 import statsRoutes from '../routes/stats.js'
 import statusRoutes from '../routes/status.js'
 import websocketRoutes from '../routes/websocket.js'
@@ -69,6 +71,7 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   await app.register(rateLimitPlugin)
   await app.register(statsPlugin)
   await app.register(proxyPlugin)
+  await app.register(alertsPlugin)
   if (opts.routes === false) return
   // A host app that already has @fastify/websocket keeps its own; registering it twice would handle upgrades twice.
   // MCP over WebSocket speaks subprotocol "mcp": ws would otherwise accept whichever subprotocol is offered first.
@@ -89,6 +92,7 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   await app.register(restRoutes)
   await app.register(statusRoutes, { version: PACKAGE.version, startedAt: new Date(), protocolVersions: SUPPORTED_PROTOCOL_VERSIONS })
   await app.register(statsRoutes)
+  if (app.mcpConfig.dashboard.enabled) await app.register(dashboardRoutes)
   if (app.mcpConfig.metrics.enabled) await app.register(metricsRoutes)
   if (app.mcpAuth.adminEnabled) await app.register(adminRoutes)
   await app.register(oauthMetadataRoutes)

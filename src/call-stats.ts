@@ -118,6 +118,17 @@ export class CallStats {
     return { minute: figures(windows.minute.summary(now, QUANTILES), windows.minute.windowMs), quarter: figures(windows.quarter.summary(now, QUANTILES), windows.quarter.windowMs) }
   }
 
+  /**
+   * An upstream's last 10–20 s (the current 10 s slot and the one before): calls, error rate and median latency,
+   * what the anomaly detector compares with the upstream's own baseline at each evaluation.
+   */
+  recent (upstream: string): { calls: number, errorRate: number, p50Ms: number } {
+    const windows = this.#upstreams.get(upstream)
+    if (windows === undefined) return { calls: 0, errorRate: 0, p50Ms: 0 }
+    const { calls, errors, quantiles } = windows.minute.summary(this.#now(), [0.5], 2)
+    return { calls, errorRate: calls === 0 ? 0 : errors / calls, p50Ms: quantiles[0] ?? 0 }
+  }
+
   /** The `limit` tools called most over the last 15 minutes, with their figures. */
   topTools (limit: number): Array<{ name: string, service: string, minute: WindowFigures, quarter: WindowFigures }> {
     const now = this.#now()

@@ -65,10 +65,13 @@ export class WindowedHistogram {
     ;(counts[base + 2 + bucket] as number)++
   }
 
-  /** Calls, errors and the quantiles `qs` (ascending, 0..1) over the slots still inside the window at `now`. */
-  summary (now: number, qs: readonly number[]): WindowSummary {
+  /**
+   * Calls, errors and the quantiles `qs` (ascending, 0..1) over the slots still inside the window at `now` — or over
+   * the `recent` latest of them only (the current one included).
+   */
+  summary (now: number, qs: readonly number[], recent = this.shape.slots): WindowSummary {
     const { slots, slotMs } = this.shape
-    const oldest = Math.floor(now / slotMs) - slots + 1
+    const oldest = Math.floor(now / slotMs) - Math.min(slots, recent) + 1
     let calls = 0
     let errors = 0
     let merged: Float64Array | undefined

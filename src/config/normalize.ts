@@ -5,7 +5,9 @@ import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_UPSTREAM_MESSAGE } from '../json.js
 import { normalizeAuth } from './auth.js'
 import { normalizeRateLimit } from './rate-limit.js'
 import { DEFAULT_OUTLIERS } from '../balancing/outliers.js'
+import { DEFAULT_ANOMALY } from '../alerts/anomaly.js'
 import { kResolvedConfig } from '../symbols.js'
+import type { AlertRule } from '../alerts/alert-rules.js'
 import type { BalancerSettings, GatewayConfig, HealthCheckSettings, UpstreamDefaults, UpstreamDefinition, UpstreamTransport } from './types.js'
 
 /** Defaults and cross-field rules the JSON schema cannot express; every problem names its field. */
@@ -113,6 +115,8 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     problems.push('circuitBreaker.openMs: must not be larger than circuitBreaker.maxOpenMs')
   }
   const rateLimit = normalizeRateLimit(file.rateLimit, problems)
+  const webhooks = Object.fromEntries(Object.entries(file.webhooks ?? {}).map(([id, w]) => [id, { url: w.url, format: w.format ?? 'json', headers: w.headers ?? {} }]))
+  const alerts = normalizeAlerts(file.alerts ?? [], webhooks, problems)
   if ((file.auth?.certificates ?? []).length > 0 && (file.tls?.ca === undefined || file.tls.requestCert !== true)) {
     problems.push('auth.certificates: needs tls.ca (the CA that signs the client certificates) and tls.requestCert: true; ' +
       'without a ca, any publicly issued certificate with a listed CN would authenticate')
@@ -165,6 +169,11 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
       : null,
     circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1, ...file.circuitBreaker },
     admin: { apiKey: file.admin?.apiKey ?? null },
+    dashboard: { enabled: file.dashboard?.enabled ?? true, intervalMs: file.dashboard?.intervalMs ?? 2000 },
+    webhooks,
+    alerts,
+    alertIntervalMs: file.alertIntervalMs ?? 10_000,
+    anomaly: { ...DEFAULT_ANOMALY, ...file.anomaly },
     registryFile: file.registryFile ?? null,
     metrics: {
       enabled: file.metrics?.enabled ?? true,
@@ -175,6 +184,24 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
   }
   Object.defineProperty(config, kResolvedConfig, { value: true })
   return deepFreeze(config)
+}
+
+/** Alert rules with their defaults; thresholds each condition needs, webhook ids that exist, names unique. */
+function normalizeAlerts (input: NonNullable<GatewayConfigFile['alerts']>, webhooks: Record<string, unknown>, problems: string[]): AlertRule[] {
+  const names = new Set<string>()
+  return input.map((rule, i) => {
+    const field = `alerts[${i}]`
+    const over = rule.over ?? (rule.when === 'anomaly' ? 4 : rule.when === 'upstream_down' ? 0 : undefined)
+    if (over === undefined) problems.push(`${field}.over: ${rule.when} needs a threshold (${rule.when === 'error_rate' ? 'a share of calls, 0..1' : 'milliseconds'})`)
+    if (rule.when === 'error_rate' && (over ?? 0) > 1) problems.push(`${field}.over: an error rate is a share of calls, 0..1 (0.05 is 5%)`)
+    for (const id of rule.notify ?? []) {
+      if (!(id in webhooks)) problems.push(`${field}.notify: no webhook ${JSON.stringify(id)} in webhooks`)
+    }
+    const name = rule.name ?? `${rule.when}${rule.when === 'upstream_down' ? '' : ` > ${over ?? '?'}`}`
+    if (names.has(name)) problems.push(`${field}.name: ${JSON.stringify(name)} is used by another rule; give each a name of its own`)
+    names.add(name)
+    return { name, when: rule.when, over: over ?? 0, forMs: rule.for ?? 0, notify: rule.notify ?? [], upstreams: rule.upstreams ?? [], minCalls: rule.minCalls ?? 10 }
+  })
 }
 
 /** `upstreamDefaults` over the built-in ones; `healthInterval` is the old spelling of `healthCheck.intervalMs`. */

@@ -1,4 +1,7 @@
 import type { NameFilter, PrefixMode } from '../../schemas/config.js'
+import type { AlertRule } from '../alerts/alert-rules.js'
+import type { AnomalySettings } from '../alerts/anomaly.js'
+import type { WebhookSettings } from '../alerts/webhooks.js'
 
 /** The configuration after validation and defaults: what every part of the gateway reads. Frozen. */
 
@@ -219,6 +222,11 @@ export interface GatewayConfig {
     readonly halfOpenCalls: number
   }
   readonly admin: { readonly apiKey: string | null }
+  readonly dashboard: { readonly enabled: boolean, readonly intervalMs: number }
+  readonly webhooks: Readonly<Record<string, WebhookSettings>>
+  readonly alerts: readonly AlertRule[]
+  readonly alertIntervalMs: number
+  readonly anomaly: AnomalySettings
   readonly registryFile: string | null
   readonly metrics: { readonly enabled: boolean, readonly prefix: string, readonly defaultMetrics: boolean }
   readonly servers: readonly UpstreamDefinition[]

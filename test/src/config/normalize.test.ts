@@ -119,3 +119,28 @@ test('balancer: defaults, a service setting it on one replica, replicas that dis
   }, { env: {}, envOverrides: false }), { message: /server "a2": its balancer options differ from those of "a1"/ })
   t.throws(() => resolveConfig({ balancer: { strategy: 'fastest' } }, { env: {}, envOverrides: false }), { message: /balancer\.strategy/ })
 })
+
+test('alert rules: defaults, thresholds each condition needs, webhooks that exist, unique names', async (t) => {
+  const config = resolveConfig({
+    webhooks: { hook: { url: 'http://127.0.0.1:9/hook' }, slack: { url: 'https://hooks.example.com/x', format: 'slack' } },
+    alerts: [{ when: 'upstream_down', notify: ['hook'] }, { when: 'anomaly' }, { when: 'error_rate', over: 0.1, for: 5000, upstreams: ['a*'], minCalls: 3 }]
+  }, { env: {} })
+  t.same(config.webhooks, { hook: { url: 'http://127.0.0.1:9/hook', format: 'json', headers: {} }, slack: { url: 'https://hooks.example.com/x', format: 'slack', headers: {} } })
+  t.same(config.alerts, [
+    { name: 'upstream_down', when: 'upstream_down', over: 0, forMs: 0, notify: ['hook'], upstreams: [], minCalls: 10 },
+    { name: 'anomaly > 4', when: 'anomaly', over: 4, forMs: 0, notify: [], upstreams: [], minCalls: 10 },
+    { name: 'error_rate > 0.1', when: 'error_rate', over: 0.1, forMs: 5000, notify: [], upstreams: ['a*'], minCalls: 3 }
+  ])
+  let message = ''
+  try {
+    resolveConfig({
+      alerts: [{ when: 'latency_p99' }, { when: 'error_rate', over: 5 }, { when: 'upstream_down', notify: ['nope'] }, { name: 'x', when: 'anomaly' }, { name: 'x', when: 'anomaly' }]
+    }, { env: {} })
+  } catch (err) {
+    message = (err as Error).message
+  }
+  t.match(message, /alerts\[0\]\.over: latency_p99 needs a threshold \(milliseconds\)/)
+  t.match(message, /alerts\[1\]\.over: an error rate is a share of calls, 0\.\.1/)
+  t.match(message, /alerts\[2\]\.notify: no webhook "nope" in webhooks/)
+  t.match(message, /alerts\[4\]\.name: "x" is used by another rule/)
+})

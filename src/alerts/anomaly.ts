@@ -1,0 +1,109 @@
+/**
+ * Anomaly detection on each upstream's latency and error rate: an EWMA baseline of the value and an EWMA of its
+ * absolute deviation from that baseline (a running, robust stand-in for the median absolute deviation), and a
+ * score — how many deviations (×1.4826, so it reads like a z-score) the latest value sits above the baseline. Only
+ * rises score: an upstream getting faster or failing less is not an anomaly. Latency is compared in log space (a jump
+ * from 10 to 20 ms weighs as much as one from 100 to 200). The baselines learn by time, not by observation — each
+ * observation weighs 1 − e^(−Δt / baselineMs) — so how often they are evaluated does not change how fast they get
+ * used to a change; and a value far off moves them only by its clamped deviation, so one bad spell does not become
+ * the new normal. `warmup` observations build a baseline before any score. A few multiplications per upstream.
+ */
+
+export interface AnomalySettings {
+  /** The baselines' time constant: after this long a change weighs 63% (1 − 1/e) of them. */
+  readonly baselineMs: number
+  /** Observations before an upstream is scored. */
+  readonly warmup: number
+  /** Calls an observation needs to count (a quiet moment says nothing). */
+  readonly minCalls: number
+}
+
+export const DEFAULT_ANOMALY: AnomalySettings = Object.freeze({ baselineMs: 300_000, warmup: 10, minCalls: 5 })
+
+export interface AnomalyScores {
+  /** Robust z-score of the latency (p50, in log space) above its baseline; 0 when not scored yet. */
+  readonly latency: number
+  /** The same for the error rate. */
+  readonly errors: number
+  /** Observations so far. */
+  readonly observations: number
+}
+
+/** Deviation floors: a steady upstream's tiny wobble is not a scale (latency: log(1.1) ≈ 10%; errors: 1 point). */
+const LATENCY_FLOOR = Math.log(1.1)
+const ERROR_FLOOR = 0.01
+/** A value's deviation moves the baseline by at most this many scales. */
+const CLAMP = 3
+
+class Baseline {
+  mean = 0
+  deviation = 0
+
+  score (value: number, floor: number): number {
+    return Math.max(0, (value - this.mean) / (1.4826 * Math.max(this.deviation, floor)))
+  }
+
+  update (value: number, alpha: number, first: boolean, floor: number): void {
+    if (first) {
+      this.mean = value
+      return
+    }
+    const scale = 1.4826 * Math.max(this.deviation, floor)
+    const clamped = Math.max(-CLAMP * scale, Math.min(CLAMP * scale, value - this.mean))
+    this.deviation = (1 - alpha) * this.deviation + alpha * Math.abs(clamped)
+    this.mean += alpha * clamped
+  }
+}
+
+class Upstream {
+  readonly latency = new Baseline()
+  readonly errors = new Baseline()
+  observations = 0
+  lastAt = 0
+  scores: AnomalyScores = NONE
+}
+
+export class AnomalyDetector {
+  readonly #upstreams = new Map<string, Upstream>()
+
+  constructor (private readonly settings: AnomalySettings = DEFAULT_ANOMALY, private readonly now: () => number = Date.now) {}
+
+  /**
+   * The recent figures of `id`: `calls` in the period, their median latency and error rate. Scores them against the
+   * baseline, then lets them into it.
+   */
+  observe (id: string, calls: number, p50Ms: number, errorRate: number): AnomalyScores {
+    let upstream = this.#upstreams.get(id)
+    if (upstream === undefined) this.#upstreams.set(id, upstream = new Upstream())
+    if (calls < this.settings.minCalls) return upstream.scores
+    const latency = Math.log(Math.max(1, p50Ms))
+    const scored = upstream.observations >= this.settings.warmup
+    upstream.scores = {
+      latency: scored ? round(upstream.latency.score(latency, LATENCY_FLOOR)) : 0,
+      errors: scored ? round(upstream.errors.score(errorRate, ERROR_FLOOR)) : 0,
+      observations: upstream.observations + 1
+    }
+    const first = upstream.observations === 0
+    const now = this.now()
+    const alpha = 1 - Math.exp(-Math.min(this.settings.baselineMs, Math.max(0, now - upstream.lastAt)) / this.settings.baselineMs)
+    upstream.latency.update(latency, alpha, first, LATENCY_FLOOR)
+    upstream.errors.update(errorRate, alpha, first, ERROR_FLOOR)
+    upstream.lastAt = now
+    upstream.observations++
+    return upstream.scores
+  }
+
+  scores (id: string): AnomalyScores {
+    return this.#upstreams.get(id)?.scores ?? NONE
+  }
+
+  forget (id: string): void {
+    this.#upstreams.delete(id)
+  }
+}
+
+const NONE: AnomalyScores = Object.freeze({ latency: 0, errors: 0, observations: 0 })
+
+function round (score: number): number {
+  return Math.round(score * 100) / 100
+}
