@@ -50,7 +50,8 @@ export default fp(async function mcpGatewayAlerts (app) {
       return {
         id: u.id,
         service: u.service,
-        status: u.status,
+        // Connecting for the first time (start-up, a replaced or re-enabled server) is not being down.
+        status: u.status === 'error' && u.state === 'connecting' && u.reason === undefined ? 'active' : u.status,
         reason: u.reason,
         calls: minute?.calls ?? 0,
         errorRate: minute?.errorRate ?? 0,

@@ -46,6 +46,8 @@ export default async function dashboardRoutes (app: FastifyInstance) {
 
   app.get('/dashboard/feed', { onRequest: feedGuards }, (request: FastifyRequest, reply: FastifyReply) => {
     reply.hijack()
+    // Gone while its onRequest hooks ran (a JWKS fetch, a Redis count): nothing to add, nothing will close it.
+    if (request.raw.destroyed || reply.raw.destroyed) return
     reply.raw.writeHead(200, {
       ...reply.getHeaders() as Record<string, string>,
       'content-type': 'text/event-stream',
@@ -64,8 +66,10 @@ export default async function dashboardRoutes (app: FastifyInstance) {
     timer ??= setInterval(send, intervalMs).unref()
   })
 
-  app.addHook('onClose', async () => {
+  // preClose, not onClose: Fastify's own onClose waits for every connection to end, an open feed's included.
+  app.addHook('preClose', async () => {
     clearInterval(timer)
+    timer = undefined
     for (const reply of viewers) reply.raw.end()
     viewers.clear()
   })

@@ -239,6 +239,13 @@ export const GatewayConfigFile = Type.Object({
   $schema: Type.Optional(Type.String()),
   host: Type.Optional(Type.String({ minLength: 1 })),
   port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  accessLog: Type.Optional(Type.Boolean({ description: 'Log one line per forwarded call (principal, method, tool, upstream, outcome, ms) at info (default false)' })),
+  logFile: Type.Optional(Type.Object({
+    path: Type.String({ minLength: 1, description: 'The log file; pino-roll numbers the files before the extension (gateway.log: gateway.1.log, gateway.2.log, …)' }),
+    size: Type.Optional(Type.String({ pattern: '^[0-9]+[kmg]?$', description: 'Roll when the file reaches this size: a number with k, m or g (default "10m")' })),
+    frequency: Type.Optional(Type.Union([Type.Literal('daily'), Type.Literal('hourly')], { description: 'Roll at least this often too (default: by size only)' })),
+    keep: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Rolled files kept beside the current one (default 7)' }))
+  }, { additionalProperties: false, description: 'Also write the log to a rolling file (standalone gateway; stdout keeps it too)' })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)))),
   name: Type.Optional(Type.String({ minLength: 1, description: 'serverInfo.name announced to clients' })),
   instructions: Type.Optional(Type.String({ description: 'Instructions announced to clients at initialize' })),

@@ -10,7 +10,7 @@ import type { Balancer } from './balancer.js'
 import { ConcurrencyGates, type RefusalReason } from './balancing/concurrency.js'
 import { RetryBudget, type RetryBudgetSettings } from './balancing/retry-budget.js'
 import type { UpstreamDefinition } from './config/types.js'
-import type { Registry } from './registry.js'
+import { onlyWeightChanged, type Registry } from './registry.js'
 import type { CallOrigin } from './relay.js'
 import type { SessionBroker } from './session-broker.js'
 import { ClientSession } from './client-session.js'
@@ -110,6 +110,11 @@ export interface ForwarderOptions {
   retryBudget?: RetryBudgetSettings | undefined
   /** Hedged requests for read-only calls; undefined: off. */
   hedging?: HedgingSettings | undefined
+  /**
+   * Told once of every forwarded call when it ends (not of each attempt): who called, what, how it ended, how long
+   * it took, and on which upstream its last attempt was — the access log. Undefined: nothing is added to the path.
+   */
+  callEnded?: ((call: ForwardedCall, outcome: string, ms: number) => void) | undefined
 }
 
 export interface HedgingSettings {
@@ -139,8 +144,9 @@ export class Forwarder {
     })
     this.#budget = new RetryBudget(options.retryBudget)
     options.registry.onChange((change) => {
-      // A queue belongs to one configuration of an upstream: its waiters are refused (never sent) when it changes.
-      if (change.type !== 'added') this.gates.forget(change.server.id)
+      // A queue belongs to one configuration of an upstream: its waiters are refused (never sent) when it changes —
+      // not on a drain, which keeps the connection and the calls running on it (a new gate would count from 0).
+      if (change.type === 'removed' || (change.type === 'updated' && !onlyWeightChanged(change.previous, change.server))) this.gates.forget(change.server.id)
       if (change.type === 'removed' && options.registry.replicas(change.server.service).length === 0) this.#budgets.delete(change.server.service)
     })
   }
@@ -192,8 +198,19 @@ export class Forwarder {
       hedged: false,
       on: undefined
     }
-    if (this.#preCall.length === 0 && this.#onResult.length === 0) return this.#attempt(call)
-    return this.#withHooks(call)
+    const answer = this.#preCall.length === 0 && this.#onResult.length === 0 ? this.#attempt(call) : this.#withHooks(call)
+    const ended = this.options.callEnded
+    if (ended === undefined) return answer
+    const started = performance.now()
+    return answer.then((result) => {
+      const toolError = result instanceof RawResult ? result.isToolError : (result as { isError?: unknown } | undefined)?.isError === true
+      ended(call, toolError ? 'tool_error' : 'success', performance.now() - started)
+      return result
+    }, (err: unknown) => {
+      const e = err as { code?: unknown, rpcError?: { code?: unknown } }
+      ended(call, e.rpcError !== undefined ? `rpc_error ${String(e.rpcError.code)}` : typeof e.code === 'string' ? e.code : 'error', performance.now() - started)
+      throw err
+    })
   }
 
   async #withHooks (call: ForwardedCall): Promise<unknown> {

@@ -7,7 +7,7 @@ import { ClientStateSync } from './client-state.js'
 import type { GatewayConfig } from './config/types.js'
 import { Dispatcher } from './dispatcher.js'
 import { ERR_SHUTTING_DOWN } from './errors.js'
-import { type CallHooks, type CallObserver, Forwarder, type ForwardOptions } from './forwarder.js'
+import { type CallHooks, type CallObserver, type ForwardedCall, Forwarder, type ForwardOptions } from './forwarder.js'
 import type { HealthMonitor } from './health.js'
 import { type ListName, LiveCatalog } from './catalog/live-catalog.js'
 import type { Logger } from './logger.js'
@@ -160,7 +160,8 @@ export class McpProxy implements ClientEndpoint {
       observer: options.observer,
       balancer: options.balancer,
       retryBudget: config.retryBudget,
-      hedging: config.hedging ?? undefined
+      hedging: config.hedging ?? undefined,
+      callEnded: config.accessLog ? accessLogger(log.child({ component: 'access' })) : undefined
     })
     this.#dispatcher = new Dispatcher({
       config,
@@ -389,5 +390,20 @@ export class McpProxy implements ClientEndpoint {
     this.#observer?.sessions(this.sessions.size)
     this.#state.clientEnded(session)
     this.#broker.clientEnded(session)
+  }
+}
+
+/** One line per forwarded call: who, what, on which upstream, how it ended, how long it took (accessLog). */
+function accessLogger (log: Logger): (call: ForwardedCall, outcome: string, ms: number) => void {
+  return (call, outcome, ms) => {
+    log.info({
+      principal: call.context.principal?.id ?? null,
+      method: call.method,
+      ...(call.name !== undefined ? { name: call.name } : {}),
+      service: call.service,
+      ...(call.on !== undefined ? { upstream: call.on } : {}),
+      outcome,
+      ms: Math.round(ms * 10) / 10
+    }, 'call')
   }
 }

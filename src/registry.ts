@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { ServerConfig } from '../schemas/config.js'
@@ -85,7 +86,15 @@ export class Registry {
     }
     for (const [id, change] of Object.entries(switches)) {
       const server = this.#servers.get(id)
-      if (server !== undefined) this.#servers.set(id, switched(server, change))
+      // A switch for a server that is gone is dropped: a new server of that id must not start drained or off.
+      if (server === undefined) {
+        delete switches[id]
+        continue
+      }
+      const enabled = typeof change.enabled === 'boolean' ? change.enabled : undefined
+      const weight = Number.isInteger(change.weight) && (change.weight as number) >= 0 && (change.weight as number) <= 1000 ? change.weight : undefined
+      switches[id] = { ...(enabled !== undefined ? { enabled } : {}), ...(weight !== undefined ? { weight } : {}) }
+      this.#servers.set(id, switched(server, switches[id]))
     }
     const conflicts = serviceConflicts(this.list())
     if (conflicts.length > 0) throw new ERR_CONFIG_INVALID(` in the registry file ${file}:\n  - ${conflicts.join('\n  - ')}`)
@@ -234,4 +243,9 @@ export class Registry {
 /** `server` with `change` applied (definitions are frozen: a new one). */
 function switched (server: UpstreamDefinition, change: ServerSwitches): UpstreamDefinition {
   return Object.freeze({ ...server, ...(change.enabled !== undefined ? { enabled: change.enabled } : {}), ...(change.weight !== undefined ? { weight: change.weight } : {}) })
+}
+
+/** Whether two definitions of one upstream differ in their weight at most (a drain: its connection and queue stay). */
+export function onlyWeightChanged (previous: UpstreamDefinition, next: UpstreamDefinition): boolean {
+  return isDeepStrictEqual({ ...previous, weight: 0 }, { ...next, weight: 0 })
 }

@@ -21,9 +21,28 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv
 }
 
+/**
+ * Where the log goes: stdout, and with `logFile` also a rolling file through pino-roll (a pino transport: the file is
+ * written in a worker thread, never on the request path; stdout stays, so a container's collector still reads it).
+ */
+function logDestination (config: GatewayConfig): ReturnType<typeof pino.transport> | undefined {
+  const file = config.logFile
+  if (file === null) return undefined
+  return pino.transport({
+    targets: [
+      { target: 'pino/file', level: config.logLevel, options: { destination: 1 } },
+      {
+        target: 'pino-roll',
+        level: config.logLevel,
+        options: { file: file.path, size: file.size, ...(file.frequency !== null ? { frequency: file.frequency } : {}), limit: { count: file.keep }, mkdir: true }
+      }
+    ]
+  })
+}
+
 export async function startServer ({ configPath, overrides = {}, env = process.env }: StartOptions): Promise<FastifyInstance> {
   const config = await loadConfigFile(configPath, env, overrides)
-  const logger = pino({ level: config.logLevel, name: config.name })
+  const logger = pino({ level: config.logLevel, name: config.name }, logDestination(config))
   const https = config.tls === null ? undefined : await httpsOptions(config.tls)
   // With `https`, Fastify builds an https.Server; the app's server type stays http's (the API used is the same).
   const app = await buildApp({ config }, { loggerInstance: logger, bodyLimit: config.bodyLimit, ...(https !== undefined ? { https } : {}) } as FastifyHttpOptions<Server>)

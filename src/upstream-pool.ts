@@ -1,8 +1,7 @@
-import { isDeepStrictEqual } from 'node:util'
 import type { GatewayConfig, UpstreamDefinition } from './config/types.js'
 import type { HealthMonitor } from './health.js'
 import type { Logger } from './logger.js'
-import type { Registry, RegistryChange } from './registry.js'
+import { onlyWeightChanged, type Registry, type RegistryChange } from './registry.js'
 import { type ConnectionRelay, UpstreamConnection } from './upstream/connection.js'
 
 /**
@@ -215,7 +214,12 @@ export class UpstreamPool {
     } else if (change.type === 'removed') {
       this.#disconnect(id).catch(() => {})
     } else if (!onlyWeightChanged(change.previous, change.server)) {
-      this.#disconnect(id).then(() => this.#connect(change.server)).catch(() => {})
+      // Connect what the registry holds once the old connection is closed — not this change's definition: changes
+      // in quick succession (disable, then enable) each close, and only the last one's definition may connect.
+      this.#disconnect(id).then(() => {
+        const current = this.options.registry.get(id)
+        if (current !== undefined && !this.#connections.has(id)) return this.#connect(current)
+      }).catch(() => {})
     }
     // A new weight alone (a drain) keeps the connection and its sessions: the balancer reads weights from the registry.
   }
@@ -232,9 +236,4 @@ function publicTarget (definition: UpstreamDefinition): string {
   }
   const count = definition.args.length
   return count === 0 ? definition.command as string : `${definition.command as string} (+${count} argument${count === 1 ? '' : 's'})`
-}
-
-/** Whether two definitions of one upstream differ in their weight at most. */
-function onlyWeightChanged (previous: UpstreamDefinition, next: UpstreamDefinition): boolean {
-  return isDeepStrictEqual({ ...previous, weight: 0 }, { ...next, weight: 0 })
 }

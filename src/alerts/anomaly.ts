@@ -38,9 +38,16 @@ const CLAMP = 3
 class Baseline {
   mean = 0
   deviation = 0
+  /** How much of the deviation's EWMA is learnt so far (1 − Π(1 − α)): dividing by it removes its start-at-0 bias. */
+  learnt = 0
+
+  /** The deviation, corrected for the EWMA having started at 0 (right after warm-up it would read a quarter of it). */
+  get spread (): number {
+    return this.learnt === 0 ? 0 : this.deviation / this.learnt
+  }
 
   score (value: number, floor: number): number {
-    return Math.max(0, (value - this.mean) / (1.4826 * Math.max(this.deviation, floor)))
+    return Math.max(0, (value - this.mean) / (1.4826 * Math.max(this.spread, floor)))
   }
 
   update (value: number, alpha: number, first: boolean, floor: number): void {
@@ -48,9 +55,10 @@ class Baseline {
       this.mean = value
       return
     }
-    const scale = 1.4826 * Math.max(this.deviation, floor)
+    const scale = 1.4826 * Math.max(this.spread, floor)
     const clamped = Math.max(-CLAMP * scale, Math.min(CLAMP * scale, value - this.mean))
     this.deviation = (1 - alpha) * this.deviation + alpha * Math.abs(clamped)
+    this.learnt = (1 - alpha) * this.learnt + alpha
     this.mean += alpha * clamped
   }
 }
@@ -75,19 +83,27 @@ export class AnomalyDetector {
   observe (id: string, calls: number, p50Ms: number, errorRate: number): AnomalyScores {
     let upstream = this.#upstreams.get(id)
     if (upstream === undefined) this.#upstreams.set(id, upstream = new Upstream())
-    if (calls < this.settings.minCalls) return upstream.scores
+    // A quiet moment (drained, down, idle) says nothing: no score stands on it, so an alert on one resolves.
+    if (calls < this.settings.minCalls) {
+      if (upstream.scores.latency !== 0 || upstream.scores.errors !== 0) upstream.scores = { latency: 0, errors: 0, observations: upstream.observations }
+      return upstream.scores
+    }
+    const now = this.now()
+    const first = upstream.observations === 0
+    const alpha = 1 - Math.exp(-Math.min(this.settings.baselineMs, Math.max(0, now - upstream.lastAt)) / this.settings.baselineMs)
+    // Evaluated again at the same instant: nothing new to learn or count.
+    if (!first && alpha === 0) return upstream.scores
     const latency = Math.log(Math.max(1, p50Ms))
+    // An error rate from few calls is coarse: one error in 20 calls is 5 points. Its floor is its sampling error.
+    const errorFloor = Math.max(ERROR_FLOOR, Math.sqrt(Math.max(upstream.errors.mean, 1 / calls) * (1 - upstream.errors.mean) / calls))
     const scored = upstream.observations >= this.settings.warmup
     upstream.scores = {
       latency: scored ? round(upstream.latency.score(latency, LATENCY_FLOOR)) : 0,
-      errors: scored ? round(upstream.errors.score(errorRate, ERROR_FLOOR)) : 0,
+      errors: scored ? round(upstream.errors.score(errorRate, errorFloor)) : 0,
       observations: upstream.observations + 1
     }
-    const first = upstream.observations === 0
-    const now = this.now()
-    const alpha = 1 - Math.exp(-Math.min(this.settings.baselineMs, Math.max(0, now - upstream.lastAt)) / this.settings.baselineMs)
     upstream.latency.update(latency, alpha, first, LATENCY_FLOOR)
-    upstream.errors.update(errorRate, alpha, first, ERROR_FLOOR)
+    upstream.errors.update(errorRate, alpha, first, errorFloor)
     upstream.lastAt = now
     upstream.observations++
     return upstream.scores

@@ -111,7 +111,8 @@ export class WebhookSender {
     const delay = retryAfterMs ?? (this.options.retryMs ?? 1000) * 2 ** (message.attempt - 1)
     const timer = setTimeout(() => {
       this.#timers.delete(timer)
-      this.#send(message).catch(() => {})
+      // Dropped meanwhile (the queue was full): not sent after all.
+      if (this.#pending.has(message)) this.#send(message).catch(() => {})
     }, delay)
     timer.unref()
     this.#timers.add(timer)

@@ -151,6 +151,10 @@ export interface GatewayConfig {
   readonly host: string
   readonly port: number
   readonly logLevel: string
+  /** One info line per forwarded call. */
+  readonly accessLog: boolean
+  /** Also log to a rolling file (standalone); null: stdout only. */
+  readonly logFile: { readonly path: string, readonly size: string, readonly frequency: 'daily' | 'hourly' | null, readonly keep: number } | null
   readonly name: string
   readonly instructions?: string
   readonly prefixMode: PrefixMode

@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
 import { EVERYTHING, freePort, groupMembers, waitFor } from '../helper.js'
+import { startPlainServer } from '../fixtures/plain-mcp-server.js'
 
 /**
  * The standalone gateway as users run it: the `mcp-gateway` CLI in its own process. An invalid config exits 1
@@ -158,4 +159,30 @@ test('`npm start` (the README command): a SIGTERM sent to npm reaches the gatewa
   await waitFor('the gateway to exit', () => { try { process.kill(gatewayPid, 0); return false } catch { return true } })
   t.match(output, /"signal":"SIGTERM".*"msg":"shutting down"/, 'the gateway received the signal and shut down')
   t.notOk(await isListening(port), 'the port is released')
+})
+
+test('accessLog and logFile: one line per call, in stdout and in a rolling file (pino-roll)', async (t) => {
+  const upstream = await startPlainServer(t, 'files')
+  const port = await freePort()
+  const file = await tempConfig(t, {})
+  const logDir = await mkdtemp(join(tmpdir(), 'mcp-gateway-logs-'))
+  t.teardown(() => rm(logDir, { recursive: true, force: true }))
+  const logPath = join(logDir, 'nested', 'gateway.log')
+  await writeFile(file, JSON.stringify({ port, accessLog: true, logFile: { path: logPath, size: '1m', keep: 2 }, servers: [{ id: 'files', url: upstream.url }] }))
+  const run = runCli(['--config', file])
+  t.teardown(() => { run.child.kill('SIGKILL') })
+  await waitFor('the gateway to listen', () => isListening(port), 20_000)
+  await waitFor('the upstream connected', async () => (await fetch(`http://127.0.0.1:${port}/health`)).status === 200, 20_000)
+  const res = await fetch(`http://127.0.0.1:${port}/mcp/tools/call`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'files__read', arguments: {} }) })
+  t.equal(res.status, 200)
+  await waitFor('the access line on stdout', () => run.stdout().includes('"component":"access"'))
+  const line = JSON.parse(run.stdout().split('\n').find(l => l.includes('"component":"access"')) as string)
+  t.match(line, { msg: 'call', principal: null, method: 'tools/call', name: 'files__read', service: 'files', upstream: 'files', outcome: 'success', ms: Number })
+  run.child.kill('SIGTERM')
+  t.equal(await run.exited, 0)
+  const files = await readdir(join(logDir, 'nested'))
+  t.same(files, ['gateway.1.log'], 'pino-roll numbers the files before the extension')
+  const written = await readFile(join(logDir, 'nested', 'gateway.1.log'), 'utf8')
+  t.match(written, /"component":"access".*"name":"files__read"/, 'the same line in the file')
+  t.match(written, /gateway ready/)
 })

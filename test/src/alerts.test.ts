@@ -70,9 +70,7 @@ test('anomaly scores: a baseline is learnt first; a rise scores, a fall does not
   // Observations 10 s apart against a 45 s time constant: each weighs 1 − e^(−10/45) ≈ 0.2.
   const detector = new AnomalyDetector({ baselineMs: 45_000, warmup: 10, minCalls: 5 }, () => (now += 10_000))
   for (let i = 0; i < 12; i++) t.ok(detector.observe('a', 50, 20 + (i % 3), 0).latency < 1, 'steady, or still learning: no score to speak of')
-  const before = detector.scores('a')
-  t.equal(detector.observe('a', 2, 500, 1), before, 'too few calls: not an observation, the last scores stand')
-  t.equal(detector.scores('a').observations, 12)
+  t.same(detector.observe('a', 2, 500, 1), { latency: 0, errors: 0, observations: 12 }, 'too few calls: not an observation, and no score stands on it')
   const slow = detector.observe('a', 50, 200, 0)
   t.ok(slow.latency > 4, `10× slower: score ${slow.latency}`)
   t.equal(detector.observe('b', 50, 20, 0).latency, 0)
@@ -81,6 +79,7 @@ test('anomaly scores: a baseline is learnt first; a rise scores, a fall does not
   const again = detector.observe('a', 50, 200, 0.3)
   t.ok(again.latency > 2, `still anomalous after one slow observation: ${again.latency}`)
   t.ok(again.errors > 4, `errors rising from 0 to 30%: ${again.errors}`)
+  t.same(detector.observe('a', 0, 0, 0), { latency: 0, errors: 0, observations: 15 }, 'gone quiet (drained, down): the anomaly ends')
   t.same(detector.scores('nope'), { latency: 0, errors: 0, observations: 0 })
   detector.forget('a')
   t.equal(detector.scores('a').observations, 0)
@@ -133,4 +132,20 @@ test('webhook bodies: Slack, Discord and generic JSON', async (t) => {
     status: 'resolved', gateway: 'gw', at: '2026-12-01T01:00:00.000Z', alert: { rule: 'down', upstream: 'search-1', service: 'search', message: /refused/ }
   })
   t.match(formatAlert('slack', alert, 'resolved', 'gw'), { text: /^:large_green_circle: \*RESOLVED/ })
+})
+
+test('no false alarms on a steady upstream with a few errors, right after warm-up or later', async (t) => {
+  let now = 0
+  const detector = new AnomalyDetector({ baselineMs: 300_000, warmup: 10, minCalls: 5 }, () => (now += 10_000))
+  // 20 calls per observation, 2% errors at random, latency 20 ms ± 20%: a steady upstream.
+  let seed = 7
+  const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647)
+  let alarms = 0
+  for (let i = 0; i < 400; i++) {
+    let errors = 0
+    for (let c = 0; c < 20; c++) if (random() < 0.02) errors++
+    const scores = detector.observe('a', 20, 20 * (0.8 + 0.4 * random()), errors / 20)
+    if (scores.latency > 4 || scores.errors > 4) alarms++
+  }
+  t.ok(alarms <= 2, `${alarms} of 400 observations scored over 4`)
 })

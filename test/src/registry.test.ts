@@ -283,6 +283,16 @@ test('patch switches a server on, off or drains it without its definition in the
   await again.r.flush()
   t.same(JSON.parse(await readFile(file, 'utf8')).switches, {}, 'a replacement drops the switch')
   t.throws(() => r.patch('nope', { enabled: true }), { code: 'MCPGW_ERR_SERVER_NOT_FOUND' })
+
+  // A switch whose server left the configuration is dropped: a new server of that id starts as configured.
+  await writeFile(file, JSON.stringify({ servers: {}, switches: { gone: { weight: 0 }, other: { weight: 'heavy', enabled: false } } }))
+  const later = registry([configured('other')], file)
+  await later.r.load()
+  t.match(later.r.get('other'), { weight: 1, enabled: false }, 'a switch value that is not one is ignored')
+  later.r.add({ id: 'gone', url: 'http://127.0.0.1:1/gone' })
+  t.equal(later.r.get('gone')?.weight, 1)
+  await later.r.flush()
+  t.same(JSON.parse(await readFile(file, 'utf8')).switches, { other: { enabled: false } })
 })
 
 test('reloading the overlay into a new Registry applies adds, replacements and removals', async (t) => {
