@@ -38,6 +38,8 @@ export interface GatewayMetrics {
   alertsFiring (count: number): void
   /** An upstream's anomaly scores (a series only while one is above 0). */
   anomalyScore (server: string, latency: number, errors: number): void
+  /** The result cache: a hit, a miss, a result stored (`bytes`: what it holds now). */
+  readonly cache: { hit (): void, miss (): void, stored (bytes: number): void }
 }
 
 declare module 'fastify' {
@@ -110,6 +112,10 @@ export default fp(async function mcpGatewayMetrics (app) {
     labelNames: ['server', 'kind'] as const,
     registers: [registry]
   })
+  const cacheLookups = eventCounter('cache_lookups_total', 'Result cache lookups, by outcome (hit, miss)', 'outcome')
+  const cacheBytes = new Gauge({ name: prefix + 'cache_bytes', help: 'What the result cache holds in memory (UTF-16 units of its results and keys)', registers: [registry] })
+  const cacheHits = enabled ? cacheLookups.labels('hit') : undefined
+  const cacheMisses = enabled ? cacheLookups.labels('miss') : undefined
   const queueWaits = new LatencyRecorder([], DURATION_BUCKETS)
   const queueWait = queueWaits.series()
   registry.registerMetric(histogramOf(queueWaits, prefix + 'upstream_queue_wait_seconds',
@@ -179,6 +185,11 @@ export default fp(async function mcpGatewayMetrics (app) {
     },
     alertsFiring (count) {
       if (enabled) firing.set(count)
+    },
+    cache: {
+      hit () { cacheHits?.inc() },
+      miss () { cacheMisses?.inc() },
+      stored (bytes) { if (enabled) cacheBytes.set(bytes) }
     },
     anomalyScore (server, latency, errors) {
       if (!enabled) return

@@ -37,12 +37,19 @@ export function statsReport (app: FastifyInstance, limits: { tools: number, erro
   return {
     at: new Date().toISOString(),
     uptimeSec: Math.round(process.uptime()),
-    totals: { ...(stats.windows() ?? NO_WINDOWS), inFlight, sessions: app.mcpProxy.sessions.size, upstreams: counts },
+    totals: { ...(stats.windows() ?? NO_WINDOWS), inFlight, sessions: app.mcpProxy.sessions.size, upstreams: counts, ...cacheFigures(app) },
     upstreams,
     tools: stats.topTools(limits.tools),
     recentErrors: stats.recentErrors(limits.errors),
     alerts: [...app.mcpAlerts.active(), ...app.mcpAlerts.resolved().slice(0, 20)].map(alertReport)
   }
+}
+
+function cacheFigures (app: FastifyInstance): { cache?: StatsReport['totals']['cache'] } {
+  const figures = app.mcpProxy.cache?.figures()
+  if (figures === undefined) return {}
+  const lookups = figures.hits + figures.misses
+  return { cache: { ...figures, hitRate: lookups === 0 ? 0 : Math.round(figures.hits / lookups * 10_000) / 10_000 } }
 }
 
 function alertReport (alert: Alert): StatsReport['alerts'][number] {

@@ -112,6 +112,10 @@ const upstreamFields = {
     size: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Calls that may wait for a slot (beyond: refused at once)' })),
     timeoutMs: Type.Optional(Milliseconds('How long a call waits for a slot before it is refused'))
   }, { additionalProperties: false })),
+  cache: Type.Optional(Type.Object({
+    ttlMs: Milliseconds('How long a result of its tools is served from the cache'),
+    force: Type.Optional(Type.Boolean({ description: 'Cache tools not annotated readOnlyHint too (default false)' }))
+  }, { additionalProperties: false, description: 'Cache the results of this service\'s read-only tools (needs the top-level cache; replicas must agree)' })),
   healthCheck: Type.Optional(Type.Object({
     ...healthCheckFields,
     path: Type.Optional(Type.String({
@@ -361,6 +365,14 @@ export const GatewayConfigFile = Type.Object({
     minCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'Calls an upstream\'s last 10–20 s need to count as an observation (default 5)' }))
   }, { additionalProperties: false, description: 'Anomaly detection on each upstream\'s latency and error rate' })),
   alertIntervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: 'How often alert rules and anomaly scores are evaluated (default 10000)' })),
+  cache: Type.Optional(Type.Object({
+    maxBytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'What the results kept in memory may add up to (default 64 MiB)' })),
+    tools: Type.Optional(Type.Array(Type.Object({
+      pattern: Type.String({ minLength: 1, description: 'A glob on client-visible tool names ("search__*")' }),
+      ttlMs: Milliseconds('How long a result is served from the cache'),
+      force: Type.Optional(Type.Boolean({ description: 'Cache tools not annotated readOnlyHint too (default false)' }))
+    }, { additionalProperties: false }), { description: 'Per tool; the first matching entry applies (after the service\'s own cache setting)' }))
+  }, { additionalProperties: false, description: 'The result cache: results of read-only tools served again for ttlMs (see README: Result cache)' })),
   dashboard: Type.Optional(Type.Object({
     enabled: Type.Optional(Type.Boolean({ description: 'Serve the live dashboard at /dashboard (default true)' })),
     intervalMs: Type.Optional(Type.Integer({ minimum: 500, maximum: 60_000, description: 'How often the dashboard\'s feed sends the figures (default 2000)' }))

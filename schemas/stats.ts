@@ -29,6 +29,13 @@ export const StatsReply = Type.Object({
     ...Windows,
     inFlight: Type.Integer({ description: 'Calls in flight to upstreams now' }),
     sessions: Type.Integer({ description: 'Client sessions open' }),
+    cache: Type.Optional(Type.Object({
+      hits: Type.Integer(),
+      misses: Type.Integer(),
+      hitRate: Type.Number({ description: 'hits / (hits + misses) since start, 0..1' }),
+      entries: Type.Integer(),
+      bytes: Type.Integer()
+    }, { description: 'The result cache since start (when configured)' })),
     upstreams: Type.Object({
       total: Type.Integer(),
       active: Type.Integer(),

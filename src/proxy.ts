@@ -22,6 +22,8 @@ import { SessionStore } from './session-store.js'
 import type { ClientEndpoint, RequestHandle } from './transport/endpoint.js'
 import type { UpstreamConnection } from './upstream/connection.js'
 import { type UpstreamHealthReport, upstreamHealth } from './upstream-health.js'
+import { type CacheObserver, ResultCache } from './result-cache.js'
+import { globMatcher } from './naming.js'
 import { type StateCounts, UpstreamPool, type UpstreamReport } from './upstream-pool.js'
 
 /**
@@ -37,6 +39,8 @@ export type { UpstreamReport } from './upstream-pool.js'
 export type { UpstreamHealthReport } from './upstream-health.js'
 export interface ProxyObserver extends CallObserver {
   sessions (count: number): void
+  /** The result cache's hits, misses and stores (metrics). */
+  readonly cache?: CacheObserver
 }
 
 export interface ProxyOptions {
@@ -68,6 +72,8 @@ export class McpProxy implements ClientEndpoint {
   readonly sessions: SessionStore
   readonly #pool: UpstreamPool
   readonly #catalog: LiveCatalog
+  /** The result cache, when configured (`cache`, or a server's own). */
+  readonly cache: ResultCache | undefined
   readonly #relay: Relay
   readonly #broker: SessionBroker
   readonly #state: ClientStateSync
@@ -177,6 +183,11 @@ export class McpProxy implements ClientEndpoint {
     })
     const limits = this.#limiter?.callHooks((service, name) => this.#catalog.toolName(service, name))
     if (limits !== undefined) this.#forwarder.addHooks(limits)
+    // After the limits: a call refused by a limit is not answered from the cache either.
+    if (config.cache !== null) {
+      this.cache = this.#resultCache(config.cache, options.observer)
+      this.#forwarder.addHooks(this.cache)
+    }
   }
 
   /** The merged catalog as clients see it now. */
@@ -342,6 +353,35 @@ export class McpProxy implements ClientEndpoint {
   }
 
   /** Each upstream's health as /upstream/health shows it (see upstream-health.ts). */
+  /** The cache as the forwarder's hooks see it: rules per service and tool, the caller's scope, the listing's digest. */
+  #resultCache (settings: NonNullable<GatewayConfig['cache']>, observer: ProxyObserver | undefined): ResultCache {
+    const rules = settings.tools.map(rule => ({ matches: globMatcher([rule.pattern]), rule: { ttlMs: rule.ttlMs, force: rule.force } }))
+    const roles = this.#config.auth?.roles != null
+    return new ResultCache({
+      maxBytes: settings.maxBytes,
+      ruleFor: (service, tool) => this.#registry.serviceOptions(service).cache ?? rules.find(r => r.matches(tool))?.rule,
+      scopeOf: (context, service) => {
+        const replicas = this.#registry.replicas(service)
+        const connection = replicas[0] === undefined ? undefined : this.#pool.get(replicas[0].id)
+        // A caller with a session of its own there may get answers of its own (its roots, its state).
+        if (connection === undefined || !this.#broker.sharesSession(context, connection)) return undefined
+        const principal = context.principal
+        // Upstreams that get the caller's identity may answer each caller differently.
+        if (replicas.some(r => r.forwardIdentity)) return principal === null ? 'anonymous' : `principal:${principal.kind}:${principal.id}`
+        return roles && principal !== null ? `roles:${[...principal.roles].sort().join(',')}` : 'all'
+      },
+      listingOf: (service) => {
+        for (const replica of this.#registry.replicas(service)) {
+          const listing = this.#pool.get(replica.id)?.listing
+          if (listing !== undefined && this.#pool.get(replica.id)?.state === 'up') return listing.digests.tools
+        }
+        return undefined
+      },
+      readOnly: (call) => call.readOnly === true,
+      observer: observer?.cache
+    })
+  }
+
   upstreamHealth (): UpstreamHealthReport[] {
     return upstreamHealth(this.#pool, this.#balancer, this.#forwarder.gates)
   }

@@ -25,6 +25,8 @@ export interface ServiceOptions {
   prompts: UpstreamDefinition['prompts']
   /** undefined: the gateway's default balancing. */
   balancer: UpstreamDefinition['balancer']
+  /** undefined: its results are not cached (unless a cache.tools entry says so). */
+  cache: UpstreamDefinition['cache']
 }
 
 export interface RegistryOptions {
@@ -131,7 +133,8 @@ export class Registry {
       sessionMode: replicas[0]?.sessionMode ?? 'auto',
       tools: replicas.find(r => r.tools !== undefined)?.tools,
       prompts: replicas.find(r => r.prompts !== undefined)?.prompts,
-      balancer: replicas.find(r => r.balancer !== undefined)?.balancer
+      balancer: replicas.find(r => r.balancer !== undefined)?.balancer,
+      cache: replicas.find(r => r.cache !== undefined)?.cache
     }
   }
 

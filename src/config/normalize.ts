@@ -172,6 +172,9 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1, ...file.circuitBreaker },
     admin: { apiKey: file.admin?.apiKey ?? null },
     dashboard: { enabled: file.dashboard?.enabled ?? true, intervalMs: file.dashboard?.intervalMs ?? 2000 },
+    cache: file.cache === undefined && !servers.some(s => s.cache !== undefined)
+      ? null
+      : { maxBytes: file.cache?.maxBytes ?? 64 * 1024 * 1024, tools: (file.cache?.tools ?? []).map(t => ({ pattern: t.pattern, ttlMs: t.ttlMs, force: t.force ?? false })) },
     webhooks,
     alerts,
     alertIntervalMs: file.alertIntervalMs ?? 10_000,
@@ -325,7 +328,8 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
     ...(input.balancer !== undefined ? { balancer: balancerSettings(input.balancer) } : {}),
     maxConcurrent: input.maxConcurrent ?? defaults.maxConcurrent,
     queue: { size: input.queue?.size ?? defaults.queueSize, timeoutMs: input.queue?.timeoutMs ?? defaults.queueTimeout },
-    healthCheck: healthCheckSettings(defaults.healthCheck, input.healthCheck ?? {})
+    healthCheck: healthCheckSettings(defaults.healthCheck, input.healthCheck ?? {}),
+    ...(input.cache !== undefined ? { cache: { ttlMs: input.cache.ttlMs, force: input.cache.force ?? false } } : {})
   }
   return server
 }
@@ -379,7 +383,7 @@ export function serviceConflicts (servers: readonly UpstreamDefinition[], candid
   // Per service and option: the first replica that sets it; every later one that sets it must agree.
   const first = new Map<string, UpstreamDefinition>()
   for (const server of others) {
-    for (const key of ['tools', 'prompts', 'sessionMode', 'balancer'] as const) {
+    for (const key of ['tools', 'prompts', 'sessionMode', 'balancer', 'cache'] as const) {
       const value = server[key]
       if (key !== 'sessionMode' && value === undefined) continue
       const slot = server.service + '\0' + key

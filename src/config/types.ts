@@ -59,6 +59,8 @@ export interface UpstreamDefinition {
   readonly maxConcurrent: number
   readonly queue: { readonly size: number, readonly timeoutMs: number }
   readonly healthCheck: HealthCheckSettings
+  /** Its service's results cached (replicas must agree). */
+  readonly cache?: { readonly ttlMs: number, readonly force: boolean }
 }
 
 export interface UpstreamDefaults {
@@ -227,6 +229,8 @@ export interface GatewayConfig {
   }
   readonly admin: { readonly apiKey: string | null }
   readonly dashboard: { readonly enabled: boolean, readonly intervalMs: number }
+  /** null: no result cache (unless a server sets its own `cache`, which turns it on with the default size). */
+  readonly cache: { readonly maxBytes: number, readonly tools: ReadonlyArray<{ readonly pattern: string, readonly ttlMs: number, readonly force: boolean }> } | null
   readonly webhooks: Readonly<Record<string, WebhookSettings>>
   readonly alerts: readonly AlertRule[]
   readonly alertIntervalMs: number

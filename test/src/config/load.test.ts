@@ -78,6 +78,7 @@ test('an empty configuration gets every default', async (t) => {
     outlierDetection: { errorRate: 0.5, minCalls: 10, windowMs: 10_000, consecutiveFailures: 0, ejectionMs: 30_000, maxEjectionMs: 300_000, maxEjectedShare: 0.5 },
     hedging: null,
     dashboard: { enabled: true, intervalMs: 2000 },
+    cache: null,
     webhooks: {},
     alerts: [],
     alertIntervalMs: 10_000,
