@@ -1,6 +1,7 @@
 import type { NameFilter, PrefixMode } from '../../schemas/config.js'
 import type { AlertRule } from '../alerts/alert-rules.js'
 import type { AnomalySettings } from '../alerts/anomaly.js'
+import type { OutlierSettings } from '../balancing/outliers.js'
 import type { WebhookSettings } from '../alerts/webhooks.js'
 
 /** The configuration after validation and defaults: what every part of the gateway reads. Frozen. */
@@ -209,15 +210,7 @@ export interface GatewayConfig {
   /** How many retries may add to the load. */
   readonly retryBudget: { readonly ratio: number, readonly minPerSecond: number, readonly windowMs: number }
   /** Passive health: outlier ejection (see balancing/outliers.ts). */
-  readonly outlierDetection: {
-    readonly errorRate: number
-    readonly minCalls: number
-    readonly windowMs: number
-    readonly consecutiveFailures: number
-    readonly ejectionMs: number
-    readonly maxEjectionMs: number
-    readonly maxEjectedShare: number
-  }
+  readonly outlierDetection: OutlierSettings
   /** Hedged requests for read-only calls; null: off. */
   readonly hedging: { readonly percentile: number, readonly minDelayMs: number, readonly minSamples: number } | null
   /** Each upstream's circuit breaker. */
