@@ -15,11 +15,12 @@ export class Child {
   #exit
   #message
 
-  constructor (name, file, args, { preload = false } = {}) {
+  /** `nodeArgs`: flags for the child's node (a profile: `--cpu-prof --cpu-prof-dir=…`). */
+  constructor (name, file, args, { preload = false, nodeArgs = [] } = {}) {
     this.name = name
     this.process = fork(file, args, {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      execArgv: preload ? ['--import', EXIT_WITH_PARENT] : []
+      execArgv: [...(preload ? ['--import', EXIT_WITH_PARENT] : []), ...nodeArgs]
     })
     this.pid = this.process.pid
     this.exitStatus = undefined

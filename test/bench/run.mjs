@@ -134,7 +134,9 @@ async function startGateway (upstreamUrl, rateLimit, redisUrl) {
         })
   }, null, 2))
   const port = await freePort()
-  const gateway = start('gateway', GATEWAY_CLI, ['--config', config, '--port', String(port), '--host', '127.0.0.1'], { preload: true })
+  // BENCH_GATEWAY_NODE_ARGS: flags for the gateway's node alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const gateway = start('gateway', GATEWAY_CLI, ['--config', config, '--port', String(port), '--host', '127.0.0.1'], { preload: true, nodeArgs })
   const base = `http://127.0.0.1:${port}`
   const deadline = Date.now() + READY_TIMEOUT
   let last = 'no answer'
