@@ -56,7 +56,12 @@ test('the WebSocket envelope for clients without an MCP SDK', async (t) => {
   t.teardown(() => socket.close())
   await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
   const replies: unknown[] = []
-  socket.on('message', (data) => replies.push(JSON.parse(data.toString())))
+  // Answers only: what the server sends on its own (a list_changed, a log message) may arrive in between.
+  socket.on('message', (data) => {
+    const message = JSON.parse(data.toString()) as { method?: string, id?: unknown }
+    if (message.method !== undefined && message.id === undefined) return
+    replies.push(message)
+  })
   const next = async () => {
     const start = replies.length
     while (replies.length === start) await new Promise(resolve => setTimeout(resolve, 10))
