@@ -30,7 +30,7 @@ export function statsReport (app: FastifyInstance, limits: { tools: number, erro
       state: u.state,
       ...(u.reason !== undefined ? { reason: u.reason } : {}),
       inFlight: u.inFlight,
-      anomaly: { latency: app.mcpAlerts.anomaly(u.id).latency, errors: app.mcpAlerts.anomaly(u.id).errors },
+      anomaly: anomalyOf(app, u.id),
       ...(stats.windows(u.id) ?? NO_WINDOWS)
     }
   })
@@ -43,6 +43,11 @@ export function statsReport (app: FastifyInstance, limits: { tools: number, erro
     recentErrors: stats.recentErrors(limits.errors),
     alerts: [...app.mcpAlerts.active(), ...app.mcpAlerts.resolved().slice(0, 20)].map(alertReport)
   }
+}
+
+function anomalyOf (app: FastifyInstance, id: string): { latency: number, errors: number } {
+  const { latency, errors } = app.mcpAlerts.anomaly(id)
+  return { latency, errors }
 }
 
 function cacheFigures (app: FastifyInstance): { cache?: StatsReport['totals']['cache'] } {

@@ -12,7 +12,7 @@ import type { HealthMonitor } from './health.js'
 import { type ListName, LiveCatalog } from './catalog/live-catalog.js'
 import type { Logger } from './logger.js'
 import type { RateLimiter } from './limits/rate-limiter.js'
-import type { Tool } from './mcp-types.js'
+import type { ServiceListing, Tool } from './mcp-types.js'
 import { RawResult, resultValue } from './raw-result.js'
 import type { Registry } from './registry.js'
 import { Relay } from './relay.js'
@@ -370,13 +370,8 @@ export class McpProxy implements ClientEndpoint {
         if (replicas.some(r => r.forwardIdentity)) return principal === null ? 'anonymous' : `principal:${principal.kind}:${principal.id}`
         return roles && principal !== null ? `roles:${[...principal.roles].sort().join(',')}` : 'all'
       },
-      listingOf: (service) => {
-        for (const replica of this.#registry.replicas(service)) {
-          const listing = this.#pool.get(replica.id)?.listing
-          if (listing !== undefined && this.#pool.get(replica.id)?.state === 'up') return listing.digests.tools
-        }
-        return undefined
-      },
+      // The listing the catalog shows for the service: a change to it is a new generation of keys.
+      listingOf: (service) => this.#catalogListing(service)?.digests.tools,
       readOnly: (call) => call.readOnly === true,
       observer: observer?.cache
     })
@@ -408,10 +403,14 @@ export class McpProxy implements ClientEndpoint {
     return admitted === undefined ? serve() : admitted.then(serve)
   }
 
-  /** A service's contribution to the catalog: the listing of its first replica (registration order) that is up. */
-  #refreshService (service: string): void {
+  /** What a service offers the catalog: the listing of its first replica (registration order) that is up. */
+  #catalogListing (service: string): ServiceListing | undefined {
     const replica = this.#registry.replicas(service).find(r => this.#pool.get(r.id)?.state === 'up')
-    const listing = replica === undefined ? undefined : this.#pool.get(replica.id)?.listing
+    return replica === undefined ? undefined : this.#pool.get(replica.id)?.listing
+  }
+
+  #refreshService (service: string): void {
+    const listing = this.#catalogListing(service)
     if (listing === undefined) {
       this.#catalog.set(service, undefined)
       return
