@@ -5,8 +5,8 @@
  * rises score: an upstream getting faster or failing less is not an anomaly. Latency is compared in log space (a jump
  * from 10 to 20 ms weighs as much as one from 100 to 200). The baselines learn by time, not by observation — each
  * observation weighs 1 − e^(−Δt / baselineMs) — so how often they are evaluated does not change how fast they get
- * used to a change; and a value far off moves them only by its clamped deviation, so one bad spell does not become
- * the new normal. `warmup` observations build a baseline before any score. A few multiplications per upstream.
+ * used to a change; and a value more than three scales off moves the mean only by three scales and leaves the
+ * spread alone, so neither one bad spell nor a sustained one becomes the new normal before its time. `warmup` observations build a baseline before any score. A few multiplications per upstream.
  */
 
 export interface AnomalySettings {
@@ -56,10 +56,18 @@ class Baseline {
       return
     }
     const scale = 1.4826 * Math.max(this.spread, floor)
-    const clamped = Math.max(-CLAMP * scale, Math.min(CLAMP * scale, value - this.mean))
-    this.deviation = (1 - alpha) * this.deviation + alpha * Math.abs(clamped)
+    const offset = value - this.mean
+    if (Math.abs(offset) > CLAMP * scale) {
+      // An outlier moves the baseline by its clamped deviation only, and does not widen the spread: a spread fed
+      // clamped outliers would grow by CLAMP × 1.4826 per time constant and a sustained anomaly would score itself
+      // normal within a minute or two. So a shift of k scales is absorbed in about k / CLAMP time constants (10×
+      // slower, at the default 5 min: ~20 min flagged; 2× slower: ~1.5 min), the bigger the longer.
+      this.mean += alpha * Math.sign(offset) * CLAMP * scale
+      return
+    }
+    this.deviation = (1 - alpha) * this.deviation + alpha * Math.abs(offset)
     this.learnt = (1 - alpha) * this.learnt + alpha
-    this.mean += alpha * clamped
+    this.mean += alpha * offset
   }
 }
 

@@ -111,6 +111,22 @@ test('the baselines learn by time: evaluated ten times as often, they get used t
   t.ok(Math.abs(rarelyScore - oftenScore) < Math.max(rarelyScore, oftenScore) / 2, 'within a factor of two')
 })
 
+test('a sustained slowdown stays anomalous for as long as it is large, then becomes normal; its spread does not widen', async (t) => {
+  // The default baseline (5 min), evaluated every 10 s, after 20 minutes of a steady 20 ms ± 5%.
+  const run = (factor: number) => {
+    let now = 0
+    const detector = new AnomalyDetector({ baselineMs: 300_000, warmup: 10, minCalls: 5 }, () => (now += 10_000))
+    for (let i = 0; i < 120; i++) detector.observe('a', 50, 20 * (0.95 + 0.1 * ((i * 7) % 11) / 10), 0)
+    let flaggedFor = 0
+    for (let i = 0; i < 360 && detector.observe('a', 50, 20 * factor, 0).latency > 4; i++) flaggedFor += 10
+    return flaggedFor
+  }
+  const tenfold = run(10)
+  t.ok(tenfold >= 10 * 60 && tenfold < 60 * 60, `10× slower: flagged for ${tenfold} s (not a minute and then quiet while it lasts)`)
+  const twofold = run(2)
+  t.ok(twofold > 0 && twofold < tenfold, `2× slower: flagged for ${twofold} s, then the new normal`)
+})
+
 test('webhook bodies: Slack, Discord and generic JSON', async (t) => {
   const alert: Alert = {
     key: 'k',
