@@ -352,7 +352,6 @@ export class McpProxy implements ClientEndpoint {
     return this.#pool.reports()
   }
 
-  /** Each upstream's health as /upstream/health shows it (see upstream-health.ts). */
   /** The cache as the forwarder's hooks see it: rules per service and tool, the caller's scope, the listing's digest. */
   #resultCache (settings: NonNullable<GatewayConfig['cache']>, observer: ProxyObserver | undefined): ResultCache {
     const rules = settings.tools.map(rule => ({ matches: globMatcher([rule.pattern]), rule: { ttlMs: rule.ttlMs, force: rule.force } }))
@@ -377,6 +376,7 @@ export class McpProxy implements ClientEndpoint {
     })
   }
 
+  /** Each upstream's health as /upstream/health shows it (see upstream-health.ts). */
   upstreamHealth (): UpstreamHealthReport[] {
     return upstreamHealth(this.#pool, this.#balancer, this.#forwarder.gates)
   }
