@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { JsonRpcId, JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
 import { Cancellation } from './cancellation.js'
+import { type HedgeContext, hedgeDelay, type HedgingSettings, race } from './balancing/hedging.js'
 import type { ClientContext, Principal } from './client-context.js'
 import { ERR_CIRCUIT_OPEN, ERR_UPSTREAM_BUSY, ERR_UPSTREAM_HTTP, ERR_UPSTREAM_UNAVAILABLE, UpstreamFailure } from './errors.js'
 import { upstreamFailure } from './upstream/failure.js'
@@ -115,14 +116,6 @@ export interface ForwarderOptions {
    * it took, and on which upstream its last attempt was — the access log. Undefined: nothing is added to the path.
    */
   callEnded?: ((call: ForwardedCall, outcome: string, ms: number) => void) | undefined
-}
-
-export interface HedgingSettings {
-  /** Hedge after this percentile (50..99.9) of the replica's recent latency. */
-  readonly percentile: number
-  readonly minDelayMs: number
-  /** Calls measured on the replica before its percentile is trusted. */
-  readonly minSamples: number
 }
 
 export class Forwarder {
@@ -246,7 +239,7 @@ export class Forwarder {
       this.#serviceBudget(call.service).called()
     }
     if (this.options.hedging !== undefined && call.hedged !== true && call.tried === undefined) {
-      const delay = this.#hedgeDelay(call, replica, this.options.hedging)
+      const delay = hedgeDelay(call, this.options.hedging, () => this.#hedgeContext(call, replica))
       if (delay !== undefined) return this.#hedge(call, replica, delay)
     }
     return this.#onReplica(call, replica)
@@ -281,88 +274,14 @@ export class Forwarder {
     return this.#attempt(call)
   }
 
-  /**
-   * How long a read-only call waits on `replica` before a hedge goes to another (undefined: not hedged) — only
-   * calls that would be the same on any replica: on the shared session (the client keeps no state upstream, and
-   * cannot be asked things twice), without a progress token (two replicas' progress would interleave), on a service
-   * with another replica, once the replica's percentile rests on enough calls.
-   */
-  #hedgeDelay (call: ForwardedCall, replica: UpstreamDefinition, hedging: HedgingSettings): number | undefined {
-    if (call.readOnly !== true || call.upstream !== undefined || call.onProgress !== undefined || call.cancel?.requested === true) return undefined
-    // A client the upstream may ask things (sampling, elicitation, roots) would be asked by both replicas.
-    const client = call.context
-    if (client instanceof ClientSession && (client.declared('sampling') || client.declared('elicitation') || client.declared('roots'))) return undefined
-    const { registry, pool, broker, balancer } = this.options
-    if (registry.replicas(call.service).length < 2 || balancer?.latencyQuantile === undefined) return undefined
-    const connection = pool.get(replica.id)
-    if (connection === undefined || !broker.sharesSession(call.context, connection)) return undefined
-    const { ms, samples } = balancer.latencyQuantile(replica.id, hedging.percentile / 100)
-    const delay = Math.max(hedging.minDelayMs, ms)
-    // Past its deadline the first attempt times out anyway: a hedge then is only a retry, which a timeout never gets.
-    return samples < hedging.minSamples || delay >= replica.timeout ? undefined : delay
-  }
-
-  /**
-   * A hedged call: the first attempt on `replica`, and if it has not answered after `delay`, a second on another
-   * replica (paid from the retry budget); the first answer wins and the other attempt is cancelled (upstream too).
-   * An upstream failure of one attempt waits for the other; an answer — a JSON-RPC error included — settles it.
-   */
+  /** The call on `replica`, hedged on another replica if it has not answered after `delay` (see hedging.ts). */
   #hedge (call: ForwardedCall, replica: UpstreamDefinition, delay: number): Promise<unknown> {
-    const parent = call.cancel
-    const first: ForwardedCall = { ...call, cancel: new Cancellation(), hedged: true }
-    let second: ForwardedCall | undefined
-    const observer = this.options.observer
-    return new Promise((resolve, reject) => {
-      let running = 1
-      let done = false
-      let firstFailure: unknown
-      const finish = (winner: ForwardedCall | undefined) => {
-        done = true
-        clearTimeout(timer)
-        parent?.listen(undefined)
-        const loser = winner === first ? second : first
-        if (winner !== undefined) loser?.cancel?.cancel('another replica answered first (hedged request)')
-      }
-      const answered = (attempt: ForwardedCall) => (result: unknown) => {
-        running--
-        if (done) return
-        finish(attempt)
-        if (attempt === second) observer?.hedge?.('won')
-        resolve(result)
-      }
-      const failed = (attempt: ForwardedCall) => (err: unknown) => {
-        running--
-        if (done) return
-        if (attempt === first) firstFailure = err
-        // An answer, or the last attempt failing: settled. An upstream failure with the other still running: wait.
-        if (!(err instanceof UpstreamFailure) || running === 0 || (attempt === first && second === undefined)) {
-          finish(err instanceof UpstreamFailure ? undefined : attempt)
-          reject(running === 0 && firstFailure !== undefined ? firstFailure : err)
-        }
-      }
-      const timer = setTimeout(() => {
-        // Not where the first attempt is now, nor where it was refused or failed.
-        const tried = new Set(first.tried)
-        tried.add(replica.id)
-        if (first.on !== undefined) tried.add(first.on)
-        if (done || parent?.requested === true || !this.#anotherReplica({ ...call, tried }, replica)) return
-        if (!this.#tryRetry(call.service)) {
-          observer?.hedge?.('refused')
-          return
-        }
-        observer?.hedge?.('sent')
-        second = { ...call, cancel: new Cancellation(), hedged: true, tried }
-        running++
-        this.#attempt(second).then(answered(second), failed(second))
-      }, delay)
-      parent?.listen({
-        cancelled: (reason) => {
-          first.cancel?.cancel(reason)
-          second?.cancel?.cancel(reason)
-        }
-      })
-      if (parent?.requested === true) first.cancel?.cancel(parent.reason ?? 'cancelled')
-      this.#onReplica(first, replica).then(answered(first), failed(first))
+    return race(call, replica.id, delay, {
+      first: attempt => this.#onReplica(attempt, replica),
+      second: attempt => this.#attempt(attempt),
+      anotherReplica: tried => this.#anotherReplica(call.service, tried),
+      pay: () => this.#tryRetry(call.service),
+      observer: this.options.observer
     })
   }
 
@@ -419,17 +338,29 @@ export class Forwarder {
       // Sent twice only when that is harmless: never sent, or idempotent and the replica failed it (not merely
       // slow: a timeout may be the upstream still working on it).
       const mayRetry = !failure.sent || (call.idempotent && replicaFailed(failure))
-      if (!mayRetry || call.cancel?.requested === true || call.upstream !== undefined || !this.#anotherReplica(call, replica)) {
+      if (!mayRetry || call.cancel?.requested === true || call.upstream !== undefined || !this.#anotherReplica(call.service, new Set(call.tried).add(replica.id))) {
         throw asAnswered(failure, call.service)
       }
       return this.#retry(call, replica, failure)
     })
   }
 
-  /** Whether a replica this call has not tried may take it: only then is a retry worth its budget. */
-  #anotherReplica (call: ForwardedCall, failed: UpstreamDefinition): boolean {
-    return this.options.registry.replicas(call.service).some(r =>
-      r.id !== failed.id && call.tried?.has(r.id) !== true && r.weight > 0 && this.options.pool.get(r.id)?.state === 'up')
+  /** Whether a replica of `service` not in `tried` may take a call: only then is a retry worth its budget. */
+  #anotherReplica (service: string, tried: ReadonlySet<string>): boolean {
+    return this.options.registry.replicas(service).some(r => !tried.has(r.id) && r.weight > 0 && this.options.pool.get(r.id)?.state === 'up')
+  }
+
+  /** What hedging asks of `replica` before it hedges a call there. */
+  #hedgeContext (call: ForwardedCall, replica: UpstreamDefinition): HedgeContext {
+    const { registry, pool, broker, balancer } = this.options
+    const connection = pool.get(replica.id)
+    const quantile = balancer?.latencyQuantile
+    return {
+      replicas: registry.replicas(call.service).length,
+      sharedSession: connection !== undefined && broker.sharesSession(call.context, connection),
+      latency: quantile === undefined ? undefined : q => quantile.call(balancer, replica.id, q),
+      timeout: replica.timeout
+    }
   }
 
   /**
