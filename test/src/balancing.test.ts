@@ -96,7 +96,8 @@ test('consistent hash on the principal or the session; callers with no key are s
 })
 
 test('health-based: a replica failing or slow gets a small share', async (t) => {
-  const { load, count } = setup([server('a'), server('b'), server('c')], { strategy: 'health-based', hashOn: 'address' })
+  // The figures fade with time since the last call: read at a fixed instant (2 s), not at this process's uptime.
+  const { load, count } = setup([server('a'), server('b'), server('c')], { strategy: 'health-based', hashOn: 'address' }, () => 2000)
   for (let i = 0; i < 20; i++) {
     for (const id of ['a', 'b', 'c']) load.started(id)
     load.finished('a', 10, false, i * 100)
