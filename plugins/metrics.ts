@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from 'prom-client'
 import { counterOf, histogramOf, LatencyRecorder, type Series, sumOf } from '../src/latency-recorder.js'
 import type { CallOutcome } from '../src/forwarder.js'
+import { codeType, OTHER, TOOL_ERROR } from '../src/mcp-semconv.js'
 
 /**
  * Prometheus metrics in the gateway's own prom-client Registry (never the global one, so two gateways in one
@@ -11,7 +12,10 @@ import type { CallOutcome } from '../src/forwarder.js'
 
 export interface GatewayMetrics {
   readonly registry: Registry
-  upstreamCall (server: string, method: string, outcome: CallOutcome, seconds: number): void
+  /** An attempt on an upstream ended (`code`: the JSON-RPC error it was answered with, if any). */
+  upstreamCall (server: string, method: string, outcome: CallOutcome, seconds: number, code?: number): void
+  /** A client request was answered (mcp_server_operation_duration_seconds). */
+  serverOperation (method: string, seconds: number, errorType: string | undefined): void
   upstreamUp (server: string, service: string, up: boolean | undefined): void
   sessions (count: number): void
   /** A request refused by a rate limit (rateLimit.perIp, .perPrincipal or .perTool). */
@@ -49,11 +53,17 @@ declare module 'fastify' {
 }
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+/** The buckets the OpenTelemetry MCP conventions give their operation-duration histograms. */
+const MCP_OPERATION_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]
 /** The methods whose calls get their own `method` label; any other (an envelope request) is counted as `other`. */
 const LABELLED_METHODS = new Set([
   'tools/call', 'resources/read', 'prompts/get', 'completion/complete', 'tools/list', 'resources/list',
   'resources/templates/list', 'prompts/list', 'resources/subscribe', 'resources/unsubscribe', 'logging/setLevel', 'ping'
 ])
+/** error.type of an attempt that failed without a JSON-RPC error, by outcome (the conventions' words where they have one). */
+const OUTCOME_ERROR_TYPES: Readonly<Record<CallOutcome, string>> = {
+  success: '', tool_error: TOOL_ERROR, rpc_error: OTHER, timeout: 'timeout', cancelled: 'cancelled', unavailable: 'unavailable', failure: OTHER
+}
 
 export default fp(async function mcpGatewayMetrics (app) {
   const { enabled, prefix, defaultMetrics } = app.mcpConfig.metrics
@@ -76,6 +86,16 @@ export default fp(async function mcpGatewayMetrics (app) {
     'Seconds upstream servers took to answer forwarded requests, by server, MCP method and outcome (divide by upstream_calls_total for the mean)') as unknown as Metric)
   registry.registerMetric(histogramOf(latency, prefix + 'upstream_call_duration_seconds',
     'Time an upstream took to answer a forwarded request, by MCP method and outcome') as unknown as Metric)
+  // The OpenTelemetry MCP conventions' two histograms, in Prometheus form and under their own names (no prefix), by
+  // method and error type only: a gen_ai_tool_name label would be a series per tool of a thousand upstreams.
+  const serverOperations = new LatencyRecorder(['mcp_method_name', 'error_type'], MCP_OPERATION_BUCKETS)
+  const clientOperations = new LatencyRecorder(['mcp_method_name', 'error_type'], MCP_OPERATION_BUCKETS)
+  registry.registerMetric(histogramOf(serverOperations, 'mcp_server_operation_duration_seconds',
+    'MCP request duration as the gateway (the server its clients talk to) saw it, from receipt until the answer (OpenTelemetry mcp.server.operation.duration); error_type empty on success') as unknown as Metric)
+  registry.registerMetric(histogramOf(clientOperations, 'mcp_client_operation_duration_seconds',
+    'MCP request duration as the gateway (a client of its upstreams) saw it, per attempt, from sending until the answer (OpenTelemetry mcp.client.operation.duration); error_type empty on success') as unknown as Metric)
+  const serverSeries = new Map<string, Map<string, Series>>()
+  const clientSeries = new Map<string, Map<string, Series>>()
   const upstreamUp = new Gauge({
     name: prefix + 'upstream_up',
     help: '1 when the upstream is connected and healthy, 0 otherwise',
@@ -130,8 +150,9 @@ export default fp(async function mcpGatewayMetrics (app) {
 
   const metrics: GatewayMetrics = {
     registry,
-    upstreamCall (server, method, outcome, seconds) {
+    upstreamCall (server, method, outcome, seconds, code) {
       if (!enabled) return
+      operationSeries(clientOperations, clientSeries, method, outcome === 'rpc_error' && code !== undefined ? codeType(code) : OUTCOME_ERROR_TYPES[outcome]).observe(seconds)
       // Clients choose the method of an envelope request: only the methods the gateway forwards get their own label.
       const name = LABELLED_METHODS.has(method) ? method : 'other'
       const byOutcome = inner(inner(callSeries, server), name)
@@ -149,6 +170,9 @@ export default fp(async function mcpGatewayMetrics (app) {
         calls.remove(labels => labels.server === server)
         callSeries.delete(server)
       } else upstreamUp.labels(server, service).set(up ? 1 : 0)
+    },
+    serverOperation (method, seconds, errorType) {
+      if (enabled) operationSeries(serverOperations, serverSeries, method, errorType ?? '').observe(seconds)
     },
     sessions (count) {
       sessions.set(count)
@@ -215,6 +239,15 @@ export default fp(async function mcpGatewayMetrics (app) {
     })
   }
 }, { name: 'mcp-gateway-metrics', fastify: '5.x', dependencies: ['mcp-gateway-config'] })
+
+/** The series of an MCP operation histogram; a method the gateway does not serve is `_OTHER` (clients choose it). */
+function operationSeries (recorder: LatencyRecorder, cache: Map<string, Map<string, Series>>, method: string, errorType: string): Series {
+  const name = LABELLED_METHODS.has(method) || method === 'initialize' ? method : OTHER
+  const byType = inner(cache, name)
+  let series = byType.get(errorType)
+  if (series === undefined) byType.set(errorType, series = recorder.series(name, errorType))
+  return series
+}
 
 /** The map under `key` in `outer`, created on first use. */
 function inner<V> (outer: Map<string, Map<string, V>>, key: string): Map<string, V> {

@@ -21,8 +21,8 @@ export default fp(async function mcpGatewayProxy (app) {
   // Every attempt on an upstream goes to the metrics and to the statistics.
   const observer: ProxyObserver = {
     ...metrics,
-    upstreamCall (server, method, outcome, seconds, service, tool, message) {
-      metrics.upstreamCall(server, method, outcome, seconds)
+    upstreamCall (server, method, outcome, seconds, service, tool, message, code) {
+      metrics.upstreamCall(server, method, outcome, seconds, code)
       stats.record(server, service, tool, method, outcome, seconds * 1000, message)
     }
   }
@@ -34,7 +34,8 @@ export default fp(async function mcpGatewayProxy (app) {
     log: app.log,
     version: PACKAGE.version,
     observer,
-    limiter: app.mcpRateLimit
+    limiter: app.mcpRateLimit,
+    tracing: app.mcpTracing
   })
   app.decorate('mcpProxy', proxy)
   // Fastify fails start-up when an onReady hook outlives its plugin timeout: the wait for upstreams ends well before
@@ -49,6 +50,6 @@ export default fp(async function mcpGatewayProxy (app) {
   fastify: '5.x',
   dependencies: [
     'mcp-gateway-config', 'mcp-gateway-registry', 'mcp-gateway-balancer', 'mcp-gateway-health', 'mcp-gateway-metrics',
-    'mcp-gateway-rate-limit', 'mcp-gateway-stats'
+    'mcp-gateway-rate-limit', 'mcp-gateway-stats', 'mcp-gateway-tracing'
   ]
 })

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Static } from 'typebox'
 import type { ClientContext } from '../src/client-context.js'
 import { LATEST_PROTOCOL_VERSION } from '../src/protocol.js'
+import { traceCarrier } from '../src/tracing.js'
 import { CallToolBody, CallToolReply, ErrorReply, ListBody, ResourcesListReply, ToolsListReply } from '../schemas/rest.js'
 
 /**
@@ -36,7 +37,7 @@ export default async function restRoutes (fastify: FastifyInstance) {
   app.post('/mcp/tools/call', {
     schema: { body: CallToolBody, response: { 200: CallToolReply, ...errors } }
   }, async (request, reply) => {
-    const json = await proxy.callToolJson(request.body.name, request.body.arguments, { client: callerOf(request) })
+    const json = await proxy.callToolJson(request.body.name, request.body.arguments, { client: callerOf(request), carrier: traceCarrier(request.headers) })
     return reply.type('application/json').send(json as unknown as Static<typeof CallToolReply>)
   })
 

@@ -13,6 +13,7 @@ import overloadPlugin from '../plugins/overload.js'
 import proxyPlugin from '../plugins/proxy.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import statsPlugin from '../plugins/stats.js'
+import tracingPlugin from '../plugins/tracing.js'
 import registryPlugin from '../plugins/registry.js'
 import securityPlugin from '../plugins/security.js'
 import transportsPlugin from '../plugins/transports.js'
@@ -70,6 +71,7 @@ export async function gateway (app: FastifyInstance, opts: GatewayOptions): Prom
   await app.register(balancerPlugin)
   await app.register(rateLimitPlugin)
   await app.register(statsPlugin)
+  await app.register(tracingPlugin)
   await app.register(proxyPlugin)
   await app.register(alertsPlugin)
   if (opts.routes === false) return

@@ -240,12 +240,6 @@ export class Dispatcher {
     return Promise.reject(new ERR_INVALID_PARAMS('completion/complete needs params.ref: {type:"ref/prompt",name} or {type:"ref/resource",uri}'))
   }
 
-  /**
-   * What the gateway offers, the same whichever upstreams are up: a client learns the capabilities once, at
-   * initialize, and upstreams come and go after. The gateway serves each itself — subscriptions and log levels are
-   * kept and passed to the services that take them, completions routed to their service (an empty answer where it
-   * has none) — so it can promise them all.
-   */
   /** Whether a replica of the service that is up declared completions. */
   #offersCompletions (service: string): boolean {
     for (const replica of this.options.registry.replicas(service)) {
@@ -259,6 +253,12 @@ export class Dispatcher {
     return this.options.access.for(context.principal).sees(kind, name)
   }
 
+  /**
+   * What the gateway offers, the same whichever upstreams are up: a client learns the capabilities once, at
+   * initialize, and upstreams come and go after. The gateway serves each itself — subscriptions and log levels are
+   * kept and passed to the services that take them, completions routed to their service (an empty answer where it
+   * has none) — so it can promise them all.
+   */
   #capabilities (): Record<string, unknown> {
     return CAPABILITIES
   }

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import type { Context } from '@opentelemetry/api'
 import type { JsonRpcId, JsonRpcNotification, Params } from '../schemas/jsonrpc.js'
 import { Cancellation } from './cancellation.js'
 import { type HedgeContext, hedgeDelay, type HedgingSettings, race } from './balancing/hedging.js'
@@ -7,6 +8,7 @@ import { ERR_CIRCUIT_OPEN, ERR_UPSTREAM_BUSY, ERR_UPSTREAM_HTTP, ERR_UPSTREAM_UN
 import { upstreamFailure } from './upstream/failure.js'
 import { notificationMessage, progressTokenOf } from './jsonrpc.js'
 import { RawResult } from './raw-result.js'
+import type { AttemptSpan, McpTracing } from './tracing.js'
 import type { Balancer } from './balancer.js'
 import { ConcurrencyGates, type RefusalReason } from './balancing/concurrency.js'
 import { RetryBudget, type RetryBudgetSettings } from './balancing/retry-budget.js'
@@ -32,7 +34,7 @@ export interface CallObserver {
    * An attempt on an upstream ended: its service, the tool's client-visible name (tools/call), and why it failed
    * (failures), beside what the metrics need. Positional, so the forwarding path allocates nothing for it.
    */
-  upstreamCall (server: string, method: string, outcome: CallOutcome, seconds: number, service: string, tool: string | undefined, message: string | undefined): void
+  upstreamCall (server: string, method: string, outcome: CallOutcome, seconds: number, service: string, tool: string | undefined, message: string | undefined, code: number | undefined): void
   /** A failed call was tried again elsewhere (`retried`), or not, the retry budget being spent (`refused`). */
   retry? (outcome: 'retried' | 'refused'): void
   /** A call refused by an upstream's concurrency limit: its queue was full, or it waited too long. */
@@ -68,6 +70,8 @@ export interface ForwardOptions {
   requestId?: JsonRpcId | undefined
   /** For callers without a session: receives the call's progress notifications. */
   related?: ((message: JsonRpcNotification) => void) | undefined
+  /** The client request's span (tracing on): each attempt's span is its child. */
+  trace?: Context | undefined
 }
 
 /** One forwarded request, across the replicas it may try; what the hooks see. */
@@ -85,6 +89,8 @@ export interface ForwardedCall extends ForwardTarget {
   hedged?: boolean
   /** The replica its current attempt is on (what a hedge must avoid). */
   on?: string | undefined
+  /** The client request's span, when traced. */
+  readonly trace: Context | undefined
 }
 
 /**
@@ -111,6 +117,8 @@ export interface ForwarderOptions {
   retryBudget?: RetryBudgetSettings | undefined
   /** Hedged requests for read-only calls; undefined: off. */
   hedging?: HedgingSettings | undefined
+  /** A span per attempt (and trace context sent upstream); undefined: tracing is off. */
+  tracing?: McpTracing | undefined
   /**
    * Told once of every forwarded call when it ends (not of each attempt): who called, what, how it ended, how long
    * it took, and on which upstream its last attempt was — the access log. Undefined: nothing is added to the path.
@@ -189,7 +197,8 @@ export class Forwarder {
       // Every field from the start: one object shape for every call, however far it goes.
       refused: undefined,
       hedged: false,
-      on: undefined
+      on: undefined,
+      trace: options.trace
     }
     const answer = this.#preCall.length === 0 && this.#onResult.length === 0 ? this.#attempt(call) : this.#withHooks(call)
     const ended = this.options.callEnded
@@ -292,6 +301,7 @@ export class Forwarder {
     const started = performance.now()
     const load = this.options.balancer?.attempts
     let answer: Promise<unknown>
+    let span: AttemptSpan | undefined
     // Nothing thrown here may keep the slot: it is given back, and the call fails (or goes elsewhere) as any other.
     try {
       // Replaced or removed while the call waited for its slot: never sent.
@@ -299,19 +309,23 @@ export class Forwarder {
       load?.started(replica.id)
       call.on = replica.id
       const principal = call.context.principal
-      const options = {
-        timeout: replica.timeout,
-        cancel: call.cancel,
-        onProgress: call.onProgress,
-        raw: true,
-        origin: call.origin,
-        headers: replica.forwardIdentity && principal !== null ? identityHeaders(principal) : undefined
+      let headers = replica.forwardIdentity && principal !== null ? identityHeaders(principal) : undefined
+      let params = call.params
+      if (this.options.tracing !== undefined) {
+        span = this.options.tracing.attempt(call.trace, call.method, params, { upstream: replica.id, service: call.service, url: replica.url, transport: replica.transport }, call.tried?.size ?? 0)
+        params = span.params
+        headers = headers === undefined ? span.headers : { ...headers, ...span.headers }
       }
+      const options = { timeout: replica.timeout, cancel: call.cancel, onProgress: call.onProgress, raw: true, origin: call.origin, headers }
       const upstream = broker.sessionFor(call.context, connection)
-      answer = upstream instanceof UpstreamSession
-        ? upstream.request(call.method, call.params, options)
-        : upstream.then(u => u.request(call.method, call.params, options), (err: unknown) => { throw openFailed(err, replica.id) })
+      const traced = span
+      const send = (session: UpstreamSession) => {
+        traced?.session(session.mcpSessionId)
+        return session.request(call.method, params, options)
+      }
+      answer = upstream instanceof UpstreamSession ? send(upstream) : upstream.then(send, (err: unknown) => { throw openFailed(err, replica.id) })
     } catch (err) {
+      span?.end(undefined, err)
       this.gates.release(replica.id)
       if (connection !== undefined) load?.abandoned(replica.id)
       if (!(err instanceof UpstreamFailure) || err.sent || call.upstream !== undefined) return Promise.reject(err)
@@ -320,6 +334,7 @@ export class Forwarder {
       return this.#attempt(call)
     }
     return answer.then((result) => {
+      span?.end(result)
       this.gates.release(replica.id)
       const toolError = result instanceof RawResult ? result.isToolError : (result as { isError?: unknown } | undefined)?.isError === true
       load?.finished(replica.id, performance.now() - started, false)
@@ -328,10 +343,11 @@ export class Forwarder {
     }, (err: unknown) => {
       this.gates.release(replica.id)
       const failure = upstreamFailure(err, replica.id)
+      span?.end(undefined, failure)
       // A cancellation says nothing of the upstream; an answer (a JSON-RPC error) is not the upstream failing.
       if (call.cancel?.requested === true && !(failure instanceof UpstreamFailure)) load?.abandoned(replica.id)
       else load?.finished(replica.id, performance.now() - started, failure instanceof UpstreamFailure)
-      this.#observe(replica.id, call, outcomeOf(failure), started, failure.message)
+      this.#observe(replica.id, call, outcomeOf(failure), started, failure.message, (failure as { rpcError?: { code?: number } }).rpcError?.code)
       if (!(failure instanceof UpstreamFailure)) throw failure // an answer (a JSON-RPC error) or a cancellation
       if (failure.suspect) connection.suspect()
       broker.dropClosed(call.context, connection)
@@ -405,9 +421,9 @@ export class Forwarder {
     return this.forward(context, { service: connection.definition.service, method, params: params ?? {}, idempotent: false, upstream: connection.id }, {})
   }
 
-  #observe (server: string, call: ForwardedCall, outcome: CallOutcome, started: number, message: string | undefined): void {
+  #observe (server: string, call: ForwardedCall, outcome: CallOutcome, started: number, message: string | undefined, code?: number): void {
     this.options.observer?.upstreamCall(server, call.method, outcome, (performance.now() - started) / 1000,
-      call.service, call.method === 'tools/call' ? call.name : undefined, message)
+      call.service, call.method === 'tools/call' ? call.name : undefined, message, code)
   }
 }
 

@@ -24,6 +24,7 @@ export { default as rateLimitPlugin } from '../plugins/rate-limit.js'
 export { default as registryPlugin } from '../plugins/registry.js'
 export { default as securityPlugin, type GatewayAuth } from '../plugins/security.js'
 export { default as statsPlugin } from '../plugins/stats.js'
+export { default as tracingPlugin, tracingWanted } from '../plugins/tracing.js'
 export { default as transportsPlugin, type GatewayTransports } from '../plugins/transports.js'
 
 export { loadConfigFile, resolveConfig, type ConfigOverrides } from './config/load.js'

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import type { Params } from '../schemas/jsonrpc.js'
 import type { Balancer } from './balancer.js'
 import { AuditLog } from './audit.js'
@@ -24,6 +25,8 @@ import type { UpstreamConnection } from './upstream/connection.js'
 import { type UpstreamHealthReport, upstreamHealth } from './upstream-health.js'
 import { type CacheObserver, ResultCache } from './result-cache.js'
 import { globMatcher } from './naming.js'
+import type { McpTracing, TraceCarrier } from './tracing.js'
+import { errorType } from './mcp-semconv.js'
 import { type StateCounts, UpstreamPool, type UpstreamReport } from './upstream-pool.js'
 
 /**
@@ -41,6 +44,8 @@ export interface ProxyObserver extends CallObserver {
   sessions (count: number): void
   /** The result cache's hits, misses and stores (metrics). */
   readonly cache?: CacheObserver
+  /** A client request was answered after `seconds`; `errorType` as the MCP conventions say (undefined: success). */
+  serverOperation? (method: string, seconds: number, errorType: string | undefined): void
 }
 
 export interface ProxyOptions {
@@ -53,12 +58,16 @@ export interface ProxyOptions {
   observer?: ProxyObserver
   /** Counts every client request against the rate limits (see RateLimiter). */
   limiter?: RateLimiter | null
+  /** Spans per client request and upstream attempt; undefined: tracing is off. */
+  tracing?: McpTracing | undefined
 }
 
 /** Options of a programmatic call. */
 export type CallContext = ForwardOptions & {
   /** Who is calling (defaults to ANONYMOUS). */
   client?: ClientContext
+  /** The trace context of the HTTP request that asked for the call (REST), if any. */
+  carrier?: TraceCarrier | undefined
 }
 
 /** What the gateway's own sessions declare upstream: everything it can forward to a client that supports it. */
@@ -82,6 +91,7 @@ export class McpProxy implements ClientEndpoint {
   readonly #config: GatewayConfig
   readonly #registry: Registry
   readonly #observer: ProxyObserver | undefined
+  readonly #tracing: McpTracing | undefined
   readonly #balancer: Balancer
   /** Set when clients authenticate: their requests are logged. */
   readonly #audit: AuditLog | undefined
@@ -95,6 +105,7 @@ export class McpProxy implements ClientEndpoint {
     this.#config = config
     this.#registry = registry
     this.#observer = options.observer
+    this.#tracing = options.tracing
     this.#balancer = options.balancer
     this.#audit = config.auth === null ? undefined : new AuditLog(log.child({ component: 'audit' }))
     this.#limiter = options.limiter ?? undefined
@@ -167,6 +178,7 @@ export class McpProxy implements ClientEndpoint {
       balancer: options.balancer,
       retryBudget: config.retryBudget,
       hedging: config.hedging ?? undefined,
+      tracing: options.tracing,
       callEnded: config.accessLog ? accessLogger(log.child({ component: 'access' })) : undefined
     })
     this.#dispatcher = new Dispatcher({
@@ -279,8 +291,14 @@ export class McpProxy implements ClientEndpoint {
 
   request (session: ClientSession, method: string, params: Params | undefined, handle?: RequestHandle): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    const served = this.#admitted(session, method, () => this.#dispatcher.request(session, method, params, handle ?? {}))
-    return this.#audit === undefined ? served : this.#audit.track(session, method, params, served)
+    const started = performance.now()
+    const tracing = this.#tracing
+    const served = tracing === undefined
+      ? this.#admitted(session, method, () => this.#dispatcher.request(session, method, params, handle ?? {}))
+      : tracing.serve(session, method, params, handle?.requestId, handle?.carrier, trace =>
+        this.#admitted(session, method, () => this.#dispatcher.request(session, method, params, { ...handle, trace })))
+    const measured = this.#measured(method, started, served)
+    return this.#audit === undefined ? measured : this.#audit.track(session, method, params, measured)
   }
 
   notification (session: ClientSession, method: string, params: Params | undefined): void {
@@ -393,8 +411,27 @@ export class McpProxy implements ClientEndpoint {
   #call (method: string, params: Params, context: CallContext): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
     const client = context.client ?? ANONYMOUS
-    const served = this.#admitted(client, method, () => this.#dispatcher.request(client, method, params, context))
-    return this.#audit === undefined ? served : this.#audit.track(client, method, params, served)
+    const started = performance.now()
+    const tracing = this.#tracing
+    const served = tracing === undefined
+      ? this.#admitted(client, method, () => this.#dispatcher.request(client, method, params, context))
+      : tracing.serve(client, method, params, undefined, context.carrier, trace =>
+        this.#admitted(client, method, () => this.#dispatcher.request(client, method, params, { ...context, trace })))
+    const measured = this.#measured(method, started, served)
+    return this.#audit === undefined ? measured : this.#audit.track(client, method, params, measured)
+  }
+
+  /** `served`, told to the observer when it settles (mcp_server_operation_duration_seconds). */
+  #measured<T> (method: string, started: number, served: Promise<T>): Promise<T> {
+    const observer = this.#observer
+    if (observer?.serverOperation === undefined) return served
+    return served.then((result) => {
+      observer.serverOperation?.(method, (performance.now() - started) / 1000, errorType(result))
+      return result
+    }, (err: unknown) => {
+      observer.serverOperation?.(method, (performance.now() - started) / 1000, errorType(undefined, err))
+      throw err
+    })
   }
 
   /** `serve` once the rate limits admit the request (at once when none is configured or the counters are local). */

@@ -129,6 +129,7 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     logLevel: file.logLevel ?? DEFAULTS.logLevel,
     accessLog: file.accessLog ?? false,
     logFile: file.logFile === undefined ? null : { path: file.logFile.path, size: file.logFile.size ?? '10m', frequency: file.logFile.frequency ?? null, keep: file.logFile.keep ?? 7 },
+    tracing: { enabled: file.tracing?.enabled ?? null },
     name: file.name ?? DEFAULTS.name,
     ...(file.instructions !== undefined ? { instructions: file.instructions } : {}),
     prefixMode: file.prefixMode ?? DEFAULTS.prefixMode,

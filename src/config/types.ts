@@ -158,6 +158,8 @@ export interface GatewayConfig {
   readonly accessLog: boolean
   /** Also log to a rolling file (standalone); null: stdout only. */
   readonly logFile: { readonly path: string, readonly size: string, readonly frequency: 'daily' | 'hourly' | null, readonly keep: number } | null
+  /** OpenTelemetry tracing; `enabled` null: as the OTEL_* variables say (see plugins/tracing.ts). */
+  readonly tracing: { readonly enabled: boolean | null }
   readonly name: string
   readonly instructions?: string
   readonly prefixMode: PrefixMode

@@ -1,16 +1,18 @@
 import type { JsonRpcId, Params } from '../../schemas/jsonrpc.js'
 import type { Cancellation } from '../cancellation.js'
 import type { ClientChannel, ClientSession, Peer } from '../client-session.js'
+import type { TraceCarrier } from '../tracing.js'
 
 /**
  * What the client transports (Streamable HTTP, legacy SSE, WebSocket) need of the engine, and all they may call:
  * the engine implements it, the transports depend on it, and neither imports the other.
  */
 
-/** Per request: how it can be cancelled and which client request it answers. */
+/** Per request: which client request it answers, how it can be cancelled, the trace context its HTTP request carried. */
 export interface RequestHandle {
-  readonly cancel: Cancellation
+  readonly cancel?: Cancellation | undefined
   readonly requestId: JsonRpcId
+  readonly carrier?: TraceCarrier | undefined
 }
 
 export type { Peer }

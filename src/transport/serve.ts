@@ -5,6 +5,7 @@ import { errorMessage, isNotification, isRequest, isResponse, resultMessage } fr
 import { FORWARDED_METHODS } from '../protocol.js'
 import { RawResult } from '../raw-result.js'
 import type { ClientSession } from '../client-session.js'
+import type { TraceCarrier } from '../tracing.js'
 import type { ClientEndpoint } from './endpoint.js'
 import type { InvalidMessage } from './message.js'
 
@@ -83,17 +84,17 @@ export function requestErrorAnswer (err: RefusedRequest, method?: string, conten
  * with the request's id. Resolves undefined when the client withdrew the request (notifications/cancelled), which
  * the spec says is not answered.
  */
-export function serveRequest (endpoint: ClientEndpoint, session: ClientSession, request: JsonRpcRequest): Promise<string | undefined> {
+export function serveRequest (endpoint: ClientEndpoint, session: ClientSession, request: JsonRpcRequest, carrier?: TraceCarrier): Promise<string | undefined> {
   const id = request.id
   try {
     if (request.method === 'initialize') return Promise.resolve(resultMessage(id, endpoint.initialize(session, request.params)))
     if (!FORWARDED_METHODS.has(request.method)) {
-      return endpoint.request(session, request.method, request.params).then(result => answerText(id, result)).catch(err => errorText(id, err))
+      return endpoint.request(session, request.method, request.params, { requestId: id, carrier }).then(result => answerText(id, result)).catch(err => errorText(id, err))
     }
     const cancel = new Cancellation()
     session.inFlight.add(id, cancel)
     const done = () => { session.inFlight.delete(id, cancel) }
-    return endpoint.request(session, request.method, request.params, { cancel, requestId: id })
+    return endpoint.request(session, request.method, request.params, { cancel, requestId: id, carrier })
       .then(result => answerText(id, result))
       .catch(err => errorText(id, err))
       .then((answer) => {

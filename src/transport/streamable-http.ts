@@ -6,6 +6,7 @@ import {
 import { isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { FORWARDED_METHODS, isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
 import { ClientSession } from '../client-session.js'
+import { type TraceCarrier, traceCarrier } from '../tracing.js'
 import { EventStore, type EventStoreLimits, ReplayBudget } from './event-store.js'
 import { bodyMessages, InvalidMessage, invalidMessage, type MessageLimits, parseMessageText } from './message.js'
 import {
@@ -77,9 +78,10 @@ export class StreamableHttpTransport {
       else if (isResponse(message)) session.answer(message.id, message.result, message.error)
       return ACCEPTED
     }
-    if (acceptsSse && (!acceptsJson || this.#mayTalkBack(session, message))) return this.#streamAnswer(session, message)
+    const carrier = traceCarrier(headers)
+    if (acceptsSse && (!acceptsJson || this.#mayTalkBack(session, message))) return this.#streamAnswer(session, message, carrier)
     // A request the client withdrew gets no answer; the HTTP exchange still needs an end: 202, as for a notification.
-    return serveRequest(this.endpoint, session, message).then(answer => answer === undefined ? ACCEPTED : jsonAnswer(answer))
+    return serveRequest(this.endpoint, session, message, carrier).then(answer => answer === undefined ? ACCEPTED : jsonAnswer(answer))
   }
 
   /**
@@ -164,6 +166,7 @@ export class StreamableHttpTransport {
     if (!(found instanceof ClientSession)) return found
     const session = found
     const answers: Array<Promise<string | undefined> | string> = []
+    const carrier = traceCarrier(headers)
     for (const element of messages) {
       const invalid = invalidMessage(element)
       if (invalid !== undefined) {
@@ -171,7 +174,7 @@ export class StreamableHttpTransport {
         continue
       }
       const message = element as JsonRpcMessage
-      if (isRequest(message)) answers.push(serveRequest(this.endpoint, session, message))
+      if (isRequest(message)) answers.push(serveRequest(this.endpoint, session, message, carrier))
       else if (isNotification(message)) this.endpoint.notification(session, message.method, message.params)
       else if (isResponse(message)) session.answer(message.id, message.result, message.error)
     }
@@ -223,7 +226,7 @@ export class StreamableHttpTransport {
   }
 
   /** Answers one request as an SSE stream that also carries what the request causes (progress, logs, requests). */
-  #streamAnswer (session: ClientSession, request: JsonRpcRequest): HttpAnswer {
+  #streamAnswer (session: ClientSession, request: JsonRpcRequest, carrier: TraceCarrier | undefined): HttpAnswer {
     const channel = session.channel as StreamableHttpChannel
     return {
       kind: 'stream',
@@ -233,7 +236,7 @@ export class StreamableHttpTransport {
         const answer = channel.openAnswer(request.id)
         channel.attachAnswer(answer, sink)
         // A dropped connection is not a cancellation (the spec): the call runs on and its answer is kept to resume.
-        serveRequest(this.endpoint, session, request).then(response => channel.finishAnswer(answer, response))
+        serveRequest(this.endpoint, session, request, carrier).then(response => channel.finishAnswer(answer, response))
       }
     }
   }

@@ -40,6 +40,10 @@ export class HttpSession extends UpstreamSession {
     this.#headers = { ...upstream.baseHeaders }
   }
 
+  override get mcpSessionId (): string | undefined {
+    return this.sessionId
+  }
+
   override initialize (identity: ClientIdentity, timeout: number) {
     this.#identity = identity
     this.sessionId = undefined

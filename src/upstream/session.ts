@@ -115,6 +115,11 @@ export abstract class UpstreamSession implements PendingOwner {
     return this.closedReason !== undefined
   }
 
+  /** The session id the server gave (Streamable HTTP's Mcp-Session-Id), if its transport has one. */
+  get mcpSessionId (): string | undefined {
+    return undefined
+  }
+
   get inFlight (): number {
     return this.pending.size
   }

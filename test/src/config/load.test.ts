@@ -84,6 +84,7 @@ test('an empty configuration gets every default', async (t) => {
     alertIntervalMs: 10_000,
     accessLog: false,
     logFile: null,
+    tracing: { enabled: null },
     anomaly: { baselineMs: 300_000, warmup: 10, minCalls: 5 },
     circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1 },
     admin: { apiKey: null },
