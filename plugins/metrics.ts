@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from 'prom-client'
 import { counterOf, histogramOf, LatencyRecorder, type Series, sumOf } from '../src/latency-recorder.js'
 import type { CallOutcome } from '../src/forwarder.js'
-import { codeType, OTHER, TOOL_ERROR } from '../src/mcp-semconv.js'
+import { codeType, OTHER, OUTCOME_ERROR_TYPES } from '../src/mcp-semconv.js'
 
 /**
  * Prometheus metrics in the gateway's own prom-client Registry (never the global one, so two gateways in one
@@ -60,10 +60,6 @@ const LABELLED_METHODS = new Set([
   'tools/call', 'resources/read', 'prompts/get', 'completion/complete', 'tools/list', 'resources/list',
   'resources/templates/list', 'prompts/list', 'resources/subscribe', 'resources/unsubscribe', 'logging/setLevel', 'ping'
 ])
-/** error.type of an attempt that failed without a JSON-RPC error, by outcome (the conventions' words where they have one). */
-const OUTCOME_ERROR_TYPES: Readonly<Record<CallOutcome, string>> = {
-  success: '', tool_error: TOOL_ERROR, rpc_error: OTHER, timeout: 'timeout', cancelled: 'cancelled', unavailable: 'unavailable', failure: OTHER
-}
 
 export default fp(async function mcpGatewayMetrics (app) {
   const { enabled, prefix, defaultMetrics } = app.mcpConfig.metrics

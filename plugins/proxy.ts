@@ -24,7 +24,9 @@ export default fp(async function mcpGatewayProxy (app) {
     upstreamCall (server, method, outcome, seconds, service, tool, message, code) {
       metrics.upstreamCall(server, method, outcome, seconds, code)
       stats.record(server, service, tool, method, outcome, seconds * 1000, message)
-    }
+    },
+    // Timing every client request costs a promise each: only when the metrics are on.
+    serverOperation: app.mcpConfig.metrics.enabled ? metrics.serverOperation : undefined
   }
   const proxy = new McpProxy({
     config: app.mcpConfig,

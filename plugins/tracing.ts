@@ -1,4 +1,5 @@
-import { context, propagation, ProxyTracerProvider, trace } from '@opentelemetry/api'
+import { propagation, ProxyTracerProvider, type TextMapPropagator, trace } from '@opentelemetry/api'
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core'
 import { NodeSDK } from '@opentelemetry/sdk-node'
 import fp from 'fastify-plugin'
 import { McpTracing } from '../src/tracing.js'
@@ -7,12 +8,14 @@ import { PACKAGE } from '../src/version.js'
 /**
  * OpenTelemetry tracing, as `app.mcpTracing` (undefined when off: the request path then has no tracing step at all).
  * On when `tracing.enabled` says so or, unset, when the standard variables ask for an exporter
- * (`OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`); off with
- * `OTEL_SDK_DISABLED=true`. When on, the OpenTelemetry Node SDK is started from the OTEL_* variables (exporter,
- * protocol, endpoint, headers, sampler, propagators, resource, batching) — unless the process already has a tracer
- * provider (an app embedding the gateway, with its own SDK): then the spans go to that one. Traces only: the metrics
- * stay Prometheus (/metrics), so the SDK's metric and log exporters are not started. Closing the gateway flushes the
- * spans still batched and unregisters what it registered.
+ * (`OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`). When on, spans go to
+ * the tracer provider the process has (an app embedding the gateway, with its own SDK) or, if it has none, to the
+ * OpenTelemetry Node SDK, started here from the OTEL_* variables (exporter, protocol, endpoint, headers, sampler,
+ * propagators, resource, batching) and shared by the gateways of the process; `OTEL_SDK_DISABLED=true` keeps it
+ * from starting (tracing is then off unless the process has a provider of its own). Traces only: the metrics stay
+ * Prometheus (/metrics), so the SDK's metric and log exporters are not started. The last gateway using the SDK to
+ * close flushes the spans still batched (for at most SHUTDOWN_MS) and unregisters the tracer provider; the context
+ * manager and propagator it registered stay (another registration could not replace them anyway).
  */
 
 declare module 'fastify' {
@@ -21,15 +24,25 @@ declare module 'fastify' {
   }
 }
 
+/** How long closing waits for the SDK to export the spans still batched. */
+const SHUTDOWN_MS = 2000
+
+/** The SDK this module started, and how many gateways use it. */
+let shared: { sdk: NodeSDK, users: number } | undefined
+
 /** Whether the OTEL_* variables ask for traces to be exported. */
 export function tracingWanted (env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return false
+  if (sdkDisabled(env)) return false
   const exporters = env.OTEL_TRACES_EXPORTER?.split(',').map(e => e.trim()).filter(e => e !== '')
   if (exporters !== undefined && exporters.length > 0) return !exporters.every(e => e === 'none')
   return (env.OTEL_EXPORTER_OTLP_ENDPOINT ?? '') !== '' || (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? '') !== ''
 }
 
-/** Whether some tracer provider is registered already (the API's proxy delegates to a no-op one otherwise). */
+function sdkDisabled (env: NodeJS.ProcessEnv): boolean {
+  return env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true'
+}
+
+/** Whether some tracer provider is registered (the API's proxy delegates to a no-op one otherwise). */
 function providerRegistered (): boolean {
   const provider = trace.getTracerProvider()
   return provider instanceof ProxyTracerProvider
@@ -39,14 +52,13 @@ function providerRegistered (): boolean {
 
 export default fp(async function mcpGatewayTracing (app) {
   const enabled = app.mcpConfig.tracing.enabled ?? tracingWanted()
-  if (!enabled) {
-    app.decorate('mcpTracing', undefined)
-    return
-  }
-  let sdk: NodeSDK | undefined
-  if (!providerRegistered() && process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() !== 'true') {
+  let ours = false
+  if (enabled && shared !== undefined) {
+    shared.users++
+    ours = true
+  } else if (enabled && !providerRegistered() && !sdkDisabled(process.env)) {
     const named = process.env.OTEL_SERVICE_NAME !== undefined || /(^|,)\s*service\.name\s*=/.test(process.env.OTEL_RESOURCE_ATTRIBUTES ?? '')
-    sdk = new NodeSDK({
+    const sdk = new NodeSDK({
       ...(named ? {} : { serviceName: PACKAGE.name }),
       // Traces only: no metric readers, no log processors (they would default to OTLP exporters of their own).
       metricReaders: [],
@@ -54,19 +66,34 @@ export default fp(async function mcpGatewayTracing (app) {
       instrumentations: []
     })
     sdk.start()
+    shared = { sdk, users: 1 }
+    ours = true
     app.log.info({ exporter: process.env.OTEL_TRACES_EXPORTER ?? 'otlp', endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing: OpenTelemetry SDK started from the OTEL_* variables')
-  } else {
-    app.log.info('tracing: spans go to the tracer provider already registered in this process')
   }
-  app.decorate('mcpTracing', new McpTracing(PACKAGE.version))
-  if (sdk !== undefined) {
-    const started = sdk
+  if (!enabled || (!ours && !providerRegistered())) {
+    if (enabled) app.log.warn('tracing: off — OTEL_SDK_DISABLED=true and no tracer provider registered in this process')
+    app.decorate('mcpTracing', undefined)
+    return
+  }
+  if (!ours) app.log.info('tracing: spans go to the tracer provider already registered in this process')
+  // The SDK registered the propagators OTEL_PROPAGATORS names (none included); a host without one gets W3C's.
+  const propagator: TextMapPropagator = ours || propagation.fields().length > 0
+    ? propagation
+    : new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] })
+  app.decorate('mcpTracing', new McpTracing(propagator, trace.getTracer(PACKAGE.name, PACKAGE.version)))
+  if (ours) {
     app.addHook('onClose', async () => {
-      // Spans still batched are exported first (bounded by the SDK's own export timeout).
-      await started.shutdown().catch((err: unknown) => app.log.warn({ err }, 'tracing: flushing spans at shutdown failed'))
+      const using = shared
+      if (using === undefined || --using.users > 0) return
+      shared = undefined
+      let timer: NodeJS.Timeout | undefined
+      const flushed = await Promise.race([
+        using.sdk.shutdown().then(() => true, (err: unknown) => { app.log.warn({ err }, 'tracing: flushing spans at shutdown failed'); return true }),
+        new Promise<false>(resolve => { timer = setTimeout(() => resolve(false), SHUTDOWN_MS) })
+      ])
+      clearTimeout(timer)
+      if (!flushed) app.log.warn(`tracing: the exporter did not take the last spans within ${SHUTDOWN_MS} ms; they are dropped`)
       trace.disable()
-      propagation.disable()
-      context.disable()
     })
   }
 }, { name: 'mcp-gateway-tracing', fastify: '5.x', dependencies: ['mcp-gateway-config'] })

@@ -23,6 +23,6 @@ export default async function legacySseRoutes (fastify: FastifyInstance) {
   })
 
   app.post('/messages', { schema: { querystring: MessagesQuery } }, async (request, reply) => {
-    return sendAnswer(reply, transport.post(request.query.sessionId, request.body, peerOf(request)))
+    return sendAnswer(reply, transport.post(request.query.sessionId, request.body, peerOf(request), request.headers))
   })
 }

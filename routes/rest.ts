@@ -3,7 +3,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Static } from 'typebox'
 import type { ClientContext } from '../src/client-context.js'
 import { LATEST_PROTOCOL_VERSION } from '../src/protocol.js'
-import { traceCarrier } from '../src/tracing.js'
 import { CallToolBody, CallToolReply, ErrorReply, ListBody, ResourcesListReply, ToolsListReply } from '../schemas/rest.js'
 
 /**
@@ -30,21 +29,21 @@ export default async function restRoutes (fastify: FastifyInstance) {
   app.post('/mcp/tools/list', {
     schema: { body: ListBody, response: { 200: ToolsListReply, ...errors } }
   }, async (request, reply) => {
-    const json = await proxy.listJson('tools', request.body?.cursor, callerOf(request))
+    const json = await proxy.listJson('tools', request.body?.cursor, callerOf(request), request.headers)
     return reply.type('application/json').send(json as unknown as Static<typeof ToolsListReply>)
   })
 
   app.post('/mcp/tools/call', {
     schema: { body: CallToolBody, response: { 200: CallToolReply, ...errors } }
   }, async (request, reply) => {
-    const json = await proxy.callToolJson(request.body.name, request.body.arguments, { client: callerOf(request), carrier: traceCarrier(request.headers) })
+    const json = await proxy.callToolJson(request.body.name, request.body.arguments, { client: callerOf(request), carrier: request.headers })
     return reply.type('application/json').send(json as unknown as Static<typeof CallToolReply>)
   })
 
   app.post('/mcp/resources/list', {
     schema: { body: ListBody, response: { 200: ResourcesListReply, ...errors } }
   }, async (request, reply) => {
-    const json = await proxy.listJson('resources', request.body?.cursor, callerOf(request))
+    const json = await proxy.listJson('resources', request.body?.cursor, callerOf(request), request.headers)
     return reply.type('application/json').send(json as unknown as Static<typeof ResourcesListReply>)
   })
 }

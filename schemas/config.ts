@@ -251,7 +251,7 @@ export const GatewayConfigFile = Type.Object({
     keep: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Rolled files kept beside the current one (default 7)' }))
   }, { additionalProperties: false, description: 'Also write the log to a rolling file (standalone gateway; stdout keeps it too)' })),
   tracing: Type.Optional(Type.Object({
-    enabled: Type.Optional(Type.Boolean({ description: 'OpenTelemetry spans per client request and upstream call (default: on when OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set, off when OTEL_SDK_DISABLED=true)' }))
+    enabled: Type.Optional(Type.Boolean({ description: 'OpenTelemetry spans per client request and upstream attempt (default: on when OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT names an exporter)' }))
   }, { additionalProperties: false, description: 'OpenTelemetry tracing; the exporter, sampler, propagators and resource come from the standard OTEL_* variables' })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)))),
   name: Type.Optional(Type.String({ minLength: 1, description: 'serverInfo.name announced to clients' })),

@@ -1,3 +1,4 @@
+import type { Context } from '@opentelemetry/api'
 import type { Params } from '../schemas/jsonrpc.js'
 import type { AccessPolicy, ItemKind } from './auth/access-policy.js'
 import type { ClientContext } from './client-context.js'
@@ -70,7 +71,7 @@ export class Dispatcher {
    * A request addressed to one upstream by its id, sent as it is (the WebSocket envelope): no catalog, no balancing;
    * the forwarding hooks apply as to any call.
    */
-  requestUpstream (session: ClientSession, upstreamId: string, method: string, params: Params | undefined): Promise<unknown> {
+  requestUpstream (session: ClientSession, upstreamId: string, method: string, params: Params | undefined, trace?: Context): Promise<unknown> {
     const connection = this.options.pool.get(upstreamId)
     // Addressed by upstream, not by the names a policy speaks of: only for callers who may see everything (or admins).
     const access = this.options.access.for(session.principal)
@@ -80,7 +81,7 @@ export class Dispatcher {
     if (refused !== undefined) return Promise.reject(refused)
     session.directInFlight++
     const done = () => { session.directInFlight-- }
-    const call = this.options.forwarder.direct(session, connection, method, params)
+    const call = this.options.forwarder.direct(session, connection, method, params, trace)
     call.then(done, done)
     return call
   }

@@ -312,7 +312,9 @@ export class Forwarder {
       let headers = replica.forwardIdentity && principal !== null ? identityHeaders(principal) : undefined
       let params = call.params
       if (this.options.tracing !== undefined) {
-        span = this.options.tracing.attempt(call.trace, call.method, params, { upstream: replica.id, service: call.service, url: replica.url, transport: replica.transport }, call.tried?.size ?? 0)
+        span = this.options.tracing.attempt(call.trace, call.method, params, {
+          upstream: replica.id, service: call.service, url: replica.url, transport: replica.transport, attempt: (call.tried?.size ?? 0) + 1, hedge: call.hedged === true && call.tried !== undefined
+        })
         params = span.params
         headers = headers === undefined ? span.headers : { ...headers, ...span.headers }
       }
@@ -320,8 +322,9 @@ export class Forwarder {
       const upstream = broker.sessionFor(call.context, connection)
       const traced = span
       const send = (session: UpstreamSession) => {
-        traced?.session(session.mcpSessionId)
-        return session.request(call.method, params, options)
+        if (traced === undefined) return session.request(call.method, params, options)
+        traced.session(session.mcpSessionId, session.protocolVersion)
+        return traced.run(() => session.request(call.method, params, options))
       }
       answer = upstream instanceof UpstreamSession ? send(upstream) : upstream.then(send, (err: unknown) => { throw openFailed(err, replica.id) })
     } catch (err) {
@@ -343,7 +346,7 @@ export class Forwarder {
     }, (err: unknown) => {
       this.gates.release(replica.id)
       const failure = upstreamFailure(err, replica.id)
-      span?.end(undefined, failure)
+      span?.end(undefined, failure, outcomeOf(failure))
       // A cancellation says nothing of the upstream; an answer (a JSON-RPC error) is not the upstream failing.
       if (call.cancel?.requested === true && !(failure instanceof UpstreamFailure)) load?.abandoned(replica.id)
       else load?.finished(replica.id, performance.now() - started, failure instanceof UpstreamFailure)
@@ -417,8 +420,8 @@ export class Forwarder {
    * A request on one upstream by id, with the server's own names (the WebSocket envelope): not balanced, not
    * retried elsewhere, but through the same hooks as every other call.
    */
-  direct (context: ClientContext, connection: UpstreamConnection, method: string, params: Params | undefined): Promise<unknown> {
-    return this.forward(context, { service: connection.definition.service, method, params: params ?? {}, idempotent: false, upstream: connection.id }, {})
+  direct (context: ClientContext, connection: UpstreamConnection, method: string, params: Params | undefined, trace?: Context): Promise<unknown> {
+    return this.forward(context, { service: connection.definition.service, method, params: params ?? {}, idempotent: false, upstream: connection.id }, trace === undefined ? {} : { trace })
   }
 
   #observe (server: string, call: ForwardedCall, outcome: CallOutcome, started: number, message: string | undefined, code?: number): void {

@@ -12,9 +12,17 @@ import { RawResult } from './raw-result.js'
 export const TOOL_ERROR = 'tool_error'
 export const OTHER = '_OTHER'
 
-/** The error.type of an answer: `result` when it was answered, `error` when it failed; undefined: a success. */
+/** error.type of an upstream attempt that got no JSON-RPC error, by the forwarder's outcome ('' for success). */
+export const OUTCOME_ERROR_TYPES = Object.freeze({
+  success: '', tool_error: TOOL_ERROR, rpc_error: OTHER, timeout: 'timeout', cancelled: 'cancelled', unavailable: 'unavailable', failure: OTHER
+})
+
+/**
+ * The error.type of a client request's answer: `result` when it was answered, `error` when it failed; undefined: a
+ * success. A request the client withdrew is `cancelled`.
+ */
 export function errorType (result: unknown, error?: unknown): string | undefined {
-  if (error !== undefined) return codeType(errorCode(error))
+  if (error !== undefined) return (error as { code?: unknown }).code === 'MCPGW_ERR_REQUEST_CANCELLED' ? 'cancelled' : codeType(errorCode(error))
   return isToolError(result) ? TOOL_ERROR : undefined
 }
 

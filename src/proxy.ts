@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
-import type { Params } from '../schemas/jsonrpc.js'
+import type { Context } from '@opentelemetry/api'
+import type { JsonRpcId, Params } from '../schemas/jsonrpc.js'
 import type { Balancer } from './balancer.js'
 import { AuditLog } from './audit.js'
 import { AccessPolicy } from './auth/access-policy.js'
@@ -291,14 +292,9 @@ export class McpProxy implements ClientEndpoint {
 
   request (session: ClientSession, method: string, params: Params | undefined, handle?: RequestHandle): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    const started = performance.now()
-    const tracing = this.#tracing
-    const served = tracing === undefined
-      ? this.#admitted(session, method, () => this.#dispatcher.request(session, method, params, handle ?? {}))
-      : tracing.serve(session, method, params, handle?.requestId, handle?.carrier, trace =>
-        this.#admitted(session, method, () => this.#dispatcher.request(session, method, params, { ...handle, trace })))
-    const measured = this.#measured(method, started, served)
-    return this.#audit === undefined ? measured : this.#audit.track(session, method, params, measured)
+    const served = this.#served(session, method, params, handle?.requestId, handle?.carrier, trace =>
+      this.#admitted(session, method, () => this.#dispatcher.request(session, method, params, trace === undefined ? handle ?? {} : { ...handle, trace })))
+    return this.#audit === undefined ? served : this.#audit.track(session, method, params, served)
   }
 
   notification (session: ClientSession, method: string, params: Params | undefined): void {
@@ -307,7 +303,8 @@ export class McpProxy implements ClientEndpoint {
 
   requestUpstream (session: ClientSession, upstreamId: string, method: string, params: Params | undefined): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
-    const served = this.#admitted(session, method, () => this.#dispatcher.requestUpstream(session, upstreamId, method, params))
+    const served = this.#served(session, method, params, undefined, undefined, trace =>
+      this.#admitted(session, method, () => this.#dispatcher.requestUpstream(session, upstreamId, method, params, trace)))
     return this.#audit === undefined ? served : this.#audit.track(session, `${upstreamId}: ${method}`, params, served)
   }
 
@@ -326,9 +323,10 @@ export class McpProxy implements ClientEndpoint {
   }
 
   /** One page of a list as the JSON text clients are sent (for callers that only pass it on). */
-  listJson (list: ListName, cursor?: string, client: ClientContext = ANONYMOUS): Promise<string> {
+  listJson (list: ListName, cursor?: string, client: ClientContext = ANONYMOUS, carrier?: TraceCarrier): Promise<string> {
     const params = cursor === undefined ? undefined : { cursor }
-    const served = this.#admitted(client, LIST_METHODS[list], () => this.#dispatcher.page(list, params, client))
+    const served = this.#served(client, LIST_METHODS[list], params, undefined, carrier, () =>
+      this.#admitted(client, LIST_METHODS[list], () => this.#dispatcher.page(list, params, client)))
     const audited = this.#audit === undefined ? served : this.#audit.track(client, LIST_METHODS[list], undefined, served)
     return audited.then(page => (page as RawResult).resultText)
   }
@@ -411,18 +409,20 @@ export class McpProxy implements ClientEndpoint {
   #call (method: string, params: Params, context: CallContext): Promise<unknown> {
     if (this.#closing) return Promise.reject(new ERR_SHUTTING_DOWN())
     const client = context.client ?? ANONYMOUS
-    const started = performance.now()
-    const tracing = this.#tracing
-    const served = tracing === undefined
-      ? this.#admitted(client, method, () => this.#dispatcher.request(client, method, params, context))
-      : tracing.serve(client, method, params, undefined, context.carrier, trace =>
-        this.#admitted(client, method, () => this.#dispatcher.request(client, method, params, { ...context, trace })))
-    const measured = this.#measured(method, started, served)
-    return this.#audit === undefined ? measured : this.#audit.track(client, method, params, measured)
+    const served = this.#served(client, method, params, undefined, context.carrier, trace =>
+      this.#admitted(client, method, () => this.#dispatcher.request(client, method, params, trace === undefined ? context : { ...context, trace })))
+    return this.#audit === undefined ? served : this.#audit.track(client, method, params, served)
   }
 
-  /** `served`, told to the observer when it settles (mcp_server_operation_duration_seconds). */
-  #measured<T> (method: string, started: number, served: Promise<T>): Promise<T> {
+  /**
+   * One client request served: inside its SERVER span when tracing is on (`serve` gets the span's context, to pass
+   * to the forwarder), and told to the observer when it settles (mcp_server_operation_duration_seconds).
+   */
+  #served<T> (client: ClientContext, method: string, params: Params | undefined, requestId: JsonRpcId | undefined, carrier: TraceCarrier | undefined,
+    serve: (trace: Context | undefined) => Promise<T>): Promise<T> {
+    const started = performance.now()
+    const tracing = this.#tracing
+    const served = tracing === undefined ? serve(undefined) : tracing.serve(client, method, params, requestId, carrier, this.#traceTarget(method, params), serve)
     const observer = this.#observer
     if (observer?.serverOperation === undefined) return served
     return served.then((result) => {
@@ -432,6 +432,15 @@ export class McpProxy implements ClientEndpoint {
       observer.serverOperation?.(method, (performance.now() - started) / 1000, errorType(undefined, err))
       throw err
     })
+  }
+
+  /** The tool or prompt a request names, when the catalog has it (what its span may be named by). */
+  #traceTarget (method: string, params: Params | undefined): string | undefined {
+    const name = params?.name
+    if (typeof name !== 'string') return undefined
+    if (method === 'tools/call') return this.#catalog.tool(name) !== undefined ? name : undefined
+    if (method === 'prompts/get') return this.#catalog.prompt(name) !== undefined ? name : undefined
+    return undefined
   }
 
   /** `serve` once the rate limits admit the request (at once when none is configured or the counters are local). */

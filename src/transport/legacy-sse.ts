@@ -5,6 +5,7 @@ import type { ClientChannel } from '../client-session.js'
 import { sseMessage } from '../sse.js'
 import { bodyMessages, InvalidMessage, invalidMessage, type MessageLimits, parseMessageText } from './message.js'
 import { errorAnswer, errorText, type HttpAnswer, invalidAnswer, type RefusedRequest, receiveMessage, requestErrorAnswer, type StreamSink } from './serve.js'
+import type { TraceCarrier } from '../tracing.js'
 import type { ClientEndpoint, Peer } from './endpoint.js'
 
 /**
@@ -14,6 +15,7 @@ import type { ClientEndpoint, Peer } from './endpoint.js'
  */
 
 class LegacySseChannel implements ClientChannel {
+  readonly transport = 'sse'
   #open = true
   readonly #keepAlive: NodeJS.Timeout
 
@@ -81,7 +83,7 @@ export class LegacySseTransport {
    * POST to the messages endpoint: accepted (202) and answered on the session's stream. A body that is not valid
    * JSON-RPC is refused with 400 and its error; invalid elements of a batch are answered on the stream.
    */
-  post (sessionId: string | undefined, body: unknown, peer: Peer): HttpAnswer {
+  post (sessionId: string | undefined, body: unknown, peer: Peer, headers?: TraceCarrier): HttpAnswer {
     const read = bodyMessages(body, this.options.limits)
     if (read instanceof InvalidMessage) return invalidAnswer(read)
     if (!read.batch) {
@@ -98,7 +100,7 @@ export class LegacySseTransport {
     for (const message of read.messages) {
       const invalid = invalidMessage(message)
       if (invalid !== undefined) session.channel.send(errorText(invalid.id, invalid.error))
-      else receiveMessage(this.endpoint, session, message as JsonRpcMessage)
+      else receiveMessage(this.endpoint, session, message as JsonRpcMessage, headers)
     }
     return { kind: 'json', status: 202, headers: {}, body: '"Accepted"' }
   }

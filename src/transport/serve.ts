@@ -110,10 +110,10 @@ export function serveRequest (endpoint: ClientEndpoint, session: ClientSession, 
  * One valid message on a transport with a single channel to the client (legacy SSE, WebSocket): requests are
  * answered on the channel, in the order they finish; notifications and responses are taken in.
  */
-export function receiveMessage (endpoint: ClientEndpoint, session: ClientSession, message: JsonRpcMessage): void {
+export function receiveMessage (endpoint: ClientEndpoint, session: ClientSession, message: JsonRpcMessage, carrier?: TraceCarrier): void {
   session.lastSeen = Date.now()
   if (isRequest(message)) {
-    serveRequest(endpoint, session, message).then((answer) => { if (answer !== undefined) session.channel.send(answer) })
+    serveRequest(endpoint, session, message, carrier).then((answer) => { if (answer !== undefined) session.channel.send(answer) })
   } else if (isNotification(message)) {
     endpoint.notification(session, message.method, message.params)
   } else if (isResponse(message)) {

@@ -6,7 +6,7 @@ import {
 import { isNotification, isRequest, isResponse, resultMessage } from '../jsonrpc.js'
 import { FORWARDED_METHODS, isSupportedProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol.js'
 import { ClientSession } from '../client-session.js'
-import { type TraceCarrier, traceCarrier } from '../tracing.js'
+import type { TraceCarrier } from '../tracing.js'
 import { EventStore, type EventStoreLimits, ReplayBudget } from './event-store.js'
 import { bodyMessages, InvalidMessage, invalidMessage, type MessageLimits, parseMessageText } from './message.js'
 import {
@@ -78,7 +78,7 @@ export class StreamableHttpTransport {
       else if (isResponse(message)) session.answer(message.id, message.result, message.error)
       return ACCEPTED
     }
-    const carrier = traceCarrier(headers)
+    const carrier = headers
     if (acceptsSse && (!acceptsJson || this.#mayTalkBack(session, message))) return this.#streamAnswer(session, message, carrier)
     // A request the client withdrew gets no answer; the HTTP exchange still needs an end: 202, as for a notification.
     return serveRequest(this.endpoint, session, message, carrier).then(answer => answer === undefined ? ACCEPTED : jsonAnswer(answer))
@@ -166,7 +166,7 @@ export class StreamableHttpTransport {
     if (!(found instanceof ClientSession)) return found
     const session = found
     const answers: Array<Promise<string | undefined> | string> = []
-    const carrier = traceCarrier(headers)
+    const carrier = headers
     for (const element of messages) {
       const invalid = invalidMessage(element)
       if (invalid !== undefined) {

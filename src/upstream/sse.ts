@@ -41,7 +41,7 @@ export class SseSession extends UpstreamSession {
    * POSTs one message to the endpoint. Its answer, if it has one, comes on the stream; so there is nothing to abort
    * when a call is given up (the base class tells the server with notifications/cancelled).
    */
-  protected async transmit (message: string, _pending: Pending | undefined): Promise<void> {
+  protected async transmit (message: string, pending: Pending | undefined): Promise<void> {
     const endpoint = this.#endpoint
     if (this.closed || endpoint === undefined) {
       throw new ERR_UPSTREAM_CLOSED(this.serverId, this.closedReason ?? 'the SSE stream is not open yet (initialize first)')
@@ -50,7 +50,8 @@ export class SseSession extends UpstreamSession {
     const res = await this.upstream.pool.request({
       path: endpoint,
       method: 'POST',
-      headers: this.#postHeaders,
+      // A request's own headers (its trace context) go with its POST.
+      headers: pending?.headers === undefined ? this.#postHeaders : { ...this.#postHeaders, ...pending.headers },
       body: message,
       headersTimeout: timeout,
       bodyTimeout: timeout

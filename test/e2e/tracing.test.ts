@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import { tracing } from '@opentelemetry/sdk-node'
 import { type Test, test } from 'tap'
+import { WebSocket } from 'ws'
 import { tracingWanted } from '../../plugins/tracing.js'
 import { startPlainServer } from '../fixtures/plain-mcp-server.js'
 import { connectClient, freePort, startGateway, stopChild, waitFor } from '../helper.js'
@@ -56,7 +57,9 @@ test('a call is one trace: the client\'s context, the gateway\'s server span, it
   t.equal(attempt.kind, SpanKind.CLIENT)
   t.equal(attempt.parentSpanContext?.spanId, server.spanContext().spanId, 'the attempt is the server span\'s child')
   t.equal(attempt.spanContext().traceId, CLIENT_TRACE)
-  t.match(attempt.attributes, { 'mcp.method.name': 'tools/call', 'gen_ai.tool.name': 'read', 'mcp_gateway.upstream': 'a', 'server.address': '127.0.0.1', 'server.port': Number })
+  t.match(attempt.attributes, {
+    'mcp.method.name': 'tools/call', 'gen_ai.tool.name': 'read', 'mcp_gateway.upstream': 'a', 'mcp_gateway.attempt': 1, 'server.address': '127.0.0.1', 'server.port': Number, 'mcp.protocol.version': String
+  })
   t.notOk('error.type' in server.attributes, 'a success has no error.type')
 
   const sent = `00-${CLIENT_TRACE}-${attempt.spanContext().spanId}-01`
@@ -66,9 +69,10 @@ test('a call is one trace: the client\'s context, the gateway\'s server span, it
   // A request that fails: its span says how.
   exporter.reset()
   await t.rejects(client.callTool({ name: 'nope', arguments: {} }))
-  const [failed] = spansNamed('tools/call nope')
+  t.same(spansNamed('tools/call nope'), [], 'an unknown tool does not name a span: clients choose those names')
+  const [failed] = spansNamed('tools/call')
   t.equal(failed?.status.code, SpanStatusCode.ERROR)
-  t.match(failed?.attributes, { 'error.type': '-32602', 'rpc.response.status_code': '-32602' })
+  t.match(failed?.attributes, { 'error.type': '-32602', 'rpc.response.status_code': '-32602', 'gen_ai.tool.name': 'nope' })
   t.match(failed?.status.message, /nope/)
   t.equal(failed?.parentSpanContext, undefined, 'no context sent: a trace of its own')
 
@@ -76,14 +80,47 @@ test('a call is one trace: the client\'s context, the gateway\'s server span, it
   exporter.reset()
   upstream.controls.failCalls = true
   await t.rejects(client.callTool({ name: 'a__write', arguments: {} }))
-  t.equal(spansNamed('tools/call write')[0]?.status.code, SpanStatusCode.ERROR)
+  const [http500] = spansNamed('tools/call write')
+  t.equal(http500?.status.code, SpanStatusCode.ERROR)
+  t.equal(http500?.attributes['error.type'], '_OTHER', 'no JSON-RPC answer: the outcome, not a code the upstream never sent')
+  t.notOk(http500 !== undefined && 'rpc.response.status_code' in http500.attributes)
   t.equal(spansNamed('tools/call a__write')[0]?.status.code, SpanStatusCode.ERROR)
+  upstream.controls.failCalls = false
 
   const metrics = await (await fetch(gateway.base + '/metrics')).text()
   t.match(metrics, /mcp_server_operation_duration_seconds_count\{mcp_method_name="tools\/call",error_type=""\} 1/)
   t.match(metrics, /mcp_server_operation_duration_seconds_count\{mcp_method_name="tools\/call",error_type="-32602"\} 1/)
   t.match(metrics, /mcp_client_operation_duration_seconds_bucket\{mcp_method_name="tools\/call",error_type="",le="0.01"\}/)
   t.match(metrics, /mcp_client_operation_duration_seconds_count\{mcp_method_name="tools\/call",error_type="_OTHER"\} 1/, 'an HTTP 500 has no JSON-RPC code')
+})
+
+test('hostile input: huge method names and ids are clipped, unknown methods do not name spans; the WebSocket envelope is traced', async (t) => {
+  exporter.reset()
+  const upstream = await startPlainServer(t, 'a')
+  const gateway = await startGateway(t, { tracing: { enabled: true }, servers: [{ id: 'a', url: upstream.url }] })
+  const socket = new WebSocket(gateway.base.replace('http:', 'ws:') + '/ws')
+  t.teardown(() => socket.close())
+  await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
+  const replies: Array<Record<string, unknown>> = []
+  socket.on('message', (data) => replies.push(JSON.parse(data.toString()) as Record<string, unknown>))
+  const send = async (message: unknown) => {
+    const before = replies.length
+    socket.send(JSON.stringify(message))
+    await waitFor('an answer', () => replies.length > before)
+  }
+  await send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })
+  socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))
+  await send({ jsonrpc: '2.0', id: 'x'.repeat(100_000), method: 'm'.repeat(200_000) })
+  const [odd] = spansNamed('_OTHER')
+  t.ok(odd !== undefined, 'an unknown method: a span named _OTHER')
+  t.ok(String(odd?.attributes['mcp.method.name']).length <= 128 && String(odd?.attributes['jsonrpc.request.id']).length <= 128, 'clipped')
+
+  await send({ type: 'message', target: 'a', id: 7, data: { method: 'tools/call', params: { name: 'read', arguments: {}, _meta: { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` } } } })
+  const [envelope] = spansNamed('tools/call')
+  const [attempt] = spansNamed('tools/call read')
+  t.equal(envelope?.parentSpanContext?.spanId, CLIENT_SPAN, 'the envelope request: a server span under the client\'s context')
+  t.equal(attempt?.parentSpanContext?.spanId, envelope?.spanContext().spanId, 'and its attempt under it')
+  t.equal(upstream.controls.lastCall?.headers.traceparent, `00-${CLIENT_TRACE}-${attempt?.spanContext().spanId}-01`)
 })
 
 test('REST: the traceparent header is the parent; a malformed one is ignored', async (t) => {
