@@ -102,7 +102,33 @@
     renderServers()
     renderTools(report.tools)
     renderErrors(report.recentErrors)
+    renderConnections(report.connections)
     renderAlerts(report.alerts)
+  }
+
+  const TRANSPORTS = [['streamable-http', 'Streamable HTTP'], ['sse', 'HTTP+SSE (legacy)'], ['websocket', 'WebSocket']]
+
+  function renderConnections (connections) {
+    const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`
+    $('connections-count').textContent = `${plural(connections.sessions, 'session')}, ${connections.listening} listening, ` +
+      `${connections.initializing} initializing, ${plural(connections.ownUpstreamSessions, 'upstream session')} of their own`
+    $('connections').tBodies[0].replaceChildren(...TRANSPORTS.map(([key, label]) => row([label, [String(connections.byTransport[key]), true]])))
+    const clients = $('clients').tBodies[0]
+    clients.replaceChildren(...connections.clients.map(c => row([c.name, [String(c.sessions), true]])))
+    if (connections.clients.length === 0) clients.replaceChildren(emptyRow(2, 'no client connected'))
+  }
+
+  /** A table row of cells: a text, or [text, numeric]. */
+  function row (cells) {
+    const tr = document.createElement('tr')
+    for (const cell of cells) {
+      const [text, numeric] = Array.isArray(cell) ? cell : [cell, false]
+      const td = document.createElement('td')
+      td.textContent = text
+      if (numeric) td.className = 'num'
+      tr.appendChild(td)
+    }
+    return tr
   }
 
   function renderAlerts (alerts) {
@@ -140,6 +166,12 @@
     $('t-upstreams-sub').textContent = `${up.active} active, ${up.error} in error, ${up.inactive} inactive`
     $('t-sessions').textContent = String(totals.sessions)
     $('t-inflight').textContent = `client sessions; ${totals.inFlight} calls in flight`
+    const cache = totals.cache
+    $('cache-card').hidden = cache === undefined
+    if (cache !== undefined) {
+      $('t-cache').textContent = fmtPercent(cache.hitRate)
+      $('t-cache-sub').textContent = `${cache.hits} hits, ${cache.misses} misses; ${cache.entries} entries`
+    }
   }
 
   function record (report) {
@@ -275,7 +307,7 @@
       if (u.state === 'disabled') cells.actions.appendChild(button('Enable', u.id, { enabled: true }))
       else {
         cells.actions.appendChild(button('Disable', u.id, { enabled: false }))
-        cells.actions.appendChild(draining ? button('Undrain', u.id, { weight: 1 }) : button('Drain', u.id, { weight: 0 }))
+        cells.actions.appendChild(draining ? button('Undrain', u.id, { weight: null }) : button('Drain', u.id, { weight: 0 }))
       }
     }
     return row

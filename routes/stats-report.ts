@@ -38,6 +38,7 @@ export function statsReport (app: FastifyInstance, limits: { tools: number, erro
     at: new Date().toISOString(),
     uptimeSec: Math.round(process.uptime()),
     totals: { ...(stats.windows() ?? NO_WINDOWS), inFlight, sessions: app.mcpProxy.sessions.size, upstreams: counts, ...cacheFigures(app) },
+    connections: app.mcpProxy.sessions.connections(10),
     upstreams,
     tools: stats.topTools(limits.tools),
     recentErrors: stats.recentErrors(limits.errors),

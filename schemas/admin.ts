@@ -16,7 +16,9 @@ export const UpdateServerBody = Type.Object({
 /** PATCH switches a server without replacing it: on or off, or drained (weight 0) and back. */
 export const PatchServerBody = Type.Object({
   enabled: Type.Optional(Type.Boolean({ description: 'false: disconnected and out of the catalog; true: connected again' })),
-  weight: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: '0 drains it (no new calls; its clients\' own sessions stay)' }))
+  weight: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 1000 }), Type.Null()], {
+    description: '0 drains it (no new calls; its clients\' own sessions stay); null: back to the weight its definition gives (undrain)'
+  }))
 }, { additionalProperties: false, minProperties: 1 })
 
 export const AdminServer = Type.Object({

@@ -43,6 +43,20 @@ export const StatsReply = Type.Object({
       error: Type.Integer()
     })
   }),
+  connections: Type.Object({
+    sessions: Type.Integer({ description: 'Client sessions open' }),
+    byTransport: Type.Object({
+      'streamable-http': Type.Integer(),
+      sse: Type.Integer({ description: 'The legacy HTTP+SSE transport' }),
+      websocket: Type.Integer()
+    }),
+    listening: Type.Integer({ description: 'Sessions with a stream or socket open now (they can be sent what they did not ask for)' }),
+    initializing: Type.Integer({ description: 'Sessions whose client has not completed initialization' }),
+    ownUpstreamSessions: Type.Integer({ description: 'Upstream sessions opened for single clients (their roots, log level, sampling…)' }),
+    clients: Type.Array(Type.Object({ name: Type.String({ description: 'clientInfo.name, as the client declared it' }), sessions: Type.Integer() }), {
+      description: 'The client applications with the most sessions (at most 10)'
+    })
+  }, { description: 'Who is connected' }),
   upstreams: Type.Array(Type.Object({
     id: Type.String(),
     service: Type.String(),

@@ -15,8 +15,13 @@ import type { UpstreamSession } from './upstream/session.js'
  * requests the gateway forwarded to it, and the upstream sessions opened for it alone.
  */
 
+/** The transport a client session came through. */
+export type ClientTransport = 'streamable-http' | 'sse' | 'websocket'
+
 /** How messages reach one client: its transport's side of the session. */
 export interface ClientChannel {
+  /** Which transport it is (the dashboard's connection figures). */
+  readonly transport: ClientTransport
   /**
    * Delivers one serialized message. `relatedTo` is the client's request it belongs to: Streamable HTTP writes it on
    * that request's answer stream; other transports have one stream for everything.

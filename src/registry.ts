@@ -161,14 +161,19 @@ export class Registry {
 
   /**
    * Switches a server on or off (`enabled`) or drains it (`weight: 0`) without replacing its definition: what the
-   * dashboard's actions do. Persisted beside the overlay; a later replacement or removal drops it.
+   * dashboard's actions do; `weight: null` undoes a weight switch (back to the definition's own weight). Persisted
+   * beside the overlay; a later replacement or removal drops it.
    */
-  patch (id: string, change: ServerSwitches): UpstreamDefinition {
+  patch (id: string, change: { enabled?: boolean, weight?: number | null }): UpstreamDefinition {
     const previous = this.#servers.get(id)
     if (previous === undefined) throw new ERR_SERVER_NOT_FOUND(id)
-    const server = switched(previous, change)
+    const switches: ServerSwitches = { ...this.#switches[id] }
+    if (change.enabled !== undefined) switches.enabled = change.enabled
+    if (change.weight === null) delete switches.weight
+    else if (change.weight !== undefined) switches.weight = change.weight
+    const server = switched(UNSWITCHED.get(previous) ?? previous, switches)
     this.#servers.set(id, server)
-    this.#switches[id] = { ...this.#switches[id], ...change }
+    this.#switches[id] = switches
     this.#index()
     this.#persist()
     for (const listener of this.#listeners) listener({ type: 'updated', server, previous })
@@ -244,8 +249,14 @@ export class Registry {
 }
 
 /** `server` with `change` applied (definitions are frozen: a new one). */
+/** A switched definition → the definition it was switched from (what `weight: null` goes back to). */
+const UNSWITCHED = new WeakMap<UpstreamDefinition, UpstreamDefinition>()
+
 function switched (server: UpstreamDefinition, change: ServerSwitches): UpstreamDefinition {
-  return Object.freeze({ ...server, ...(change.enabled !== undefined ? { enabled: change.enabled } : {}), ...(change.weight !== undefined ? { weight: change.weight } : {}) })
+  const base = UNSWITCHED.get(server) ?? server
+  const result = Object.freeze({ ...base, ...(change.enabled !== undefined ? { enabled: change.enabled } : {}), ...(change.weight !== undefined ? { weight: change.weight } : {}) })
+  UNSWITCHED.set(result, base)
+  return result
 }
 
 /** Whether two definitions of one upstream differ in their weight at most (a drain: its connection and queue stay). */

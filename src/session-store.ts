@@ -1,6 +1,6 @@
 import { ERR_ADDRESS_SESSION_LIMIT, ERR_PRINCIPAL_SESSION_LIMIT, ERR_SESSION_LIMIT } from './errors.js'
 import type { Principal } from './client-context.js'
-import { type ClientChannel, ClientSession, type Peer } from './client-session.js'
+import { type ClientChannel, ClientSession, type ClientTransport, type Peer } from './client-session.js'
 import { RecencyList } from './recency-list.js'
 
 /**
@@ -10,6 +10,16 @@ import { RecencyList } from './recency-list.js'
  * recently used first. Their clients get 404 on their next request and initialize again, as the spec provides.
  * Sessions idle for longer than `idleTimeout` are ended by a sweeper.
  */
+
+/** See SessionStore.connections. */
+export interface ConnectionFigures {
+  readonly sessions: number
+  readonly byTransport: Readonly<Record<ClientTransport, number>>
+  readonly listening: number
+  readonly initializing: number
+  readonly ownUpstreamSessions: number
+  readonly clients: Array<{ name: string, sessions: number }>
+}
 
 export interface SessionStoreOptions {
   idleTimeout: number
@@ -36,6 +46,28 @@ export class SessionStore {
 
   get size (): number {
     return this.#sessions.size
+  }
+
+  /**
+   * Who is connected, for the dashboard and /stats: sessions by transport, how many can be sent something now (a
+   * stream or socket open), how many are still initializing, the upstream sessions opened for single clients, and
+   * the `limit` client applications (clientInfo.name) with the most sessions. One pass over the sessions, when asked.
+   */
+  connections (limit: number): ConnectionFigures {
+    const byTransport: Record<ClientTransport, number> = { 'streamable-http': 0, sse: 0, websocket: 0 }
+    const byClient = new Map<string, number>()
+    let listening = 0
+    let ownUpstreamSessions = 0
+    for (const session of this.#sessions.values()) {
+      byTransport[session.channel.transport]++
+      if (session.channel.open) listening++
+      ownUpstreamSessions += session.upstreams.size
+      // Client-chosen: clipped, and only the top few reported.
+      const name = (session.record.clientInfo?.name ?? 'unknown').slice(0, 100)
+      byClient.set(name, (byClient.get(name) ?? 0) + 1)
+    }
+    const clients = [...byClient].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, limit).map(([name, sessions]) => ({ name, sessions }))
+    return { sessions: this.#sessions.size, byTransport, listening, initializing: this.#uninitialized.size, ownUpstreamSessions, clients }
   }
 
   create (channel: ClientChannel, peer: Peer): ClientSession {

@@ -68,6 +68,7 @@ export interface AnswerStream {
 
 /** A session's side of the Streamable HTTP transport: its GET stream, its answer streams and its event store. */
 export class StreamableHttpChannel implements ClientChannel {
+  readonly transport = 'streamable-http'
   readonly store: EventStore
   /** Set at initialize: whether streams start with a priming event. */
   priming = false

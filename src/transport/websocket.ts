@@ -22,6 +22,8 @@ export const MCP_SUBPROTOCOL = 'mcp'
 
 /** Every frame to the client goes through here, so a client that stops reading cannot make the gateway hold it all. */
 class WebSocketChannel implements ClientChannel {
+  readonly transport = 'websocket'
+
   constructor (private readonly socket: WebSocket, private readonly options: WebSocketOptions) {}
 
   get open (): boolean {

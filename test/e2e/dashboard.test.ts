@@ -3,6 +3,8 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
 import { chromium, type Browser } from 'playwright-core'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { startPlainServer } from '../fixtures/plain-mcp-server.js'
 import { startGateway, waitFor } from '../helper.js'
 
@@ -92,8 +94,18 @@ test('the dashboard: login, servers, live numbers, actions, no console errors, a
   await page.waitForFunction(() => document.getElementById('t-rate')?.textContent !== '0.00')
   await page.waitForFunction(() => document.querySelector('#tools tbody')?.textContent?.includes('search__read') === true)
   await page.waitForFunction(() => document.querySelector('#errors')?.textContent?.includes('answered HTTP 500') === true)
+  // The feed's next report after the last call: earlier ones may have counted fewer.
+  await page.waitForFunction(() => document.getElementById('t-calls')?.textContent?.startsWith('39 calls') === true)
   t.match(await page.textContent('#t-calls'), /^39 calls in the last minute/)
   t.match(await page.textContent('#t-errors'), /^(7\.7|8)%$/, '3 of 39 failed')
+
+  // Client connections: an SDK client over Streamable HTTP shows up by its name and transport.
+  const client = new Client({ name: 'claude-desktop-test', version: '1.0.0' })
+  await client.connect(new StreamableHTTPClientTransport(gateway.mcp, { requestInit: { headers: { 'x-api-key': USER_KEY } } }))
+  t.teardown(() => client.close())
+  await page.waitForFunction(() => document.querySelector('#clients tbody')?.textContent?.includes('claude-desktop-test') === true)
+  t.match(await page.textContent('#connections tbody tr:first-child'), /Streamable HTTP\s*1/)
+  t.equal(await page.isVisible('#cache-card'), false, 'no cache configured: no cache card')
 
   // Search, filter and sort.
   await page.fill('#search', 'search-')

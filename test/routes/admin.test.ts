@@ -120,6 +120,8 @@ test('PATCH switches a server off, on, or drains it; a drain keeps its connectio
   t.equal(drained.status, 200)
   t.match(drained.body, { id: 'alpha', state: 'up', definition: { weight: 0, headers: { authorization: '[redacted]' } } })
   t.equal(gateway.app.mcpProxy.connections.get('alpha'), connection, 'the same connection: nothing reconnected')
+  t.match((await call('PATCH', '/admin/servers/alpha', { weight: null })).body, { definition: { weight: 1 } }, 'undrained: the weight its definition gives')
+  t.equal((await call('PATCH', '/admin/servers/alpha', { weight: 0 })).status, 200)
   const off = await call('PATCH', '/admin/servers/alpha', { enabled: false })
   t.match(off.body, { definition: { enabled: false } })
   await waitFor('alpha disabled', () => gateway.app.mcpProxy.connections.get('alpha')?.state === 'disabled')

@@ -1,4 +1,10 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js'
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { test } from 'tap'
+import { WebSocket } from 'ws'
 import { startPlainServer } from '../fixtures/plain-mcp-server.js'
 import { startGateway } from '../helper.js'
 
@@ -6,6 +12,9 @@ import { startGateway } from '../helper.js'
  * GET /stats against real upstreams on loopback (the plain-node:http fixture, whose calls can be made to fail):
  * totals, per upstream and per tool figures, the latest errors, and authentication like /status.
  */
+
+// The SDK's WebSocket client uses the global WebSocket, which Node 20 lacks.
+globalThis.WebSocket ??= WebSocket as unknown as typeof globalThis.WebSocket
 
 async function call (base: string, name: string, headers: Record<string, string> = {}): Promise<number> {
   const res = await fetch(base + '/mcp/tools/call', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ name, arguments: {} }) })
@@ -60,4 +69,27 @@ test('/stats is behind authentication like /status', async (t) => {
   const res = await fetch(gateway.base + '/stats', { headers: { 'x-api-key': key } })
   t.equal(res.status, 200)
   t.match(await res.json(), { totals: { minute: { calls: 1 } } })
+})
+
+test('/stats connections: sessions by transport and by client application (the SDK client over each transport)', async (t) => {
+  const good = await startPlainServer(t, 'good')
+  const gateway = await startGateway(t, { servers: [{ id: 'good', url: good.url }] })
+  const connect = async (name: string, transport: Transport) => {
+    const client = new Client({ name, version: '1.0.0' })
+    await client.connect(transport)
+    t.teardown(() => client.close())
+  }
+  await connect('agent', new StreamableHTTPClientTransport(gateway.mcp))
+  await connect('agent', new StreamableHTTPClientTransport(gateway.mcp))
+  await connect('desktop', new SSEClientTransport(new URL(gateway.base + '/sse')))
+  await connect('script', new WebSocketClientTransport(new URL(gateway.base.replace('http:', 'ws:') + '/ws')))
+  const stats = await (await fetch(gateway.base + '/stats')).json() as Record<string, any>
+  t.match(stats.connections, {
+    sessions: 4,
+    byTransport: { 'streamable-http': 2, sse: 1, websocket: 1 },
+    initializing: 0,
+    ownUpstreamSessions: 0
+  })
+  t.same(stats.connections.clients, [{ name: 'agent', sessions: 2 }, { name: 'desktop', sessions: 1 }, { name: 'script', sessions: 1 }], 'most sessions first')
+  t.ok(stats.connections.listening >= 2, `the SSE stream and the socket are open: ${stats.connections.listening}`)
 })

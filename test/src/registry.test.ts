@@ -284,6 +284,13 @@ test('patch switches a server on, off or drains it without its definition in the
   t.same(JSON.parse(await readFile(file, 'utf8')).switches, {}, 'a replacement drops the switch')
   t.throws(() => r.patch('nope', { enabled: true }), { code: 'MCPGW_ERR_SERVER_NOT_FOUND' })
 
+  // Undrain (weight: null) goes back to the weight the definition gives, not to 1; other switches stay.
+  const heavy = registry([configured('heavy', { weight: 3 })], null)
+  heavy.r.patch('heavy', { weight: 0 })
+  heavy.r.patch('heavy', { enabled: false })
+  t.match(heavy.r.patch('heavy', { weight: null }), { weight: 3, enabled: false })
+  t.match(heavy.r.patch('heavy', { enabled: true }), { weight: 3, enabled: true })
+
   // A switch whose server left the configuration is dropped: a new server of that id starts as configured.
   await writeFile(file, JSON.stringify({ servers: {}, switches: { gone: { weight: 0 }, other: { weight: 'heavy', enabled: false } } }))
   const later = registry([configured('other')], file)

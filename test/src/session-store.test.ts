@@ -5,7 +5,7 @@ import { SessionStore } from '../../src/session-store.js'
 
 /** A channel whose stream the test opens and closes. */
 function channel (open = false): ClientChannel & { open: boolean } {
-  return { open, send () {}, close () {} }
+  return { transport: 'streamable-http', open, send () {}, close () {} }
 }
 
 function store (options: { max?: number, maxPerAddress?: number, maxPerPrincipal?: number, idleTimeout?: number } = {}) {
