@@ -1,6 +1,6 @@
-import { Redis } from 'ioredis'
-import { redact } from '../errors.js'
+import type { Redis } from 'ioredis'
 import type { Logger } from '../logger.js'
+import { RedisLink, type RedisStatus } from '../redis-link.js'
 import { type Check, type Counters, LocalCounters, type Outcome } from './local-counters.js'
 
 /**
@@ -10,7 +10,8 @@ import { type Check, type Counters, LocalCounters, type Outcome } from './local-
  * counted in this process instead (a LocalCounters) and the gateway keeps serving: limits then hold per process,
  * which the log says once (at warn) and `/status` shows until a request is counted in Redis again (logged at info).
  * A command that times out drops the connection (ioredis reconnects, backing off): commands queued behind it would
- * run late and count twice. While Redis is in doubt, one request at a time tries it; the others count locally.
+ * run late and count twice. While Redis is in doubt, one request at a time tries it; the others count locally
+ * (the connection's handling is RedisLink's).
  */
 
 export interface RedisCountersOptions {
@@ -22,12 +23,10 @@ export interface RedisCountersOptions {
   local?: LocalCounters
 }
 
-export type RedisState = 'connecting' | 'ready' | 'unavailable'
-
 export interface CountersStatus {
   /** Where requests are counted now. */
   readonly counting: 'redis' | 'local'
-  readonly redis?: { readonly state: RedisState, readonly since: string, readonly reason?: string }
+  readonly redis?: RedisStatus
 }
 
 /**
@@ -68,104 +67,57 @@ type TakeReply = [number, number, number, number]
 type WithTake = Redis & { mcpGatewayTake (...args: Array<string | number>): Promise<TakeReply> }
 
 export class RedisCounters implements Counters {
+  readonly #link: RedisLink
   readonly #redis: WithTake
   readonly #local: LocalCounters
-  readonly #log: Logger
   readonly #prefix: string
-  readonly #createdAt = new Date()
-  #connected = false
-  #readySince: Date | undefined
-  /** When counting fell back to this process (undefined: it has not, or Redis counts again). */
-  #degradedSince: Date | undefined
-  #reason = ''
-  /** A request is trying Redis while it is in doubt. */
-  #probing = false
-  #closed = false
 
   constructor (options: RedisCountersOptions) {
-    this.#log = options.log
     this.#local = options.local ?? new LocalCounters()
     this.#prefix = options.keyPrefix
-    this.#redis = new Redis(options.url, {
-      // A request never queues behind a connection that is not there: it is counted locally at once.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
+    this.#link = new RedisLink({
+      url: options.url,
       commandTimeout: options.commandTimeout,
-      connectTimeout: Math.max(1000, options.commandTimeout * 5),
       connectionName: 'mcp-gateway-rate-limit',
-      // Reconnect for ever, backing off to 5 s, jittered so many gateways do not reconnect in step.
-      retryStrategy: (times) => Math.min(5000, 100 * 2 ** Math.min(times, 6)) * (0.75 + Math.random() * 0.5)
-    }) as WithTake
+      log: options.log,
+      messages: {
+        lost: 'rate limits: Redis is unavailable; requests are counted in this process alone until it is back',
+        back: 'rate limits: Redis answers again; the counters are shared again'
+      },
+      // Back after an outage: one request proves it (the script runs and writes), so /status is right without traffic.
+      onReconnect: () => { Promise.resolve(this.take([{ kind: 'gateway', key: 'probe', rule: PROBE_RULE }])).catch(() => {}) }
+    })
+    this.#redis = this.#link.client as WithTake
     // The number of keys is given per call (a request has one to a few checks).
     this.#redis.defineCommand('mcpGatewayTake', { lua: TAKE_SCRIPT })
-    this.#redis.on('ready', () => {
-      this.#connected = true
-      this.#readySince = new Date()
-      // Back after an outage: one request proves it (the script runs and writes), so /status is right without traffic.
-      if (this.#degradedSince !== undefined && !this.#probing) {
-        Promise.resolve(this.take([{ kind: 'gateway', key: 'probe', rule: PROBE_RULE }])).catch(() => {})
-      }
-    })
-    this.#redis.on('error', (err: Error) => this.#lost(err))
-    this.#redis.on('close', () => this.#lost(new Error('connection closed')))
   }
 
   take (checks: readonly Check[]): Outcome | Promise<Outcome> {
-    if (!this.#connected || (this.#degradedSince !== undefined && this.#probing)) return this.#local.take(checks)
-    const probe = this.#degradedSince !== undefined
-    if (probe) this.#probing = true
+    const admission = this.#link.admit()
+    if (admission === undefined) return this.#local.take(checks)
     const args: Array<string | number> = [checks.length]
     for (const check of checks) args.push(this.#prefix + check.key)
     for (const check of checks) args.push(check.rule.windowMs / check.rule.max, check.rule.burst)
     return this.#redis.mcpGatewayTake(...args).then(
       (reply) => {
-        if (probe) this.#probing = false
-        this.#recovered()
+        this.#link.succeeded(admission)
         const refused = reply[0] - 1
         return { refused, decision: { allowed: refused === -1, remaining: reply[1], retryAfterMs: reply[2], resetMs: reply[3] } }
       },
       (err: Error) => {
-        if (probe) this.#probing = false
-        this.#degraded(err)
-        // A command that timed out may still be queued on the connection: drop it, so it cannot count later.
-        if (this.#connected) this.#redis.disconnect(true)
+        this.#link.failed(admission, err)
         return this.#local.take(checks)
       }
     )
   }
 
   get status (): CountersStatus {
-    if (this.#degradedSince !== undefined) {
-      return { counting: 'local', redis: { state: 'unavailable', since: this.#degradedSince.toISOString(), reason: this.#reason } }
-    }
-    if (!this.#connected || this.#readySince === undefined) {
-      return { counting: 'local', redis: { state: 'connecting', since: this.#createdAt.toISOString() } }
-    }
-    return { counting: 'redis', redis: { state: 'ready', since: this.#readySince.toISOString() } }
+    const redis = this.#link.status
+    return { counting: redis.state === 'ready' ? 'redis' : 'local', redis }
   }
 
   async close (): Promise<void> {
-    this.#closed = true
-    this.#redis.disconnect()
+    this.#link.close()
     await this.#local.close()
-  }
-
-  #lost (err: Error): void {
-    this.#connected = false
-    this.#degraded(err)
-  }
-
-  #degraded (err: Error): void {
-    if (this.#closed || this.#degradedSince !== undefined) return
-    this.#degradedSince = new Date()
-    this.#reason = redact(err.message)
-    this.#log.warn({ reason: this.#reason }, 'rate limits: Redis is unavailable; requests are counted in this process alone until it is back')
-  }
-
-  /** A request was counted in Redis: if it was in doubt, it is not any more. */
-  #recovered (): void {
-    if (this.#degradedSince === undefined) return
-    this.#degradedSince = undefined
-    this.#log.info({}, 'rate limits: Redis answers again; the counters are shared again')
   }
 }
