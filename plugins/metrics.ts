@@ -3,6 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from 'pr
 import { counterOf, histogramOf, LatencyRecorder, type Series, sumOf } from '../src/latency-recorder.js'
 import type { CallOutcome } from '../src/forwarder.js'
 import { codeType, OTHER, OUTCOME_ERROR_TYPES } from '../src/mcp-semconv.js'
+import type { CacheObserver } from '../src/result-cache.js'
 
 /**
  * Prometheus metrics in the gateway's own prom-client Registry (never the global one, so two gateways in one
@@ -42,8 +43,8 @@ export interface GatewayMetrics {
   alertsFiring (count: number): void
   /** An upstream's anomaly scores (a series only while one is above 0). */
   anomalyScore (server: string, latency: number, errors: number): void
-  /** The result cache: a hit, a miss, a result stored (`bytes`: what it holds now). */
-  readonly cache: { hit (): void, miss (): void, stored (bytes: number): void }
+  /** The result cache: a hit, a miss, a result stored (`bytes`: what it holds now), each layer's answers and size. */
+  readonly cache: Required<CacheObserver>
 }
 
 declare module 'fastify' {
@@ -132,6 +133,21 @@ export default fp(async function mcpGatewayMetrics (app) {
   const cacheBytes = new Gauge({ name: prefix + 'cache_bytes', help: 'What the result cache holds in memory (UTF-16 units of its results and keys)', registers: [registry] })
   const cacheHits = enabled ? cacheLookups.labels('hit') : undefined
   const cacheMisses = enabled ? cacheLookups.labels('miss') : undefined
+  // Per layer beside the lookups above (one per call, whichever layer answered): a lookup that misses memory and
+  // hits Redis counts once in each layer, so summing these would count a call twice.
+  const cacheLayerLookups = new Counter({
+    name: prefix + 'cache_layer_lookups_total',
+    help: 'Result cache lookups per layer (memory, redis, file), by outcome (hit, miss, unavailable: Redis away or busy, a disk error)',
+    labelNames: ['layer', 'outcome'] as const,
+    registers: [registry]
+  })
+  const cacheLayerBytes = new Gauge({
+    name: prefix + 'cache_layer_bytes',
+    help: 'What a result cache layer of this process holds (memory: UTF-16 units of results and keys; file: bytes on disk)',
+    labelNames: ['layer'] as const,
+    registers: [registry]
+  })
+  const layerSeries: Record<string, Record<string, { inc (): void }>> = {}
   const queueWaits = new LatencyRecorder([], DURATION_BUCKETS)
   const queueWait = queueWaits.series()
   registry.registerMetric(histogramOf(queueWaits, prefix + 'upstream_queue_wait_seconds',
@@ -209,7 +225,13 @@ export default fp(async function mcpGatewayMetrics (app) {
     cache: {
       hit () { cacheHits?.inc() },
       miss () { cacheMisses?.inc() },
-      stored (bytes) { if (enabled) cacheBytes.set(bytes) }
+      stored (bytes) { if (enabled) cacheBytes.set(bytes) },
+      layer (layer, outcome) {
+        if (!enabled) return
+        const byOutcome = layerSeries[layer] ??= {}
+        ;(byOutcome[outcome] ??= cacheLayerLookups.labels(layer, outcome)).inc()
+      },
+      layerBytes (layer, bytes) { if (enabled) cacheLayerBytes.labels(layer).set(bytes) }
     },
     anomalyScore (server, latency, errors) {
       if (!enabled) return

@@ -53,6 +53,7 @@ export default async function statusRoutes (fastify: FastifyInstance, opts: Stat
       catalog: catalog.counts(),
       collisions: catalog.collisions,
       ...(app.mcpRateLimit === null ? {} : { rateLimit: app.mcpRateLimit.status() }),
+      ...(proxy.cache === undefined ? {} : { cache: proxy.cache.status() }),
       servers: proxy.upstreams()
     }
   })

@@ -113,8 +113,11 @@ const upstreamFields = {
     timeoutMs: Type.Optional(Milliseconds('How long a call waits for a slot before it is refused'))
   }, { additionalProperties: false })),
   cache: Type.Optional(Type.Object({
-    ttlMs: Milliseconds('How long a result of its tools is served from the cache'),
-    force: Type.Optional(Type.Boolean({ description: 'Cache tools not annotated readOnlyHint too (default false)' }))
+    ttlMs: Milliseconds('How long a result of its tools (and its resource reads, with resources) is served from the cache'),
+    force: Type.Optional(Type.Boolean({ description: 'Cache tools not annotated readOnlyHint too (default false)' })),
+    resources: Type.Optional(Type.Boolean({
+      description: 'Cache its resources/read results too, until their ttlMs or the upstream\'s resources/updated or list_changed (default false)'
+    }))
   }, { additionalProperties: false, description: 'Cache the results of this service\'s read-only tools (needs the top-level cache; replicas must agree)' })),
   healthCheck: Type.Optional(Type.Object({
     ...healthCheckFields,
@@ -368,8 +371,17 @@ export const GatewayConfigFile = Type.Object({
     minCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'Calls an upstream\'s last 10–20 s need to count as an observation (default 5)' }))
   }, { additionalProperties: false, description: 'Anomaly detection on each upstream\'s latency and error rate' })),
   alertIntervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: 'How often alert rules and anomaly scores are evaluated (default 10000)' })),
+  redis: Type.Optional(Type.Object({
+    url: Type.String({ pattern: '^rediss?://', description: 'redis://[user:password@]host:port[/db]; may name an environment variable (REDIS_URL)' }),
+    keyPrefix: Type.Optional(Type.String({ maxLength: 128, description: 'Prefix of the gateway\'s keys; default "mcp-gateway:"' })),
+    commandTimeout: Type.Optional(Milliseconds('How long a call waits for Redis before it does without (default 200)'))
+  }, { additionalProperties: false, description: 'The Redis that gateway instances share (the result cache\'s Redis layer); each does without it while it is unavailable' })),
   cache: Type.Optional(Type.Object({
     maxBytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'What the results kept in memory may add up to (default 64 MiB)' })),
+    redis: Type.Optional(Type.Boolean({ description: 'A second layer in the top-level redis, shared by every instance using it (default false)' })),
+    dir: Type.Optional(Type.String({ minLength: 1, description: 'A third layer in this directory, kept across restarts (one instance per directory)' })),
+    maxDirBytes: Type.Optional(Type.Integer({ minimum: 65_536, description: 'What the files in dir may add up to; the oldest go first (default 256 MiB)' })),
+    maxEntryBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, description: 'The largest result (UTF-8 bytes) stored in Redis or dir (default 1 MiB)' })),
     tools: Type.Optional(Type.Array(Type.Object({
       pattern: Type.String({ minLength: 1, description: 'A glob on client-visible tool names ("search__*")' }),
       ttlMs: Milliseconds('How long a result is served from the cache'),

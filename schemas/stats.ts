@@ -22,6 +22,15 @@ export const StatsQuery = Type.Object({
   errors: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'How many of the latest errors to list (default 20)' }))
 }, { additionalProperties: false })
 
+const CacheLayerFigures = Type.Object({
+  hits: Type.Integer(),
+  misses: Type.Integer(),
+  unavailable: Type.Integer({ description: 'Lookups the layer could not answer (Redis away or busy, a disk error): misses too' }),
+  entries: Type.Optional(Type.Integer({ description: 'memory and file: what this process holds' })),
+  bytes: Type.Optional(Type.Integer()),
+  state: Type.Optional(Type.Union([Type.Literal('connecting'), Type.Literal('ready'), Type.Literal('unavailable')], { description: 'redis: its connection now' }))
+})
+
 export const StatsReply = Type.Object({
   at: Type.String({ format: 'date-time' }),
   uptimeSec: Type.Number(),
@@ -33,8 +42,13 @@ export const StatsReply = Type.Object({
       hits: Type.Integer(),
       misses: Type.Integer(),
       hitRate: Type.Number({ description: 'hits / (hits + misses) since start, 0..1' }),
-      entries: Type.Integer(),
-      bytes: Type.Integer()
+      entries: Type.Integer({ description: 'Of the memory layer' }),
+      bytes: Type.Integer({ description: 'Of the memory layer' }),
+      layers: Type.Optional(Type.Object({
+        memory: CacheLayerFigures,
+        redis: Type.Optional(CacheLayerFigures),
+        file: Type.Optional(CacheLayerFigures)
+      }, { description: 'Each layer\'s answers to lookups; a lookup that misses memory asks the next layer' }))
     }, { description: 'The result cache since start (when configured)' })),
     upstreams: Type.Object({
       total: Type.Integer(),

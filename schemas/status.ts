@@ -62,6 +62,17 @@ export const StatusReply = Type.Object({
     })),
     limits: Type.Array(Type.String())
   })),
+  cache: Type.Optional(Type.Object({
+    layers: Type.Array(Type.Union([Type.Literal('memory'), Type.Literal('redis'), Type.Literal('file')])),
+    redis: Type.Optional(Type.Object({
+      state: Type.Union([Type.Literal('connecting'), Type.Literal('ready'), Type.Literal('unavailable')], {
+        description: '"unavailable": lookups miss in Redis (and resource reads are not cached) until it answers again'
+      }),
+      since: Type.String({ format: 'date-time' }),
+      reason: Type.Optional(Type.String()),
+      pendingInvalidations: Type.Integer({ description: 'Resource invalidations heard while Redis was away, sent when it is back' })
+    }))
+  }, { description: 'The result cache\'s layers (when configured)' })),
   servers: Type.Array(UpstreamStatus)
 })
 

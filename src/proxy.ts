@@ -6,7 +6,7 @@ import { AuditLog } from './audit.js'
 import { AccessPolicy } from './auth/access-policy.js'
 import { ANONYMOUS, type ClientContext, samePrincipal } from './client-context.js'
 import { ClientStateSync } from './client-state.js'
-import type { GatewayConfig } from './config/types.js'
+import type { CacheSettings, GatewayConfig } from './config/types.js'
 import { Dispatcher } from './dispatcher.js'
 import { ERR_SHUTTING_DOWN } from './errors.js'
 import { type CallHooks, type CallObserver, type ForwardedCall, Forwarder, type ForwardOptions } from './forwarder.js'
@@ -25,6 +25,8 @@ import type { ClientEndpoint, RequestHandle } from './transport/endpoint.js'
 import type { UpstreamConnection } from './upstream/connection.js'
 import { type UpstreamHealthReport, upstreamHealth } from './upstream-health.js'
 import { type CacheObserver, ResultCache } from './result-cache.js'
+import { FileLayer } from './result-cache/file-layer.js'
+import { RedisLayer } from './result-cache/redis-layer.js'
 import { globMatcher } from './naming.js'
 import type { McpTracing, TraceCarrier } from './tracing.js'
 import { errorType } from './mcp-semconv.js'
@@ -125,7 +127,8 @@ export class McpProxy implements ClientEndpoint {
     this.#relay = new Relay({
       log,
       logListeners: () => this.#state.logListeners(),
-      subscribers: (service, uri) => this.#state.subscribers(service, uri)
+      subscribers: (service, uri) => this.#state.subscribers(service, uri),
+      resourceUpdated: (service, uri) => this.cache?.resourceUpdated(service, uri)
     })
     this.#pool = new UpstreamPool({
       config,
@@ -140,11 +143,15 @@ export class McpProxy implements ClientEndpoint {
       },
       listener: {
         state: (c) => {
-          if (c.state === 'up') this.#state.upstreamUp(c).catch(() => {})
-          else this.#upstreamLost(c)
+          if (c.state === 'up') {
+            this.#state.upstreamUp(c).catch(() => {})
+            // Updates sent while the gateway was not connected were not heard: what this instance kept may be stale.
+            this.cache?.resourcesChanged(c.definition.service, false)
+          } else this.#upstreamLost(c)
           this.#refreshService(c.definition.service)
         },
         listing: (c) => this.#refreshService(c.definition.service),
+        listChanged: (c, kind) => { if (kind === 'resources') this.cache?.resourcesChanged(c.definition.service, true) },
         removed: (c) => {
           this.#upstreamLost(c)
           this.#refreshService(c.definition.service)
@@ -198,7 +205,7 @@ export class McpProxy implements ClientEndpoint {
     if (limits !== undefined) this.#forwarder.addHooks(limits)
     // After the limits: a call refused by a limit is not answered from the cache either.
     if (config.cache !== null) {
-      this.cache = this.#resultCache(config.cache, options.observer)
+      this.cache = this.#resultCache(config.cache, options.observer, log.child({ component: 'cache' }))
       this.#forwarder.addHooks(this.cache)
     }
   }
@@ -227,6 +234,7 @@ export class McpProxy implements ClientEndpoint {
     this.#started = true
     this.sessions.startSweeper()
     this.#broker.startSweeper()
+    await this.cache?.start()
     await this.#pool.start(wait)
   }
 
@@ -255,6 +263,7 @@ export class McpProxy implements ClientEndpoint {
     this.sessions.closeAll()
     this.#broker.stop()
     await this.#pool.close()
+    await this.cache?.close()
   }
 
   // --- the endpoint the client transports serve ------------------------------------------------------------------
@@ -369,12 +378,27 @@ export class McpProxy implements ClientEndpoint {
   }
 
   /** The cache as the forwarder's hooks see it: rules per service and tool, the caller's scope, the listing's digest. */
-  #resultCache (settings: NonNullable<GatewayConfig['cache']>, observer: ProxyObserver | undefined): ResultCache {
+  #resultCache (settings: CacheSettings, observer: ProxyObserver | undefined, log: Logger): ResultCache {
     const rules = settings.tools.map(rule => ({ matches: globMatcher([rule.pattern]), rule: { ttlMs: rule.ttlMs, force: rule.force } }))
     const roles = this.#config.auth?.roles != null
+    const redis = this.#config.redis
     return new ResultCache({
       maxBytes: settings.maxBytes,
+      redis: settings.redis && redis !== null ? new RedisLayer({ ...redis, maxEntryBytes: settings.maxEntryBytes, log }) : undefined,
+      file: settings.dir === null
+        ? undefined
+        : new FileLayer({
+          dir: settings.dir,
+          maxDirBytes: settings.maxDirBytes,
+          maxEntryBytes: settings.maxEntryBytes,
+          log,
+          changed: (bytes) => observer?.cache?.layerBytes?.('file', bytes)
+        }),
       ruleFor: (service, tool) => this.#registry.serviceOptions(service).cache ?? rules.find(r => r.matches(tool))?.rule,
+      resourceRuleFor: (service) => {
+        const rule = this.#registry.serviceOptions(service).cache
+        return rule?.resources === true ? rule : undefined
+      },
       scopeOf: (context, service) => {
         const replicas = this.#registry.replicas(service)
         const connection = replicas[0] === undefined ? undefined : this.#pool.get(replicas[0].id)

@@ -35,6 +35,8 @@ export interface RelayOptions {
   logListeners: () => Iterable<ClientSession>
   /** Clients subscribed to `uri` of `service` through a shared session. */
   subscribers: (service: string, uri: string) => Iterable<ClientSession>
+  /** Told of every resources/updated an upstream sends, on any session (the result cache's invalidation). */
+  resourceUpdated?: (service: string, uri: string) => void
 }
 
 export class Relay {
@@ -49,7 +51,10 @@ export class Relay {
    */
   forClient (client: ClientSession, service: string, timeout: number): SessionHandlers {
     return {
-      onNotification: (message, via) => this.#deliver(client, service, message, originOf(via)?.requestId),
+      onNotification: (message, via) => {
+        if (message.method === 'notifications/resources/updated') this.#updated(service, message)
+        this.#deliver(client, service, message, originOf(via)?.requestId)
+      },
       onRequest: (incoming) => {
         const origin = originOf(incoming.via) ?? (incoming.session.inFlightOrigins().at(-1) as CallOrigin | undefined)
         return this.#ask(client, service, incoming, timeout, origin?.requestId)
@@ -66,6 +71,7 @@ export class Relay {
     const origin = originOf(via)
     const params = message.params as Params | undefined
     if (message.method === 'notifications/resources/updated') {
+      this.#updated(service, message)
       for (const client of this.options.subscribers(service, String(params?.uri))) client.notify(message.method, params)
       return
     }
@@ -111,6 +117,11 @@ export class Relay {
     const elicitationId = (incoming.message.params as Params | undefined)?.elicitationId
     if (method === 'elicitation/create' && typeof elicitationId === 'string') this.#elicitations.set(elicitationId, client)
     return this.#ask(client, service, incoming, timeout, origin?.requestId)
+  }
+
+  #updated (service: string, message: JsonRpcNotification): void {
+    const uri = (message.params as Params | undefined)?.uri
+    if (typeof uri === 'string') this.options.resourceUpdated?.(service, uri)
   }
 
   #deliver (client: ClientSession, service: string, message: JsonRpcNotification, relatedTo: string | number | undefined): void {

@@ -1,6 +1,7 @@
 import type { GatewayConfig, UpstreamDefinition } from './config/types.js'
 import type { HealthMonitor } from './health.js'
 import type { Logger } from './logger.js'
+import type { ListKind } from './mcp-types.js'
 import { onlyWeightChanged, type Registry, type RegistryChange } from './registry.js'
 import { type ConnectionRelay, UpstreamConnection } from './upstream/connection.js'
 
@@ -36,6 +37,8 @@ export interface PoolListener {
   state (connection: UpstreamConnection): void
   /** What a connection lists changed. */
   listing (connection: UpstreamConnection): void
+  /** The upstream said one of its lists changed (whether or not the listing did: the result cache listens). */
+  listChanged? (connection: UpstreamConnection, kind: ListKind): void
   /** A connection was removed (its upstream was unregistered or is being replaced); it is closing. */
   removed (connection: UpstreamConnection): void
 }
@@ -177,7 +180,8 @@ export class UpstreamPool {
           health.update({ id: c.id, service: c.definition.service, state: c.state, reason: c.reason, since: c.since })
           listener.state(c)
         },
-        listing: (c) => { if (this.#connections.get(c.id) === c) listener.listing(c) }
+        listing: (c) => { if (this.#connections.get(c.id) === c) listener.listing(c) },
+        listChanged: (c, kind) => { if (this.#connections.get(c.id) === c) listener.listChanged?.(c, kind) }
       }
     })
     this.#connections.set(definition.id, connection)

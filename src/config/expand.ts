@@ -3,7 +3,7 @@
  * that carry secrets or places (so secrets stay out of files), expanded in place before validation:
  * `"url": "${MCP_URL}"` is checked as the URL it becomes. Expanded: a server's url, command, cwd, args and the
  * values of its env and headers; the client API keys, the JWT secret, public key and JWKS URL; the admin key;
- * the rate limits' Redis URL.
+ * the Redis URLs (`redis.url`, `rateLimit.redis.url`).
  * `${input:…}` (VS Code's prompt for a value) has no meaning for a server process and is refused.
  */
 
@@ -41,6 +41,7 @@ export function expandEnvironment (file: Record<string, unknown>, expand: Expand
   if (isRecord(file.rateLimit) && isRecord(file.rateLimit.redis) && 'url' in file.rateLimit.redis) {
     file.rateLimit = { ...file.rateLimit, redis: { ...file.rateLimit.redis, url: one(file.rateLimit.redis.url, 'rateLimit.redis.url') } }
   }
+  if (isRecord(file.redis) && 'url' in file.redis) file.redis = { ...file.redis, url: one(file.redis.url, 'redis.url') }
   if (isRecord(file.admin) && 'apiKey' in file.admin) file.admin = { ...file.admin, apiKey: one(file.admin.apiKey, 'admin.apiKey') }
 }
 

@@ -3,7 +3,9 @@ import type { GatewayConfigFile, McpServerEntry, ServerConfig } from '../../sche
 import { ServerId } from '../../schemas/config.js'
 import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_UPSTREAM_MESSAGE } from '../json.js'
 import { normalizeAuth } from './auth.js'
+import { normalizeCache } from './cache.js'
 import { normalizeRateLimit } from './rate-limit.js'
+import { normalizeRedis } from './redis.js'
 import { DEFAULT_OUTLIERS } from '../balancing/outliers.js'
 import { DEFAULT_ANOMALY } from '../alerts/anomaly.js'
 import { kResolvedConfig } from '../symbols.js'
@@ -115,6 +117,8 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     problems.push('circuitBreaker.openMs: must not be larger than circuitBreaker.maxOpenMs')
   }
   const rateLimit = normalizeRateLimit(file.rateLimit, problems)
+  const redis = normalizeRedis(file.redis, problems)
+  const cache = normalizeCache(file.cache, servers, redis, problems)
   const webhooks = Object.fromEntries(Object.entries(file.webhooks ?? {}).map(([id, w]) => [id, { url: w.url, format: w.format ?? 'json', headers: w.headers ?? {} }]))
   const alerts = normalizeAlerts(file.alerts ?? [], webhooks, problems)
   if ((file.auth?.certificates ?? []).length > 0 && (file.tls?.ca === undefined || file.tls.requestCert !== true)) {
@@ -173,9 +177,8 @@ export function normalizeConfig (file: GatewayConfigFile): GatewayConfig {
     circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60_000, halfOpenCalls: 1, ...file.circuitBreaker },
     admin: { apiKey: file.admin?.apiKey ?? null },
     dashboard: { enabled: file.dashboard?.enabled ?? true, intervalMs: file.dashboard?.intervalMs ?? 2000 },
-    cache: file.cache === undefined && !servers.some(s => s.cache !== undefined)
-      ? null
-      : { maxBytes: file.cache?.maxBytes ?? 64 * 1024 * 1024, tools: (file.cache?.tools ?? []).map(t => ({ pattern: t.pattern, ttlMs: t.ttlMs, force: t.force ?? false })) },
+    cache,
+    redis,
     webhooks,
     alerts,
     alertIntervalMs: file.alertIntervalMs ?? 10_000,
@@ -330,7 +333,7 @@ function tryNormalizeServer (input: ServerConfig, defaults: UpstreamDefaults, fi
     maxConcurrent: input.maxConcurrent ?? defaults.maxConcurrent,
     queue: { size: input.queue?.size ?? defaults.queueSize, timeoutMs: input.queue?.timeoutMs ?? defaults.queueTimeout },
     healthCheck: healthCheckSettings(defaults.healthCheck, input.healthCheck ?? {}),
-    ...(input.cache !== undefined ? { cache: { ttlMs: input.cache.ttlMs, force: input.cache.force ?? false } } : {})
+    ...(input.cache !== undefined ? { cache: { ttlMs: input.cache.ttlMs, force: input.cache.force ?? false, resources: input.cache.resources ?? false } } : {})
   }
   return server
 }

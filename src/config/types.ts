@@ -61,8 +61,30 @@ export interface UpstreamDefinition {
   readonly queue: { readonly size: number, readonly timeoutMs: number }
   readonly healthCheck: HealthCheckSettings
   /** Its service's results cached (replicas must agree). */
-  readonly cache?: { readonly ttlMs: number, readonly force: boolean }
+  readonly cache?: CacheRuleSettings
 }
+
+export interface CacheRuleSettings {
+  readonly ttlMs: number
+  readonly force: boolean
+  /** Its resources/read results too. */
+  readonly resources: boolean
+}
+
+export interface CacheSettings {
+  /** The memory layer's bound. */
+  readonly maxBytes: number
+  readonly tools: ReadonlyArray<{ readonly pattern: string, readonly ttlMs: number, readonly force: boolean }>
+  /** The Redis layer, in the top-level `redis`. */
+  readonly redis: boolean
+  /** The file layer's directory; null: none. */
+  readonly dir: string | null
+  readonly maxDirBytes: number
+  /** The largest result the Redis and file layers store (UTF-8 bytes). */
+  readonly maxEntryBytes: number
+}
+
+export interface RedisSettings { readonly url: string, readonly keyPrefix: string, readonly commandTimeout: number }
 
 export interface UpstreamDefaults {
   readonly timeout: number
@@ -147,7 +169,7 @@ export interface RateLimitSettings {
   readonly perPrincipal: RateRuleSettings | null
   /** In configuration order; every entry whose pattern matches a tool applies. */
   readonly perTool: ReadonlyArray<{ readonly pattern: string, readonly rule: RateRuleSettings, readonly per: 'principal' | 'gateway' }>
-  readonly redis: { readonly url: string, readonly keyPrefix: string, readonly commandTimeout: number } | null
+  readonly redis: RedisSettings | null
 }
 
 export interface GatewayConfig {
@@ -225,7 +247,9 @@ export interface GatewayConfig {
   readonly admin: { readonly apiKey: string | null }
   readonly dashboard: { readonly enabled: boolean, readonly intervalMs: number }
   /** null: no result cache (unless a server sets its own `cache`, which turns it on with the default size). */
-  readonly cache: { readonly maxBytes: number, readonly tools: ReadonlyArray<{ readonly pattern: string, readonly ttlMs: number, readonly force: boolean }> } | null
+  readonly cache: CacheSettings | null
+  /** The Redis gateway instances share (the cache's Redis layer); null: none. */
+  readonly redis: RedisSettings | null
   readonly webhooks: Readonly<Record<string, WebhookSettings>>
   readonly alerts: readonly AlertRule[]
   readonly alertIntervalMs: number

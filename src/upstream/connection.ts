@@ -44,6 +44,8 @@ const CHECK_BODY_LIMIT = 64 * 1024
 export interface ConnectionObserver {
   state (connection: UpstreamConnection): void
   listing (connection: UpstreamConnection): void
+  /** The server sent a list_changed (told before the lists are fetched again). */
+  listChanged? (connection: UpstreamConnection, kind: ListKind): void
 }
 
 /** Where the gateway's own session sends what the server says that is not about its lists (see Relay). */
@@ -312,8 +314,10 @@ export class UpstreamConnection {
     session.handlers = {
       onNotification: (message, via) => {
         const kind = LIST_CHANGED[message.method]
-        if (kind !== undefined) this.#relist([kind])
-        else relay?.notification(this, message, via)
+        if (kind !== undefined) {
+          this.options.observer.listChanged?.(this, kind)
+          this.#relist([kind])
+        } else relay?.notification(this, message, via)
       },
       onRequest: (incoming) => {
         if (incoming.message.method === 'ping') return Promise.resolve({})
