@@ -44,7 +44,8 @@ export class FileLayer {
   #index = new Map<string, number>()
   #bytes = 0
   readonly #writing = new Set<string>()
-  readonly #writes = new Set<Promise<void>>()
+  /** Writes and removals under way. */
+  readonly #io = new Set<Promise<void>>()
   #scanned = false
   #failing = false
   #serial = 0
@@ -103,11 +104,7 @@ export class FileLayer {
   set (key: string, entry: StoredEntry, bytes: number): void {
     if (bytes > this.#maxEntryBytes || this.#writing.has(key) || this.#writing.size >= MAX_WRITES) return
     this.#writing.add(key)
-    const write = this.#write(key, entry).finally(() => {
-      this.#writing.delete(key)
-      this.#writes.delete(write)
-    })
-    this.#writes.add(write)
+    this.#track(this.#write(key, entry).finally(() => this.#writing.delete(key)))
   }
 
   get entries (): number {
@@ -118,9 +115,14 @@ export class FileLayer {
     return this.#bytes
   }
 
-  /** Waits for the writes under way (a restart finds them on disk). */
+  /** Waits for the writes and removals under way (a restart finds the disk as the index says). */
   async close (): Promise<void> {
-    await Promise.all([...this.#writes])
+    while (this.#io.size > 0) await Promise.all([...this.#io])
+  }
+
+  #track (io: Promise<void>): void {
+    const tracked = io.finally(() => this.#io.delete(tracked))
+    this.#io.add(tracked)
   }
 
   async #read (key: string): Promise<StoredEntry | undefined> {
@@ -170,7 +172,7 @@ export class FileLayer {
       if (this.#bytes <= this.#maxDirBytes) break
       this.#index.delete(key)
       this.#bytes -= size
-      this.#remove(key).catch(() => {})
+      this.#track(this.#remove(key))
     }
     this.#changed?.(this.#bytes)
   }
@@ -178,7 +180,7 @@ export class FileLayer {
   /** Takes `key` out of the index and off the disk; a miss. */
   #drop (key: string): undefined {
     this.#forget(key)
-    this.#remove(key).catch(() => {})
+    this.#track(this.#remove(key))
     return undefined
   }
 
