@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,37 +7,17 @@ import { test, type Test } from 'tap'
 import { RedisCounters } from '../../src/limits/redis-counters.js'
 import { silentLogger } from '../../src/logger.js'
 import { freePort, startGateway, stopChild, waitFor } from '../helper.js'
+import { redisServer, startRedis } from '../fixtures/redis-server.js'
 
 /**
  * Rate limits shared through a real redis-server by two gateway processes (the CLI, each in its own process):
  * a principal's budget is one across both; Redis stopped mid-test → both keep serving on local counters and say so
- * in the log and /status; Redis back → shared again. redis-server comes from apt (.ci/run installs it; this test
- * installs it too when it is missing and it may).
+ * in the log and /status; Redis back → shared again. redis-server: see fixtures/redis-server.ts.
  */
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
 const TS_LOADER = new URL('../../node_modules/@tapjs/typescript/dist/esm/import.mjs', import.meta.url).href
 const KEY = 'alice-key-0123456789abcdef'
-
-function redisServer (): string {
-  const find = () => { try { return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() } catch { return '' } }
-  let path = find()
-  if (path === '' && process.getuid?.() === 0) {
-    execFileSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server'], { stdio: 'ignore' })
-    path = find()
-  }
-  if (path === '') throw new Error('redis-server is not installed: apt-get install -y redis-server (.ci/run does it)')
-  return path
-}
-
-async function startRedis (t: Test, binary: string, port: number): Promise<ChildProcess> {
-  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] })
-  t.teardown(() => stopChild(child))
-  let out = ''
-  child.stdout?.on('data', (chunk: Buffer) => { out += chunk.toString() })
-  await waitFor('redis-server to accept connections', () => out.includes('Ready to accept connections'))
-  return child
-}
 
 interface Cli { base: string, log: () => string }
 

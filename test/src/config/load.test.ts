@@ -79,6 +79,7 @@ test('an empty configuration gets every default', async (t) => {
     hedging: null,
     dashboard: { enabled: true, intervalMs: 2000 },
     cache: null,
+    redis: null,
     webhooks: {},
     alerts: [],
     alertIntervalMs: 10_000,
