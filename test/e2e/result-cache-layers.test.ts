@@ -1,7 +1,7 @@
-import { readdir, stat } from 'node:fs/promises'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
 import { McpError } from '@modelcontextprotocol/sdk/types.js'
@@ -10,6 +10,8 @@ import { startConformanceServer } from '../fixtures/conformance-server.js'
 import { type FixtureTool, startHttpFixture } from '../fixtures/mcp-server.js'
 import { redisServer, startRedis } from '../fixtures/redis-server.js'
 import { connectClient, freePort, type Gateway, startGateway, waitFor } from '../helper.js'
+
+const STDIO_SERVER = fileURLToPath(new URL('../fixtures/stdio-server.mjs', import.meta.url))
 
 /**
  * The result cache's layers against real peers: two gateways sharing results through a real redis-server (one's
@@ -162,4 +164,18 @@ test('with Redis, an update heard by one gateway makes the resource stale on the
   const fresh = await waitFor('B to read it again upstream', async () => { const r = await read(b); return r !== first ? r : undefined })
   t.not(fresh, first, 'B heard nothing itself, and still does not serve the old content')
   t.equal(await read(a), fresh, 'A reads what B stored since')
+})
+
+test('resource reads are stale once the upstream says its resource list changed', async (t) => {
+  const gateway = await startGateway(t, {
+    prefixMode: 'never',
+    servers: [{ id: 'fx', command: process.execPath, args: [STDIO_SERVER, '--resources'], cache: { ttlMs: 60_000, resources: true } }]
+  })
+  const read = async () => ((await gateway.app.mcpProxy.readResource('fixture://reads')) as { contents: Array<{ text: string }> }).contents[0]?.text
+  t.equal(await read(), 'read #1')
+  t.equal(await read(), 'read #1', 'cached')
+  await gateway.app.mcpProxy.callTool('change_resources', {})
+  t.equal(await waitFor('a read after the list_changed', async () => { const text = await read(); return text === 'read #1' ? undefined : text }), 'read #2',
+    'the list changed: read upstream again')
+  t.equal(await read(), 'read #2', 'and cached again')
 })

@@ -19,7 +19,9 @@ const FIXTURE_TOOLS = ['echo', 'env', 'pid', 'add_tool', 'storm', 'lists', 'cras
 class RecordingObserver implements ConnectionObserver {
   readonly states: Array<[UpstreamState, string | undefined]> = []
   readonly listings: string[][] = []
+  readonly changes: string[] = []
   state (connection: UpstreamConnection) { this.states.push([connection.state, connection.reason]) }
+  listChanged (_connection: UpstreamConnection, kind: string) { this.changes.push(kind) }
   listing (connection: UpstreamConnection) { this.listings.push((connection.listing?.tools ?? []).map(tool => tool.name)) }
 }
 
@@ -91,6 +93,7 @@ test('tools/list_changed from the server re-lists and tells the observer', async
   await waitFor('the new listing', () => observer.listings.length === 2)
   t.same(observer.listings[1], [...FIXTURE_TOOLS, 'added_later'])
   t.same(conn.listing?.tools.map(tool => tool.name), [...FIXTURE_TOOLS, 'added_later'])
+  t.same(observer.changes, ['tools'], 'told of the notification itself too (the result cache listens)')
   t.equal(conn.state, 'up')
 })
 
