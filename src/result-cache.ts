@@ -26,10 +26,10 @@ import { MARK_ALL, type RedisLayer, type RedisLookup } from './result-cache/redi
  *
  * Layers, looked up in order, each hit filling the layers before it: memory (memory-layer.ts), Redis
  * (redis-layer.ts), a directory (file-layer.ts); a store goes to each, with the rule's TTL. Resource entries are
- * stale once the upstream says the URI was updated, or its resource list changed (invalidations.ts marks, judged
- * against when the entry's lookup ran). With the Redis layer they live in Redis alone, where the marks are too, so
- * an update heard by any instance is seen by all; without it, in memory and the directory, judged by this process's
- * marks.
+ * stale once the upstream says the URI was updated, or its resource list changed (marks, judged against when the
+ * entry's lookup ran). With the Redis layer they live in Redis alone, where the marks are too (on Redis's clock), so
+ * an update heard by any instance is seen by all; without it, in memory alone, judged by this process's marks
+ * (invalidations.ts). Never on disk: a restarted gateway cannot know what was updated while it was down.
  */
 
 export const CACHE_META_KEY = 'fastify-mcp-gateway/cache'
@@ -102,9 +102,9 @@ interface Lookup {
   readonly ttl: number
   /** Resource reads only (tools are never invalidated, only outdated by a new listing). */
   readonly marks: readonly string[] | undefined
-  /** When the lookup ran (local clock). */
-  readonly at: number
-  /** Redis's clock at the lookup, when Redis answered: what a store there is judged by. */
+  /** When the lookup ran, in the order of this process's invalidations. */
+  readonly lookedUp: number
+  /** Redis's clock at the lookup (µs), when Redis answered: what a store there is judged by. */
   redisNow: number | undefined
   /** Not looked up (the caller said so), but stored. */
   readonly bypass: boolean
@@ -141,10 +141,10 @@ export class ResultCache implements CallHooks {
       return this.#redis?.get(lookup.key, [])?.then(answer => { lookup.redisNow = answer?.now })
     }
     // Resource entries, with the Redis layer, are kept there alone (where every instance's invalidations are).
-    const local = lookup.marks === undefined || this.#redis === undefined
-    if (local) {
+    const inMemory = lookup.marks === undefined || this.#redis === undefined
+    if (inMemory) {
       const entry = this.#memory.get(lookup.key)
-      if (entry !== undefined && (lookup.marks === undefined || this.#invalidations.valid(entry.storedAt, lookup.marks))) {
+      if (entry !== undefined && (lookup.marks === undefined || this.#invalidations.valid(entry.lookedUp, lookup.marks))) {
         this.#layer('memory', 'hit')
         this.#hits++
         this.options.observer?.hit()
@@ -153,8 +153,9 @@ export class ResultCache implements CallHooks {
       if (entry !== undefined) this.#memory.delete(lookup.key)
       this.#layer('memory', 'miss')
     }
-    if (this.#redis === undefined && (this.#file === undefined || !local)) return this.#missed(call, lookup)
-    return this.#lookDeeper(call, lookup, local)
+    // Resource reads are never kept on disk: a restarted gateway cannot know what was updated while it was down.
+    if (this.#redis === undefined && (this.#file === undefined || lookup.marks !== undefined)) return this.#missed(call, lookup)
+    return this.#lookDeeper(call, lookup, inMemory)
   }
 
   onResult (_context: ClientContext, call: ForwardedCall, result: unknown): void {
@@ -257,10 +258,10 @@ export class ResultCache implements CallHooks {
     const scope = this.options.scopeOf(context, call.service)
     if (scope === undefined) return undefined
     const key = createHash('sha256').update(`${scope}\u0000${call.service}\u0000${what}`).digest('base64url')
-    return { key, ttl: rule.ttlMs, marks, at: Date.now(), redisNow: undefined, bypass: directive === 'bypass' }
+    return { key, ttl: rule.ttlMs, marks, lookedUp: this.#invalidations.now, redisNow: undefined, bypass: directive === 'bypass' }
   }
 
-  async #lookDeeper (call: ForwardedCall, lookup: Lookup, local: boolean): Promise<unknown> {
+  async #lookDeeper (call: ForwardedCall, lookup: Lookup, inMemory: boolean): Promise<unknown> {
     let redis: RedisLookup | undefined
     if (this.#redis !== undefined) {
       redis = await this.#redis.get(lookup.key, lookup.marks ?? [])
@@ -269,20 +270,21 @@ export class ResultCache implements CallHooks {
       this.#layer('redis', redis === undefined ? 'unavailable' : result === undefined ? 'miss' : 'hit')
       if (result !== undefined && redis?.entry !== undefined) {
         // Memory keeps it for what is left of its TTL (on Redis's clock: both ends of it are Redis's).
-        if (local) this.#memory.set(lookup.key, { text: redis.entry.text, storedAt: lookup.at }, redis.entry.expiresAt - redis.now)
+        if (inMemory) this.#memory.set(lookup.key, { text: redis.entry.text, lookedUp: lookup.lookedUp }, (redis.entry.expiresAt - redis.now) / 1000)
         return this.#hit(result)
       }
     }
-    if (this.#file !== undefined && local) {
+    if (this.#file !== undefined && lookup.marks === undefined) {
       const reading = this.#file.get(lookup.key)
       const entry = reading === undefined ? undefined : await reading.catch(() => undefined)
-      const good = entry !== undefined && (lookup.marks === undefined || this.#invalidations.valid(entry.storedAt, lookup.marks))
-      const result = good ? resultOf(entry.text) : undefined
+      const result = entry === undefined ? undefined : resultOf(entry.text)
       this.#layer('file', result === undefined ? 'miss' : 'hit')
       if (result !== undefined && entry !== undefined) {
         const left = entry.expiresAt - Date.now()
-        this.#memory.set(lookup.key, { text: entry.text, storedAt: entry.storedAt }, left)
-        if (redis !== undefined) this.#redis?.set(lookup.key, { text: entry.text, storedAt: redis.now, expiresAt: redis.now + left }, Buffer.byteLength(entry.text), left)
+        this.#memory.set(lookup.key, { text: entry.text, lookedUp: lookup.lookedUp }, left)
+        if (redis !== undefined) {
+          this.#redis?.set(lookup.key, { text: entry.text, storedAt: redis.now, expiresAt: redis.now + left * 1000 }, Buffer.byteLength(entry.text), left)
+        }
         return this.#hit(result)
       }
     }
@@ -302,18 +304,20 @@ export class ResultCache implements CallHooks {
     return undefined
   }
 
-  #store (lookup: Lookup, text: string, ttl: number, local: boolean): void {
-    if (local && this.#memory.set(lookup.key, { text, storedAt: lookup.at }, ttl)) {
+  #store (lookup: Lookup, text: string, ttl: number, inMemory: boolean): void {
+    if (inMemory && this.#memory.set(lookup.key, { text, lookedUp: lookup.lookedUp }, ttl)) {
       this.options.observer?.stored(this.#memory.bytes)
       this.options.observer?.layerBytes?.('memory', this.#memory.bytes)
     }
-    if (this.#redis === undefined && (this.#file === undefined || !local)) return
+    const onDisk = this.#file !== undefined && lookup.marks === undefined
+    if (this.#redis === undefined && !onDisk) return
     const bytes = Buffer.byteLength(text)
     if (this.#redis !== undefined && lookup.redisNow !== undefined) {
-      this.#redis.set(lookup.key, { text, storedAt: lookup.redisNow, expiresAt: lookup.redisNow + ttl }, bytes, ttl)
+      this.#redis.set(lookup.key, { text, storedAt: lookup.redisNow, expiresAt: lookup.redisNow + ttl * 1000 }, bytes, ttl)
     }
-    if (this.#file !== undefined && local) {
-      this.#file.set(lookup.key, { text, storedAt: lookup.at, expiresAt: lookup.at + ttl } satisfies StoredEntry, bytes)
+    if (onDisk) {
+      const now = Date.now()
+      this.#file?.set(lookup.key, { text, storedAt: now, expiresAt: now + ttl } satisfies StoredEntry, bytes)
     }
   }
 

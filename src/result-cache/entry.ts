@@ -1,10 +1,10 @@
 import { RawResult } from '../raw-result.js'
 
 /**
- * A result as the Redis and file layers keep it: `<expiresAt> <storedAt>\n<result JSON>`, both in ms since the epoch.
- * `storedAt` is when the lookup that missed ran, before the upstream was asked: a resource entry is stale when an
- * invalidation came later (see invalidations.ts). What comes back from Redis or a disk is untrusted: anything that
- * is not this header and one JSON object is a miss, never an answer.
+ * A result as the Redis and file layers keep it: `<expiresAt> <storedAt>\n<result JSON>`, both on the layer's clock
+ * (Redis's in µs, the file layer's in ms since the epoch). `storedAt` is when the lookup that missed ran, before the
+ * upstream was asked: a resource entry in Redis is stale when an invalidation came later. What comes back from Redis
+ * or a disk is untrusted: anything that is not this header and one JSON object is a miss, never an answer.
  */
 
 export interface StoredEntry {
@@ -13,7 +13,7 @@ export interface StoredEntry {
   readonly storedAt: number
 }
 
-const HEADER = /^(\d{1,15}) (\d{1,15})\n/
+const HEADER = /^(\d{1,16}) (\d{1,16})\n/
 
 export function encodeEntry (entry: StoredEntry): string {
   return `${entry.expiresAt} ${entry.storedAt}\n${entry.text}`

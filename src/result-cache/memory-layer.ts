@@ -7,8 +7,8 @@ import { LRUCache } from 'lru-cache'
 
 export interface MemoryEntry {
   readonly text: string
-  /** When the lookup before it ran (ms since the epoch): resource entries are stale after a later invalidation. */
-  readonly storedAt: number
+  /** When the lookup before it ran (Invalidations.now): resource entries are stale after a later invalidation. */
+  readonly lookedUp: number
 }
 
 export class MemoryLayer {

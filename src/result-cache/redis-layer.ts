@@ -21,12 +21,13 @@ const MAX_PENDING_MARKS = 10_000
 export const MARK_ALL = 'all'
 
 /**
- * KEYS[1]: the entry, KEYS[2..]: marks; ARGV[1]: the longest entry read. Returns {now, entry or '', latest mark}.
- * pcall: a key of another type is a miss, not an error.
+ * KEYS[1]: the entry, KEYS[2..]: marks; ARGV[1]: the longest entry read. Returns {now, entry or '', latest mark}, on
+ * Redis's clock in µs (a read looked up right after an invalidation is not taken for one before it). pcall: a key of
+ * another type is a miss, not an error.
  */
 const LOOKUP_SCRIPT = `
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local value = ''
 local size = redis.pcall('STRLEN', KEYS[1])
 if type(size) == 'number' and size > 0 and size <= tonumber(ARGV[1]) then
@@ -44,10 +45,10 @@ end
 return {string.format('%d', now), value, string.format('%d', mark)}
 `
 
-/** KEYS: marks; ARGV: their TTLs (ms). Sets each to Redis's clock now. */
+/** KEYS: marks; ARGV: their TTLs (ms). Sets each to Redis's clock now (µs). */
 const MARK_SCRIPT = `
 local t = redis.call('TIME')
-local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local now = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
 for i = 1, #KEYS do redis.call('SET', KEYS[i], now, 'PX', ARGV[i]) end
 return now
 `
@@ -66,7 +67,7 @@ export interface RedisLayerOptions {
   log: Logger
 }
 
-/** A lookup's answer: Redis's clock, and the entry when there is a good one. */
+/** A lookup's answer: Redis's clock (µs), and the entry when there is a good one (its times in µs too). */
 export interface RedisLookup {
   readonly now: number
   readonly entry: StoredEntry | undefined
@@ -125,7 +126,7 @@ export class RedisLayer {
     )
   }
 
-  /** Stores `entry` for `ttlMs`, if Redis takes commands now; a result over maxEntryBytes is not stored. */
+  /** Stores `entry` (its times on Redis's clock, µs) for `ttlMs`, if Redis takes commands now; a result over maxEntryBytes is not stored. */
   set (key: string, entry: StoredEntry, bytes: number, ttlMs: number): void {
     if (bytes > this.#maxEntryBytes || ttlMs <= 0) return
     const admission = this.#admit()

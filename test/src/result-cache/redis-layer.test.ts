@@ -34,16 +34,16 @@ test('entries: stored with their TTL, read back whole; oversized, corrupt and fo
   await waitFor('the layer on Redis', () => layer.status.state === 'ready')
   const miss = await layer.get('k1', [])
   t.equal(miss?.entry, undefined)
-  t.ok(miss !== undefined && miss.now > 1_600_000_000_000, 'a miss still tells Redis\'s clock')
+  t.ok(miss !== undefined && miss.now > 1_600_000_000_000_000, 'a miss still tells Redis\'s clock (µs)')
   const now = miss?.now ?? 0
-  layer.set('k1', { text: '{"a":1}', storedAt: now, expiresAt: now + 60_000 }, 7, 60_000)
+  layer.set('k1', { text: '{"a":1}', storedAt: now, expiresAt: now + 60_000_000 }, 7, 60_000)
   await waitFor('the entry in Redis', async () => (await direct.exists('unit:cache:k1')) === 1)
   const ttl = await direct.pttl('unit:cache:k1')
   t.ok(ttl > 50_000 && ttl <= 60_000, `PX set (${ttl})`)
-  t.same((await layer.get('k1', []))?.entry, { text: '{"a":1}', storedAt: now, expiresAt: now + 60_000 })
+  t.same((await layer.get('k1', []))?.entry, { text: '{"a":1}', storedAt: now, expiresAt: now + 60_000_000 })
 
-  layer.set('big', { text: `{"a":"${'x'.repeat(2000)}"}`, storedAt: now, expiresAt: now + 60_000 }, 2008, 60_000)
-  await direct.set('unit:cache:foreign', encodeEntry({ text: `{"a":"${'x'.repeat(4000)}"}`, storedAt: now, expiresAt: now + 60_000 }))
+  layer.set('big', { text: `{"a":"${'x'.repeat(2000)}"}`, storedAt: now, expiresAt: now + 60_000_000 }, 2008, 60_000)
+  await direct.set('unit:cache:foreign', encodeEntry({ text: `{"a":"${'x'.repeat(4000)}"}`, storedAt: now, expiresAt: now + 60_000_000 }))
   await direct.set('unit:cache:corrupt', 'garbage')
   await direct.set('unit:cache:expired', encodeEntry({ text: '{}', storedAt: now - 2, expiresAt: now - 1 }))
   await direct.hset('unit:cache:hash', 'f', 'v')
@@ -52,23 +52,21 @@ test('entries: stored with their TTL, read back whole; oversized, corrupt and fo
   t.equal(layer.status.state, 'ready', 'a value of another type is a miss, not a failure')
 })
 
-test('marks: an entry looked up before an invalidation is stale, one after is good, on Redis\'s clock', async (t) => {
+test('marks: an entry looked up before an invalidation is stale, one after is good (at once), on Redis\'s clock', async (t) => {
   const port = await freePort()
   await startRedis(t, redisServer(), port)
   const layer = new RedisLayer({ url: `redis://127.0.0.1:${port}`, keyPrefix: 'marks:', commandTimeout: 1000, maxEntryBytes: 1024, log: silentLogger })
   t.teardown(() => layer.close())
   await waitFor('the layer on Redis', () => layer.status.state === 'ready')
   const before = (await layer.get('r', ['uri:x', 'all']))?.now ?? 0
-  layer.set('r', { text: '{"contents":[]}', storedAt: before, expiresAt: before + 60_000 }, 15, 60_000)
+  layer.set('r', { text: '{"contents":[]}', storedAt: before, expiresAt: before + 60_000_000 }, 15, 60_000)
   await waitFor('stored', async () => (await layer.get('r', ['uri:x']))?.entry !== undefined)
   t.ok((await layer.get('r', ['uri:y']))?.entry, 'another URI\'s mark is not its business')
-  await new Promise(resolve => setTimeout(resolve, 5))
   layer.invalidate(['uri:x'], 60_000)
   await waitFor('the mark sent', () => layer.pendingMarks === 0)
   t.equal((await waitFor('the entry stale', async () => { const a = await layer.get('r', ['uri:x', 'all']); return a?.entry === undefined ? a : undefined })).entry, undefined)
-  await new Promise(resolve => setTimeout(resolve, 5))
   const after = (await layer.get('r', ['uri:x']))?.now ?? 0
-  layer.set('r', { text: '{"contents":[1]}', storedAt: after, expiresAt: after + 60_000 }, 16, 60_000)
+  layer.set('r', { text: '{"contents":[1]}', storedAt: after, expiresAt: after + 60_000_000 }, 16, 60_000)
   t.match(await waitFor('the new entry', async () => (await layer.get('r', ['uri:x']))?.entry), { text: '{"contents":[1]}' }, 'looked up after the mark: good')
 })
 
