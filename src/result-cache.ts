@@ -278,7 +278,7 @@ export class ResultCache implements CallHooks {
       const reading = this.#file.get(lookup.key)
       const entry = reading === undefined ? undefined : await reading.catch(() => undefined)
       const result = entry === undefined ? undefined : resultOf(entry.text)
-      this.#layer('file', result === undefined ? 'miss' : 'hit')
+      this.#layer('file', result !== undefined ? 'hit' : this.#file.failing ? 'unavailable' : 'miss')
       if (result !== undefined && entry !== undefined) {
         const left = entry.expiresAt - Date.now()
         this.#memory.set(lookup.key, { text: entry.text, lookedUp: lookup.lookedUp }, left)

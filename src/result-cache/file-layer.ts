@@ -107,6 +107,11 @@ export class FileLayer {
     this.#track(this.#write(key, entry).finally(() => this.#writing.delete(key)))
   }
 
+  /** The directory failed, and has not worked since: its misses are its errors. */
+  get failing (): boolean {
+    return this.#failing
+  }
+
   get entries (): number {
     return this.#index.size
   }

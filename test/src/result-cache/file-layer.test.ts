@@ -99,6 +99,7 @@ test('a directory that cannot be used: misses, logged once', async (t) => {
   files.set(key(1), entry('{}'), 2)
   await settle(files)
   t.equal(files.get(key(1)), undefined)
+  t.ok(files.failing)
   t.equal(warnings.length, 1, 'one warning')
   t.match(warnings[0], /its directory cannot be used/)
 })
