@@ -1,8 +1,7 @@
-import { propagation, ProxyTracerProvider, type TextMapPropagator, trace } from '@opentelemetry/api'
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core'
-import { NodeSDK } from '@opentelemetry/sdk-node'
+import type { TextMapPropagator } from '@opentelemetry/api'
+import type { NodeSDK } from '@opentelemetry/sdk-node'
 import fp from 'fastify-plugin'
-import { McpTracing } from '../src/tracing.js'
+import type { McpTracing } from '../src/tracing.js'
 import { PACKAGE } from '../src/version.js'
 
 /**
@@ -27,8 +26,8 @@ declare module 'fastify' {
 /** How long closing waits for the SDK to export the spans still batched. */
 const SHUTDOWN_MS = 2000
 
-/** The SDK this module started, and how many gateways use it. */
-let shared: { sdk: NodeSDK, users: number } | undefined
+/** The SDK this module started (set before it is loaded, so gateways starting together share one), and its users. */
+let shared: { started: Promise<NodeSDK>, users: number } | undefined
 
 /** Whether the OTEL_* variables ask for traces to be exported. */
 export function tracingWanted (env: NodeJS.ProcessEnv = process.env): boolean {
@@ -42,53 +41,79 @@ function sdkDisabled (env: NodeJS.ProcessEnv): boolean {
   return env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true'
 }
 
+type Api = typeof import('@opentelemetry/api')
+
 /** Whether some tracer provider is registered (the API's proxy delegates to a no-op one otherwise). */
-function providerRegistered (): boolean {
+function providerRegistered ({ trace, ProxyTracerProvider }: Api): boolean {
   const provider = trace.getTracerProvider()
   return provider instanceof ProxyTracerProvider
     ? provider.getDelegate() !== new ProxyTracerProvider().getDelegate()
     : true
 }
 
+/** The Node SDK from the OTEL_* variables, started. */
+async function startSdk (): Promise<NodeSDK> {
+  const named = process.env.OTEL_SERVICE_NAME !== undefined || /(^|,)\s*service\.name\s*=/.test(process.env.OTEL_RESOURCE_ATTRIBUTES ?? '')
+  const { NodeSDK } = await import('@opentelemetry/sdk-node')
+  const sdk = new NodeSDK({
+    ...(named ? {} : { serviceName: PACKAGE.name }),
+    // Traces only: no metric readers, no log processors (they would default to OTLP exporters of their own).
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: []
+  })
+  sdk.start()
+  return sdk
+}
+
 export default fp(async function mcpGatewayTracing (app) {
   const enabled = app.mcpConfig.tracing.enabled ?? tracingWanted()
+  if (!enabled) {
+    app.decorate('mcpTracing', undefined)
+    return
+  }
+  // Loaded only when tracing is on: the SDK and its exporters are ~27 MB and ~140 ms at start-up that a gateway
+  // without tracing should not pay.
+  const api = await import('@opentelemetry/api')
+  const { propagation, trace } = api
   let ours = false
-  if (enabled && shared !== undefined) {
+  if (shared !== undefined) {
     shared.users++
     ours = true
-  } else if (enabled && !providerRegistered() && !sdkDisabled(process.env)) {
-    const named = process.env.OTEL_SERVICE_NAME !== undefined || /(^|,)\s*service\.name\s*=/.test(process.env.OTEL_RESOURCE_ATTRIBUTES ?? '')
-    const sdk = new NodeSDK({
-      ...(named ? {} : { serviceName: PACKAGE.name }),
-      // Traces only: no metric readers, no log processors (they would default to OTLP exporters of their own).
-      metricReaders: [],
-      logRecordProcessors: [],
-      instrumentations: []
-    })
-    sdk.start()
-    shared = { sdk, users: 1 }
+    await shared.started
+  } else if (!providerRegistered(api) && !sdkDisabled(process.env)) {
+    const starting = { started: startSdk(), users: 1 }
+    shared = starting
     ours = true
+    await starting.started.catch((err: unknown) => {
+      if (shared === starting) shared = undefined
+      throw err
+    })
     app.log.info({ exporter: process.env.OTEL_TRACES_EXPORTER ?? 'otlp', endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing: OpenTelemetry SDK started from the OTEL_* variables')
   }
-  if (!enabled || (!ours && !providerRegistered())) {
-    if (enabled) app.log.warn('tracing: off — OTEL_SDK_DISABLED=true and no tracer provider registered in this process')
+  if (!ours && !providerRegistered(api)) {
+    app.log.warn('tracing: off — OTEL_SDK_DISABLED=true and no tracer provider registered in this process')
     app.decorate('mcpTracing', undefined)
     return
   }
   if (!ours) app.log.info('tracing: spans go to the tracer provider already registered in this process')
   // The SDK registered the propagators OTEL_PROPAGATORS names (none included); a host without one gets W3C's.
-  const propagator: TextMapPropagator = ours || propagation.fields().length > 0
-    ? propagation
-    : new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] })
+  let propagator: TextMapPropagator = propagation
+  if (!ours && propagation.fields().length === 0) {
+    const { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } = await import('@opentelemetry/core')
+    propagator = new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] })
+  }
+  const { McpTracing } = await import('../src/tracing.js')
   app.decorate('mcpTracing', new McpTracing(propagator, trace.getTracer(PACKAGE.name, PACKAGE.version)))
   if (ours) {
     app.addHook('onClose', async () => {
       const using = shared
       if (using === undefined || --using.users > 0) return
       shared = undefined
+      const sdk = await using.started
       let timer: NodeJS.Timeout | undefined
       const flushed = await Promise.race([
-        using.sdk.shutdown().then(() => true, (err: unknown) => { app.log.warn({ err }, 'tracing: flushing spans at shutdown failed'); return true }),
+        sdk.shutdown().then(() => true, (err: unknown) => { app.log.warn({ err }, 'tracing: flushing spans at shutdown failed'); return true }),
         new Promise<false>(resolve => { timer = setTimeout(() => resolve(false), SHUTDOWN_MS) })
       ])
       clearTimeout(timer)

@@ -15,10 +15,11 @@ export class Child {
   #exit
   #message
 
-  /** `nodeArgs`: flags for the child's node (a profile: `--cpu-prof --cpu-prof-dir=…`). */
-  constructor (name, file, args, { preload = false, nodeArgs = [] } = {}) {
+  /** `nodeArgs`: flags for the child's node (a profile: `--cpu-prof --cpu-prof-dir=…`); `env`: variables added to ours. */
+  constructor (name, file, args, { preload = false, nodeArgs = [], env = {} } = {}) {
     this.name = name
     this.process = fork(file, args, {
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       execArgv: [...(preload ? ['--import', EXIT_WITH_PARENT] : []), ...nodeArgs]
     })

@@ -5,7 +5,9 @@
 // answers under load, a child that died); the numbers never fail it.
 // Settings: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS (default 32),
 // BENCH_RATE_LIMIT (`local` or `redis`: the gateway counts every call against perIp and perPrincipal limits too high
-// to refuse any, in this process or in a redis-server the bench starts — what counting costs per call).
+// to refuse any, in this process or in a redis-server the bench starts — what counting costs per call),
+// BENCH_TRACING=1 (tracing on, every span exported over OTLP/HTTP to a sink the bench starts — what tracing costs),
+// BENCH_CACHE=1 (the tool's results cached: after the first call every call is a memory hit).
 import autocannon from 'autocannon'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -21,6 +23,7 @@ const GATEWAY_CLI = file('../../dist/src/cli.js')
 const UPSTREAM = file('./upstream.mjs')
 const BARE_PROXY = file('./bare-proxy.mjs')
 const REDIS = file('./redis.mjs')
+const OTLP_SINK = file('./otlp-sink.mjs')
 const RESULTS_DIR = file('./results/')
 const READY_TIMEOUT = 20_000
 
@@ -33,7 +36,9 @@ async function main () {
     duration: positiveInt('BENCH_DURATION', 10),
     warmup: positiveInt('BENCH_WARMUP', 3),
     connections: positiveInt('BENCH_CONNECTIONS', 32),
-    rateLimit: rateLimitMode()
+    rateLimit: rateLimitMode(),
+    tracing: process.env.BENCH_TRACING === '1',
+    cache: process.env.BENCH_CACHE === '1'
   }
   const loadBefore = os.loadavg()
 
@@ -43,7 +48,8 @@ async function main () {
   const redisUrl = settings.rateLimit === 'redis'
     ? `redis://127.0.0.1:${(await start('redis', REDIS, []).firstMessage(READY_TIMEOUT)).port}`
     : undefined
-  const gatewayUrl = await startGateway(upstreamUrl, settings.rateLimit, redisUrl)
+  const sinkUrl = settings.tracing ? `http://127.0.0.1:${(await start('otlp sink', OTLP_SINK, []).firstMessage(READY_TIMEOUT)).port}` : undefined
+  const gatewayUrl = await startGateway(upstreamUrl, settings, redisUrl, sinkUrl)
   const bareUrl = `http://127.0.0.1:${(await bare.firstMessage(READY_TIMEOUT)).port}/mcp`
 
   const targets = [
@@ -59,6 +65,7 @@ async function main () {
 
   console.log(`bench: ${settings.warmup} s warm-up + ${settings.duration} s per target, ${settings.connections} connections, ` +
     (settings.rateLimit === 'none' ? '' : `rate limits counted ${settings.rateLimit === 'redis' ? 'in Redis' : 'locally'}, `) +
+    (settings.tracing ? 'tracing on (OTLP to a sink), ' : '') + (settings.cache ? 'result cache on (hits), ' : '') +
     `node ${process.version}, ${os.cpus().length} CPUs, load ${loadBefore.map(l => l.toFixed(2)).join(' ')}`)
   const rows = []
   for (const target of targets) {
@@ -114,8 +121,11 @@ function start (name, path, args, options) {
   return child
 }
 
-/** The built CLI with a generated config: one Streamable HTTP upstream, id `bench`; rate limits per BENCH_RATE_LIMIT. */
-async function startGateway (upstreamUrl, rateLimit, redisUrl) {
+/**
+ * The built CLI with a generated config: one Streamable HTTP upstream, id `bench`; rate limits per BENCH_RATE_LIMIT,
+ * tracing per BENCH_TRACING (to `sinkUrl`), the result cache per BENCH_CACHE.
+ */
+async function startGateway (upstreamUrl, { rateLimit, cache }, redisUrl, sinkUrl) {
   configDir = await mkdtemp(join(os.tmpdir(), 'mcp-gateway-bench-'))
   const config = join(configDir, 'gateway.json')
   await writeFile(config, JSON.stringify({
@@ -123,6 +133,8 @@ async function startGateway (upstreamUrl, rateLimit, redisUrl) {
     metrics: { defaultMetrics: false },
     shutdownTimeout: 2000,
     servers: [{ id: 'bench', url: upstreamUrl }],
+    ...(sinkUrl === undefined ? {} : { tracing: { enabled: true } }),
+    ...(cache ? { cache: { tools: [{ pattern: 'bench__*', ttlMs: 600_000, force: true }] } } : {}),
     ...(rateLimit === 'none'
       ? {}
       : {
@@ -136,7 +148,8 @@ async function startGateway (upstreamUrl, rateLimit, redisUrl) {
   const port = await freePort()
   // BENCH_GATEWAY_NODE_ARGS: flags for the gateway's node alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean)
-  const gateway = start('gateway', GATEWAY_CLI, ['--config', config, '--port', String(port), '--host', '127.0.0.1'], { preload: true, nodeArgs })
+  const env = sinkUrl === undefined ? {} : { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_SERVICE_NAME: 'bench-gateway' }
+  const gateway = start('gateway', GATEWAY_CLI, ['--config', config, '--port', String(port), '--host', '127.0.0.1'], { preload: true, nodeArgs, env })
   const base = `http://127.0.0.1:${port}`
   const deadline = Date.now() + READY_TIMEOUT
   let last = 'no answer'
