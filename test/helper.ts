@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
@@ -118,6 +120,37 @@ export function stopChild (child: ChildProcess): Promise<void> {
     child.once('exit', () => resolve())
     child.kill('SIGTERM')
   })
+}
+
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
+const TS_LOADER = new URL('../node_modules/@tapjs/typescript/dist/esm/import.mjs', import.meta.url).href
+
+export interface CliGateway {
+  /** http://127.0.0.1:PORT */
+  base: string
+  /** Everything it printed so far. */
+  log: () => string
+}
+
+/**
+ * The standalone gateway (the CLI, from source) in a process of its own, on a free port, with `config` written to a
+ * file in `dir`; the environment's gateway variables cleared, `env` added. Resolves once /health answers.
+ */
+export async function startCliGateway (t: Test, dir: string, name: string, config: Record<string, unknown>, env: Record<string, string> = {}): Promise<CliGateway> {
+  const port = await freePort()
+  const file = join(dir, `${name}.json`)
+  await writeFile(file, JSON.stringify({ port, logLevel: 'info', servers: [], ...config }))
+  const child = spawn(process.execPath, [`--import=${TS_LOADER}`, CLI, '--config', file], {
+    env: { ...process.env, PORT: '', HOST: '', LOG_LEVEL: '', GATEWAY_CONFIG: '', ADMIN_API_KEY: '', REDIS_URL: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => stopChild(child))
+  let log = ''
+  child.stdout?.on('data', (chunk: Buffer) => { log += chunk.toString() })
+  child.stderr?.on('data', (chunk: Buffer) => { log += chunk.toString() })
+  const base = `http://127.0.0.1:${port}`
+  await waitFor(`gateway ${name}`, () => fetch(base + '/health').then(() => true, () => false), 30_000)
+  return { base, log: () => log }
 }
 
 /** Polls until `check` is truthy; fails after `timeout` ms with `what`. */

@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { test, type Test } from 'tap'
+import { test } from 'tap'
 import { RedisCounters } from '../../src/limits/redis-counters.js'
 import { silentLogger } from '../../src/logger.js'
-import { freePort, startGateway, stopChild, waitFor } from '../helper.js'
+import { type CliGateway, freePort, startCliGateway, startGateway, stopChild, waitFor } from '../helper.js'
 import { redisServer, startRedis } from '../fixtures/redis-server.js'
 
 /**
@@ -15,34 +13,13 @@ import { redisServer, startRedis } from '../fixtures/redis-server.js'
  * in the log and /status; Redis back → shared again. redis-server: see fixtures/redis-server.ts.
  */
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
-const TS_LOADER = new URL('../../node_modules/@tapjs/typescript/dist/esm/import.mjs', import.meta.url).href
 const KEY = 'alice-key-0123456789abcdef'
 
-interface Cli { base: string, log: () => string }
-
-async function startCli (t: Test, dir: string, name: string, config: Record<string, unknown>): Promise<Cli> {
-  const port = await freePort()
-  const file = join(dir, `${name}.json`)
-  await writeFile(file, JSON.stringify({ port, logLevel: 'info', servers: [], ...config }))
-  const child = spawn(process.execPath, [`--import=${TS_LOADER}`, CLI, '--config', file], {
-    env: { ...process.env, PORT: '', HOST: '', LOG_LEVEL: '', GATEWAY_CONFIG: '', ADMIN_API_KEY: '', REDIS_URL: '' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.teardown(() => stopChild(child))
-  let log = ''
-  child.stdout?.on('data', (chunk: Buffer) => { log += chunk.toString() })
-  child.stderr?.on('data', (chunk: Buffer) => { log += chunk.toString() })
-  const base = `http://127.0.0.1:${port}`
-  await waitFor(`gateway ${name}`, () => fetch(base + '/health').then(() => true, () => false), 30_000)
-  return { base, log: () => log }
-}
-
-const list = (gateway: Cli) => fetch(gateway.base + '/mcp/tools/list', {
+const list = (gateway: CliGateway) => fetch(gateway.base + '/mcp/tools/list', {
   method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body: '{}'
 }).then(response => response.status)
 
-const counting = (gateway: Cli) => fetch(gateway.base + '/status', { headers: { 'x-api-key': KEY } })
+const counting = (gateway: CliGateway) => fetch(gateway.base + '/status', { headers: { 'x-api-key': KEY } })
   .then(response => response.json() as Promise<{ rateLimit: { counting: string, redis: { state: string, reason?: string } } }>)
   .then(status => status.rateLimit)
 
@@ -56,7 +33,7 @@ test('two gateway processes share a per-principal limit through Redis, and fall 
     auth: { apiKeys: [{ name: 'alice', key: KEY }] },
     rateLimit: { perPrincipal: { max: 6, windowMs: 600_000 }, redis: { url: `redis://127.0.0.1:${redisPort}`, keyPrefix: `test-${redisPort}:` } }
   }
-  const [a, b] = await Promise.all([startCli(t, dir, 'a', config), startCli(t, dir, 'b', config)])
+  const [a, b] = await Promise.all([startCliGateway(t, dir, 'a', config), startCliGateway(t, dir, 'b', config)])
   await waitFor('both gateways on Redis', async () => (await counting(a)).counting === 'redis' && (await counting(b)).counting === 'redis')
 
   // /status is not a JSON-RPC request: only the lists count. 3 + 3 = the budget of 6, wherever they land.

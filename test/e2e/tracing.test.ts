@@ -1,16 +1,14 @@
 import { createServer } from 'node:http'
-import { spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import { tracing } from '@opentelemetry/sdk-node'
 import { type Test, test } from 'tap'
 import { WebSocket } from 'ws'
 import { tracingWanted } from '../../plugins/tracing.js'
 import { startPlainServer } from '../fixtures/plain-mcp-server.js'
-import { connectClient, freePort, startGateway, stopChild, waitFor } from '../helper.js'
+import { connectClient, startCliGateway, startGateway, waitFor } from '../helper.js'
 
 /**
  * Tracing end to end. Spans are captured with the OpenTelemetry SDK's in-memory exporter, registered as this
@@ -165,9 +163,6 @@ test('tracingWanted: what the OTEL_* variables ask for', async (t) => {
   t.equal(tracingWanted({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }), false, 'none wins')
 })
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
-const TS_LOADER = new URL('../../node_modules/@tapjs/typescript/dist/esm/import.mjs', import.meta.url).href
-
 /** A local OTLP/HTTP receiver: records the JSON export requests it is sent. */
 async function otlpReceiver (t: Test) {
   const received: Array<{ path: string, body: any }> = []
@@ -189,31 +184,13 @@ test('standalone: OTEL_* variables alone start the SDK, and spans reach the OTLP
   const upstream = await startPlainServer(t, 'a')
   const dir = await mkdtemp(join(tmpdir(), 'mcp-gateway-otel-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  const file = join(dir, 'gateway.json')
-  await writeFile(file, JSON.stringify({ port, logLevel: 'info', servers: [{ id: 'a', url: upstream.url }] }))
-  const child = spawn(process.execPath, [`--import=${TS_LOADER}`, CLI, '--config', file], {
-    env: {
-      ...process.env,
-      PORT: '',
-      HOST: '',
-      LOG_LEVEL: '',
-      GATEWAY_CONFIG: '',
-      ADMIN_API_KEY: '',
-      REDIS_URL: '',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_SERVICE_NAME: 'gateway-under-test',
-      OTEL_BSP_SCHEDULE_DELAY: '100'
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
+  const gateway = await startCliGateway(t, dir, 'gateway', { servers: [{ id: 'a', url: upstream.url }] }, {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    OTEL_SERVICE_NAME: 'gateway-under-test',
+    OTEL_BSP_SCHEDULE_DELAY: '100'
   })
-  t.teardown(() => stopChild(child))
-  let log = ''
-  child.stdout?.on('data', (chunk: Buffer) => { log += chunk.toString() })
-  child.stderr?.on('data', (chunk: Buffer) => { log += chunk.toString() })
-  const base = `http://127.0.0.1:${port}`
-  await waitFor('the gateway', () => fetch(base + '/health').then(() => true, () => false), 30_000)
+  const base = gateway.base
   await waitFor('upstream a', async () => ((await (await fetch(base + '/mcp/tools/list', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { tools: unknown[] }).tools.length > 0)
   const res = await fetch(base + '/mcp/tools/call', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'a__read', arguments: {} }) })
   t.equal(res.status, 200)
@@ -225,6 +202,6 @@ test('standalone: OTEL_* variables alone start the SDK, and spans reach the OTLP
     return names.includes('tools/call a__read') && names.includes('tools/call read') ? all : undefined
   }, 15_000)
   t.ok(exported.some(s => s.resource.attributes.some((a: any) => a.key === 'service.name' && a.value.stringValue === 'gateway-under-test')), 'OTEL_SERVICE_NAME names the resource')
-  t.match(log, /tracing: OpenTelemetry SDK started/)
+  t.match(gateway.log(), /tracing: OpenTelemetry SDK started/)
   t.notOk(receiver.received.some(r => r.path !== '/v1/traces'), 'traces only: no metrics or logs exported')
 })
