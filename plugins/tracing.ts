@@ -1,4 +1,4 @@
-import type { TextMapPropagator } from '@opentelemetry/api'
+import type { ContextManager, TextMapPropagator } from '@opentelemetry/api'
 import type { NodeSDK } from '@opentelemetry/sdk-node'
 import fp from 'fastify-plugin'
 import type { McpTracing } from '../src/tracing.js'
@@ -13,8 +13,8 @@ import { PACKAGE } from '../src/version.js'
  * propagators, resource, batching) and shared by the gateways of the process; `OTEL_SDK_DISABLED=true` keeps it
  * from starting (tracing is then off unless the process has a provider of its own). Traces only: the metrics stay
  * Prometheus (/metrics), so the SDK's metric and log exporters are not started. The last gateway using the SDK to
- * close flushes the spans still batched (for at most SHUTDOWN_MS) and unregisters the tracer provider; the context
- * manager and propagator it registered stay (another registration could not replace them anyway).
+ * close flushes the spans still batched (for at most SHUTDOWN_MS) and unregisters the tracer provider; the
+ * propagator it registered stays (another registration could not replace it anyway). It registers no context manager.
  */
 
 declare module 'fastify' {
@@ -60,7 +60,11 @@ async function startSdk (): Promise<NodeSDK> {
     // Traces only: no metric readers, no log processors (they would default to OTLP exporters of their own).
     metricReaders: [],
     logRecordProcessors: [],
-    instrumentations: []
+    instrumentations: [],
+    // No context manager: the gateway hands its spans' contexts on explicitly, and with no instrumentation nothing
+    // else reads the active one; the default (AsyncLocalStorage on async_hooks in Node 20) taxes every promise of the
+    // process. null is the SDK's documented "do not register", which its types do not spell.
+    contextManager: null as unknown as ContextManager
   })
   sdk.start()
   return sdk
