@@ -15,6 +15,11 @@ const int = (value) => value == null ? NONE : String(Math.round(value))
 const pct = (value) => value == null ? NONE : value.toFixed(1)
 
 /** What the gateway holds at one moment: its own fds and RSS, the fixtures' view of its sessions and GET streams. */
+/** The phase's peak RSS, where the sampler marked one (which phase the run's peak is in). */
+function peakOf (phase) {
+  return phase?.peak?.rss ? `; phase peak RSS ${mb(phase.peak.rss)} MB` : ''
+}
+
 function held (snap) {
   if (snap == null) return NONE
   return `fds ${snap.fds ?? NONE}, RSS ${mb(snap.rss)} MB, upstream sessions ${snap.sessions}, GET streams ${snap.streams}, ` +
@@ -45,7 +50,7 @@ export function formatRun (run) {
   }
   if (run.calls) {
     row('tools/call direct', load(run.calls.direct))
-    row('tools/call gateway', `${load(run.calls.gateway)}; ${run.calls.ratio?.toFixed(2) ?? NONE} × direct (over ${run.calls.upstreams} upstreams)`)
+    row('tools/call gateway', `${load(run.calls.gateway)}; ${run.calls.ratio?.toFixed(2) ?? NONE} × direct (over ${run.calls.upstreams} upstreams)` + peakOf(run.calls))
     lines.push(...failures({ ...run.calls.direct?.failures, ...run.calls.gateway?.failures, ...run.calls.gateway?.verifyFailures }, ' '.repeat(25)))
   }
   const c = run.clients
@@ -63,11 +68,11 @@ export function formatRun (run) {
   if (m) {
     row('/metrics', `${(m.scrape.bytes / 1024).toFixed(0)} kB, scrape p50 ${ms(m.scrape.p50)} ms, max ${ms(m.scrape.max)} ms`)
     row('  calls, no scrape', load(m.without))
-    row('  calls, scrape/1 s', `${load(m.with)}; ${m.with.scrapes} scrapes, slowest ${ms(m.with.scrapeMax)} ms`)
+    row('  calls, scrape/1 s', `${load(m.with)}; ${m.with.scrapes} scrapes, slowest ${ms(m.with.scrapeMax)} ms` + peakOf(m))
   }
   const d = run.downed
   if (d) {
-    row(`${run.down} down`, `${d.ms == null ? 'not seen' : `seen after ${s(d.ms)} s`}; idle CPU ${pct(d.cpuPercent)}% of a core; ${held(d.after)}`)
+    row(`${run.down} down`, `${d.ms == null ? 'not seen' : `seen after ${s(d.ms)} s`}; idle CPU ${pct(d.cpuPercent)}% of a core; ${held(d.after)}` + peakOf(d))
   }
   row('peak', `fds ${run.peak?.fds ?? NONE}, RSS ${mb(run.peak?.rss)} MB` + (hitLimit(run) ? ' — HIT THE FD LIMIT' : '') +
     (run.emfileLogged ? ' (EMFILE in the gateway log)' : ''))

@@ -183,13 +183,15 @@ async function listPhase ({ run, mcp }) {
 }
 
 /** The same echo calls over the same upstreams, straight to their sessions on the fixture, then through the gateway. */
-async function callPhase ({ run, settings, base, origin, spread }) {
+async function callPhase ({ run, settings, base, origin, spread, sampler }) {
+  sampler.mark()
   run.calls = { upstreams: spread.length }
   const direct = await Promise.all(spread.map(async (i) => callTarget(`/u/${i}/mcp`, await openSession(`${origin}/u/${i}/mcp`), 'echo', serverId(i))))
   run.calls.direct = await warmedLoad(run, 'tools/call direct', origin, direct, settings)
   await Promise.all(direct.map(t => endSession(origin + t.path, t.headers)))
   run.calls.gateway = await gatewayLoad(run, 'tools/call gateway', base, spread, settings)
   run.calls.ratio = run.calls.gateway.callsPerSecond / run.calls.direct.callsPerSecond
+  run.calls.peak = sampler.mark()
 }
 
 async function clientPhase (ctx) {
@@ -233,23 +235,26 @@ async function releasePhase ({ run, sampler, gateway, alive, mcp, measure, sessi
 }
 
 /** Scrapes alone, then a call load without and with a scrape every SCRAPE_EVERY beside it. */
-async function metricsPhase ({ run, settings, base, spread }) {
+async function metricsPhase ({ run, settings, base, spread, sampler }) {
+  sampler.mark()
   const scrape = await scrapes(base + '/metrics')
   run.metrics = await gatewayLoad(run, 'tools/call beside /metrics', base, spread, settings, async (load) => {
     const without = await load()
     const during = await withScrapes(base + '/metrics', SCRAPE_EVERY, load)
     return { scrape, without, with: { ...during.load, scrapes: during.scrapes, scrapeMax: during.scrapeMax, scrapeFailures: during.scrapeFailures } }
   })
+  run.metrics.peak = sampler.mark()
 }
 
 /** The down share's fixture is stopped (connection refused from then on); the gateway's CPU while it idles so. */
-async function downPhase ({ run, gateway, base, measure, takeDown }) {
+async function downPhase ({ run, gateway, base, measure, takeDown, sampler }) {
+  sampler.mark()
   await takeDown()
   run.downed = { ms: await waitForDown(base, gateway, run.down) }
   const before = await measure()
   await sleep(CPU_WINDOW)
   const after = await measure()
-  Object.assign(run.downed, { cpuPercent: cpuPercent(before, after), after })
+  Object.assign(run.downed, { cpuPercent: cpuPercent(before, after), after, peak: sampler.mark() })
   if (run.downed.ms === null) throw new Error(`/health did not show ${run.down} upstreams down within ${DOWN_TIMEOUT / 1000} s`)
 }
 
