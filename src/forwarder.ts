@@ -357,16 +357,17 @@ export class Forwarder {
       // Sent twice only when that is harmless: never sent, or idempotent and the replica failed it (not merely
       // slow: a timeout may be the upstream still working on it).
       const mayRetry = !failure.sent || (call.idempotent && replicaFailed(failure))
-      if (!mayRetry || call.cancel?.requested === true || call.upstream !== undefined || !this.#anotherReplica(call.service, new Set(call.tried).add(replica.id))) {
+      if (!mayRetry || call.cancel?.requested === true || call.upstream !== undefined || !this.#anotherReplica(call.service, call.tried, replica.id)) {
         throw asAnswered(failure, call.service)
       }
       return this.#retry(call, replica, failure)
     })
   }
 
-  /** Whether a replica of `service` not in `tried` may take a call: only then is a retry worth its budget. */
-  #anotherReplica (service: string, tried: ReadonlySet<string>): boolean {
-    return this.options.registry.replicas(service).some(r => !tried.has(r.id) && r.weight > 0 && this.options.pool.get(r.id)?.state === 'up')
+  /** Whether a replica of `service`, not in `tried` nor `also`, may take a call: only then is a retry worth its budget. */
+  #anotherReplica (service: string, tried: ReadonlySet<string> | undefined, also?: string): boolean {
+    return this.options.registry.replicas(service).some(r =>
+      r.id !== also && tried?.has(r.id) !== true && r.weight > 0 && this.options.pool.get(r.id)?.state === 'up')
   }
 
   /** What hedging asks of `replica` before it hedges a call there. */

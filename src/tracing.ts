@@ -123,10 +123,11 @@ export class McpTracing {
     this.#propagator.inject(context, headers, { set: (carrier, key, value) => { carrier[key] = value } })
     let sent = params
     const meta = params._meta as Record<string, unknown> | undefined
+    const fields = this.#propagator.fields()
     // The client's own trace keys are replaced: the upstream's parent is this attempt. Nothing to say: _meta as it was.
-    if (Object.keys(headers).length > 0 || (meta !== undefined && this.#propagator.fields().some(key => key in meta))) {
+    if (Object.keys(headers).length > 0 || (meta !== undefined && fields.some(key => key in meta))) {
       const replaced: Record<string, unknown> = { ...meta }
-      for (const key of this.#propagator.fields()) delete replaced[key]
+      for (const key of fields) delete replaced[key]
       sent = { ...params, _meta: Object.assign(replaced, headers) }
     }
     let done = false
